@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs dependencies, checks the
+# style, builds and runs every test, runs the GGUF reader tests again under
+# AddressSanitizer + UndefinedBehaviorSanitizer, and fuzzes the reader for 60 s.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+./scripts/install-deps.sh
+
+echo "== style"
+./scripts/check-format.sh
+
+echo "== build (Release)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$jobs"
+
+echo "== tests"
+ctest --test-dir build -j"$jobs" --output-on-failure --no-tests=error
+
+echo "== tests under ASan + UBSan (gguf reader, quant, core)"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOY_SANITIZE=ON \
+  -DTOY_BENCH=OFF >/dev/null
+targets=$(for t in core_tests gguf_tests quant_tests; do
+  [ -n "$(find tests/${t%_tests} -name '*.cpp' 2>/dev/null)" ] && echo "$t"; done)
+cmake --build build-asan -j"$jobs" --target $targets
+for t in $targets; do
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 "build-asan/tests/$t" --gtest_brief=1
+done
+
+if [ -f fuzz/CMakeLists.txt ]; then
+  echo "== fuzz (60 s)"
+  ./scripts/fuzz.sh 60
+fi
+echo "== all tests passed"

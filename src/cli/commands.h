@@ -1,0 +1,21 @@
+// The `toy` subcommands. Each lives in its own cmd_<name>.cpp, parses its own
+// flags (CLI11), calls into the library layers and prints; nothing else.
+#pragma once
+
+namespace toy::cli {
+
+// Every command gets argv starting at its own name (argv[0] == "info", ...) and
+// returns the process exit code. toy::Error escaping a command is printed by main.
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(int argc, char** argv);
+};
+
+// The registry, in the order `toy --help` lists them (defined in main.cpp).
+extern const Command kCommands[];
+extern const int kCommandCount;
+
+int run_version(int argc, char** argv);
+
+}  // namespace toy::cli

@@ -1,0 +1,53 @@
+// toy: one binary, many subcommands (`toy info`, `toy quantize`, ...).
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+namespace toy::cli {
+
+const Command kCommands[] = {
+    {"version", "print the version and how this binary was built", run_version},
+};
+const int kCommandCount = sizeof(kCommands) / sizeof(kCommands[0]);
+
+namespace {
+
+void print_usage(FILE* out) {
+  std::fprintf(out, "usage: toy COMMAND [options]   (toy COMMAND --help for its options)\n\n");
+  std::fprintf(out, "commands:\n");
+  for (int i = 0; i < kCommandCount; ++i)
+    std::fprintf(out, "  %-12s %s\n", kCommands[i].name, kCommands[i].summary);
+}
+
+}  // namespace
+}  // namespace toy::cli
+
+int main(int argc, char** argv) {
+  using namespace toy::cli;
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    print_usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  for (int i = 0; i < kCommandCount; ++i) {
+    if (std::strcmp(argv[1], kCommands[i].name) != 0) continue;
+    try {
+      return kCommands[i].run(argc - 1, argv + 1);
+    } catch (const toy::Error& e) {
+      std::fprintf(stderr, "toy %s: error: %s\n", kCommands[i].name, e.what());
+      return 1;
+    } catch (const std::bad_alloc&) {
+      std::fprintf(stderr, "toy %s: error: out of memory\n", kCommands[i].name);
+      return 1;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "toy %s: error: %s\n", kCommands[i].name, e.what());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "toy: unknown command '%s'\n\n", argv[1]);
+  print_usage(stderr);
+  return 2;
+}

@@ -1,0 +1,163 @@
+// GGUF reader: memory-maps a file, validates all of it before trusting any of
+// it, and hands out metadata and tensor data as views into the mapping.
+//
+// Every failure is a toy::Error naming the file, the byte offset, the key or
+// tensor, what was expected and what was found. No input may crash, abort,
+// hang, or make the reader allocate more than the file's size.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/tensor.h"
+#include "gguf/value.h"
+
+namespace toy::gguf {
+
+class File;
+
+// A validated value inside a mapped file. Arrays are decoded lazily, so a
+// million-element array costs nothing until it is read.
+class ValueRef {
+ public:
+  ValueType type() const { return type_; }
+
+  // Scalars. Each throws toy::Error (naming the key and both types) when the
+  // stored type differs.
+  uint8_t u8() const;
+  int8_t i8() const;
+  uint16_t u16() const;
+  int16_t i16() const;
+  uint32_t u32() const;
+  int32_t i32() const;
+  uint64_t u64() const;
+  int64_t i64() const;
+  float f32() const;
+  double f64() const;
+  bool boolean() const;
+  std::string_view string() const;
+  // Any integer type, range-checked into int64 (u64 above INT64_MAX is an error).
+  int64_t integer() const;
+  // Any integer or float type, as double.
+  double number() const;
+
+  // Arrays (throw when this is not an array, or the element type differs).
+  ValueType array_type() const;
+  uint64_t array_size() const;
+  ValueRef at(uint64_t index) const;  // O(1) for fixed-size elements, O(index) for strings
+  std::vector<std::string_view> strings() const;
+  std::vector<float> f32s() const;
+  std::vector<int32_t> i32s() const;   // accepts any integer element type that fits
+  std::vector<uint32_t> u32s() const;  // accepts any integer element type that fits
+
+  // An owned copy (for writing the value to another file).
+  Value to_value() const;
+  std::string_view key() const { return key_; }
+
+ private:
+  friend class File;
+  ValueRef(const File* file, std::string_view key, ValueType type, const uint8_t* data, size_t size,
+           ValueType element_type, uint64_t count)
+      : file_(file),
+        key_(key),
+        type_(type),
+        data_(data),
+        size_(size),
+        element_type_(element_type),
+        count_(count) {}
+  [[noreturn]] void type_error(std::string_view expected) const;
+
+  const File* file_;
+  std::string_view key_;
+  ValueType type_;
+  const uint8_t* data_;     // first byte of the value (after the type tag)
+  size_t size_;             // bytes of the value
+  ValueType element_type_;  // for arrays
+  uint64_t count_;          // for arrays
+};
+
+struct TensorInfo {
+  std::string_view name;
+  DType type;
+  int n_dims;
+  std::array<int64_t, 4> ne;  // ne[0] contiguous, unused dims are 1
+  uint64_t offset;            // relative to the data section
+  uint64_t bytes;
+};
+
+class File {
+ public:
+  // Maps and validates `path`. Throws toy::Error on any problem.
+  static std::shared_ptr<File> open(const std::string& path);
+  // Validates an in-memory image (used by the fuzzer and tests); `name` is used in messages.
+  // The bytes must outlive the File.
+  static std::shared_ptr<File> from_memory(const uint8_t* data, size_t size, std::string name);
+
+  ~File();
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+
+  const std::string& path() const { return path_; }
+  uint32_t version() const { return version_; }
+  uint64_t alignment() const { return alignment_; }
+  uint64_t data_offset() const { return data_offset_; }  // start of the data section
+  size_t file_size() const { return size_; }
+
+  // Metadata, in file order.
+  size_t metadata_count() const;
+  ValueRef metadata(size_t index) const;
+  bool has(std::string_view key) const;
+  std::optional<ValueRef> find(std::string_view key) const;
+  ValueRef get(std::string_view key) const;  // throws "missing key" naming the file
+
+  // Typed getters: throw on a missing key or a wrong type.
+  uint32_t get_u32(std::string_view key) const { return get(key).u32(); }
+  float get_f32(std::string_view key) const { return get(key).f32(); }
+  bool get_bool(std::string_view key) const { return get(key).boolean(); }
+  std::string_view get_string(std::string_view key) const { return get(key).string(); }
+  int64_t get_integer(std::string_view key) const { return get(key).integer(); }
+  // With a default when the key is absent (a present key of the wrong type still throws).
+  int64_t get_integer_or(std::string_view key, int64_t fallback) const;
+  double get_number_or(std::string_view key, double fallback) const;
+  bool get_bool_or(std::string_view key, bool fallback) const;
+  std::string get_string_or(std::string_view key, std::string_view fallback) const;
+
+  // Tensors, in file order.
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const TensorInfo* find_tensor(std::string_view name) const;
+  // A view into the mapping; the view keeps the file mapped. Throws when absent.
+  Tensor tensor(std::string_view name) const;
+  Tensor tensor(const TensorInfo& info) const;
+
+ private:
+  File() = default;
+  void parse();
+  friend class ValueRef;
+  friend class Parser;
+
+  struct Entry {
+    std::string_view key;
+    ValueType type;
+    const uint8_t* data;
+    size_t size;
+    ValueType element_type;
+    uint64_t count;
+  };
+
+  std::string path_;
+  const uint8_t* base_ = nullptr;
+  size_t size_ = 0;
+  bool mapped_ = false;
+  uint32_t version_ = 0;
+  uint64_t alignment_ = 32;
+  uint64_t data_offset_ = 0;
+  std::vector<Entry> entries_;
+  std::vector<TensorInfo> tensors_;
+  std::weak_ptr<File> self_;
+};
+
+}  // namespace toy::gguf

@@ -1,0 +1,51 @@
+// GGUF writer: collects metadata and tensors, then writes a GGUF v3 file
+// atomically (temporary file in the same directory, fsync, rename), so a crash
+// never leaves a half-written model under the final name.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "gguf/value.h"
+
+namespace toy::gguf {
+
+class Writer {
+ public:
+  explicit Writer(uint64_t alignment = 32);
+
+  // Sets (or replaces, keeping its position) a metadata key.
+  void set(const std::string& key, Value value);
+  void remove(const std::string& key);
+  bool has(const std::string& key) const;
+
+  // Adds a tensor whose bytes are `data` (row_bytes(type, ne[0]) * rows bytes),
+  // copied only when the file is written; `data` must stay valid until then.
+  void add_tensor(const std::string& name, DType type, std::vector<int64_t> ne, const void* data);
+  // Adds a tensor whose bytes are produced at write time by `fill(dst)`, writing
+  // exactly the tensor's byte size (used to convert one tensor at a time).
+  void add_tensor(const std::string& name, DType type, std::vector<int64_t> ne,
+                  std::function<void(uint8_t* dst)> fill);
+
+  // Writes the file. Reports progress through `progress(done_tensors, total)` if given.
+  void write(const std::string& path,
+             const std::function<void(size_t, size_t)>& progress = nullptr) const;
+
+ private:
+  struct PendingTensor {
+    std::string name;
+    DType type;
+    std::vector<int64_t> ne;
+    uint64_t bytes;
+    const void* data;
+    std::function<void(uint8_t*)> fill;
+  };
+  uint64_t alignment_;
+  std::vector<std::pair<std::string, Value>> metadata_;
+  std::vector<PendingTensor> tensors_;
+};
+
+}  // namespace toy::gguf
