@@ -60,24 +60,25 @@ class ValueRef {
 
  private:
   friend class File;
-  ValueRef(const File* file, std::string_view key, ValueType type, const uint8_t* data, size_t size,
-           ValueType element_type, uint64_t count)
-      : file_(file),
-        key_(key),
-        type_(type),
-        data_(data),
-        size_(size),
-        element_type_(element_type),
-        count_(count) {}
+  friend class Parser;
+  ValueRef(const File* file, std::string_view key, ValueType type, const uint8_t* data,
+           int64_t element_index = -1);
   [[noreturn]] void type_error(std::string_view expected) const;
+  // The element type an array accessor needs, or a type error naming `expected`.
+  void require_array_of(ValueType element_type, std::string_view expected) const;
+  // Where this value is, for messages: "key 'k'" or "key 'k' element 3".
+  std::string describe() const;
+  // Pointer to the first element of an array value.
+  const uint8_t* elements() const;
+  Value to_value_at_depth(int depth) const;
 
   const File* file_;
   std::string_view key_;
   ValueType type_;
-  const uint8_t* data_;     // first byte of the value (after the type tag)
-  size_t size_;             // bytes of the value
-  ValueType element_type_;  // for arrays
+  const uint8_t* data_;     // first byte of the value (after the type tag), validated
+  ValueType element_type_;  // for arrays (read from the array header)
   uint64_t count_;          // for arrays
+  int64_t element_index_;   // >= 0 when this is an element of an array (for messages)
 };
 
 struct TensorInfo {
@@ -113,13 +114,15 @@ class File {
   bool has(std::string_view key) const;
   std::optional<ValueRef> find(std::string_view key) const;
   ValueRef get(std::string_view key) const;  // throws "missing key" naming the file
+  // Like get(), and the missing-key message says which type the caller wanted.
+  ValueRef get(std::string_view key, std::string_view expected_type) const;
 
-  // Typed getters: throw on a missing key or a wrong type.
-  uint32_t get_u32(std::string_view key) const { return get(key).u32(); }
-  float get_f32(std::string_view key) const { return get(key).f32(); }
-  bool get_bool(std::string_view key) const { return get(key).boolean(); }
-  std::string_view get_string(std::string_view key) const { return get(key).string(); }
-  int64_t get_integer(std::string_view key) const { return get(key).integer(); }
+  // Typed getters: throw on a missing key or a wrong type (naming the key and both types).
+  uint32_t get_u32(std::string_view key) const { return get(key, "u32").u32(); }
+  float get_f32(std::string_view key) const { return get(key, "f32").f32(); }
+  bool get_bool(std::string_view key) const { return get(key, "bool").boolean(); }
+  std::string_view get_string(std::string_view key) const { return get(key, "string").string(); }
+  int64_t get_integer(std::string_view key) const { return get(key, "integer").integer(); }
   // With a default when the key is absent (a present key of the wrong type still throws).
   int64_t get_integer_or(std::string_view key, int64_t fallback) const;
   double get_number_or(std::string_view key, double fallback) const;
@@ -139,14 +142,8 @@ class File {
   friend class ValueRef;
   friend class Parser;
 
-  struct Entry {
-    std::string_view key;
-    ValueType type;
-    const uint8_t* data;
-    size_t size;
-    ValueType element_type;
-    uint64_t count;
-  };
+  std::string_view key_at(size_t index) const;
+  [[noreturn]] void missing_key(std::string_view key, std::string_view expected_type) const;
 
   std::string path_;
   const uint8_t* base_ = nullptr;
@@ -155,7 +152,11 @@ class File {
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;
-  std::vector<Entry> entries_;
+  // Byte offset of each metadata pair (its key length), in file order. Kept to 8 bytes per pair
+  // (each pair takes at least 14 bytes of the file), everything else is re-read from the mapping.
+  std::vector<uint64_t> entries_;
+  // Indices into entries_, sorted by key, for binary search (and the uniqueness check).
+  std::vector<uint32_t> sorted_keys_;
   std::vector<TensorInfo> tensors_;
   std::weak_ptr<File> self_;
 };

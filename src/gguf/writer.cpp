@@ -1,0 +1,280 @@
+// GGUF v3 writer. The file is assembled under a temporary name in the target's
+// directory, fsync'ed, then renamed over the target, so readers only ever see a
+// complete file (rename is atomic within a filesystem).
+#include "gguf/writer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+
+#include "core/dtype.h"
+#include "core/error.h"
+
+namespace toy::gguf {
+namespace {
+
+constexpr uint32_t kVersion = 3;
+constexpr uint64_t kDefaultAlignment = 32;  // what readers assume without general.alignment
+constexpr int kMaxArrayDepth = 8;           // the reader rejects deeper nesting
+
+bool is_power_of_two(uint64_t n) {
+  return n != 0 && (n & (n - 1)) == 0;
+}
+
+class Bytes {
+ public:
+  template <typename T>
+  void put(T value) {
+    const auto* p = reinterpret_cast<const uint8_t*>(&value);
+    data_.insert(data_.end(), p, p + sizeof(T));
+  }
+  void put_string(std::string_view s) {
+    put<uint64_t>(s.size());
+    data_.insert(data_.end(), s.begin(), s.end());
+  }
+  const std::vector<uint8_t>& data() const { return data_; }
+  size_t size() const { return data_.size(); }
+
+ private:
+  std::vector<uint8_t> data_;
+};
+
+// Appends the encoding of `value` (without its type tag). The Value's variant alternative must
+// match its declared type: their orders are the same (ValueType id == variant index).
+void encode(Bytes& out, const Value& value, const std::string& key, int depth) {
+  if (value.data.index() != static_cast<size_t>(value.type))
+    fail("metadata key '", key, "': declared type ", value_type_name(value.type),
+         " does not match the stored value");
+  switch (value.type) {
+    case ValueType::U8:
+      return out.put(std::get<uint8_t>(value.data));
+    case ValueType::I8:
+      return out.put(std::get<int8_t>(value.data));
+    case ValueType::U16:
+      return out.put(std::get<uint16_t>(value.data));
+    case ValueType::I16:
+      return out.put(std::get<int16_t>(value.data));
+    case ValueType::U32:
+      return out.put(std::get<uint32_t>(value.data));
+    case ValueType::I32:
+      return out.put(std::get<int32_t>(value.data));
+    case ValueType::F32:
+      return out.put(std::get<float>(value.data));
+    case ValueType::BOOL:
+      return out.put<uint8_t>(std::get<bool>(value.data) ? 1 : 0);
+    case ValueType::STRING:
+      return out.put_string(std::get<std::string>(value.data));
+    case ValueType::U64:
+      return out.put(std::get<uint64_t>(value.data));
+    case ValueType::I64:
+      return out.put(std::get<int64_t>(value.data));
+    case ValueType::F64:
+      return out.put(std::get<double>(value.data));
+    case ValueType::ARRAY:
+      break;
+  }
+  const auto& array = std::get<std::shared_ptr<Array>>(value.data);
+  if (!array) fail("metadata key '", key, "': array value has no contents");
+  if (depth + 1 > kMaxArrayDepth)
+    fail("metadata key '", key, "': arrays nested deeper than ", kMaxArrayDepth,
+         " levels cannot be read back");
+  if (!is_known_value_type(static_cast<uint32_t>(array->element_type)))
+    fail("metadata key '", key, "': unknown array element type ",
+         static_cast<uint32_t>(array->element_type));
+  out.put(static_cast<uint32_t>(array->element_type));
+  out.put<uint64_t>(array->items.size());
+  for (size_t i = 0; i < array->items.size(); ++i) {
+    const Value& item = array->items[i];
+    if (item.type != array->element_type)
+      fail("metadata key '", key, "' element ", i, ": expected type ",
+           value_type_name(array->element_type), " like the array, found ",
+           value_type_name(item.type));
+    encode(out, item, key, depth + 1);
+  }
+}
+
+uint64_t padding_for(uint64_t offset, uint64_t alignment) {
+  return (alignment - offset % alignment) % alignment;
+}
+
+void write_all(int fd, const uint8_t* data, uint64_t size) {
+  while (size > 0) {
+    size_t chunk = static_cast<size_t>(std::min<uint64_t>(size, 1u << 30));
+    ssize_t n = ::write(fd, data, chunk);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("write failed: ", std::strerror(errno));
+    }
+    data += n;
+    size -= static_cast<uint64_t>(n);
+  }
+}
+
+void write_zeros(int fd, uint64_t count) {
+  static const uint8_t kZeros[256] = {};
+  while (count > 0) {
+    uint64_t n = std::min<uint64_t>(count, sizeof(kZeros));
+    write_all(fd, kZeros, n);
+    count -= n;
+  }
+}
+
+}  // namespace
+
+Writer::Writer(uint64_t alignment) : alignment_(alignment) {
+  if (!is_power_of_two(alignment) || alignment > std::numeric_limits<uint32_t>::max())
+    fail("GGUF writer: alignment must be a power of two that fits u32, found ", alignment);
+}
+
+void Writer::set(const std::string& key, Value value) {
+  if (key.empty()) fail("GGUF writer: metadata key must not be empty");
+  for (auto& [k, v] : metadata_) {
+    if (k == key) {
+      v = std::move(value);
+      return;
+    }
+  }
+  metadata_.emplace_back(key, std::move(value));
+}
+
+void Writer::remove(const std::string& key) {
+  std::erase_if(metadata_, [&](const auto& kv) { return kv.first == key; });
+}
+
+bool Writer::has(const std::string& key) const {
+  return std::any_of(metadata_.begin(), metadata_.end(),
+                     [&](const auto& kv) { return kv.first == key; });
+}
+
+void Writer::add_tensor(const std::string& name, DType type, std::vector<int64_t> ne,
+                        const void* data) {
+  if (!data) fail("GGUF writer: tensor '", name, "' has no data");
+  add_tensor(name, type, std::move(ne), std::function<void(uint8_t*)>());
+  tensors_.back().data = data;
+}
+
+void Writer::add_tensor(const std::string& name, DType type, std::vector<int64_t> ne,
+                        std::function<void(uint8_t* dst)> fill) {
+  if (name.empty()) fail("GGUF writer: tensor name must not be empty");
+  for (const PendingTensor& t : tensors_)
+    if (t.name == name) fail("GGUF writer: tensor '", name, "' was added twice");
+  if (ne.empty() || ne.size() > 4)
+    fail("GGUF writer: tensor '", name, "': expected 1 to 4 dimensions, found ", ne.size());
+  const DTypeInfo& info = dtype_info(type);
+  uint64_t elements = 1;
+  for (size_t d = 0; d < ne.size(); ++d) {
+    if (ne[d] <= 0)
+      fail("GGUF writer: tensor '", name, "': dimension ", d, " must be positive, found ", ne[d]);
+    if (elements >
+        static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / static_cast<uint64_t>(ne[d]))
+      fail("GGUF writer: tensor '", name, "': element count overflows");
+    elements *= static_cast<uint64_t>(ne[d]);
+  }
+  if (ne[0] % info.block_size != 0)
+    fail("GGUF writer: tensor '", name, "': row length ", ne[0], " is not a multiple of the ",
+         info.name, " block size ", info.block_size);
+  uint64_t row = static_cast<uint64_t>(ne[0] / info.block_size * info.type_size);
+  uint64_t rows = elements / static_cast<uint64_t>(ne[0]);
+  if (row > std::numeric_limits<uint64_t>::max() / rows)
+    fail("GGUF writer: tensor '", name, "': byte size overflows");
+  tensors_.push_back({name, type, std::move(ne), row * rows, nullptr, std::move(fill)});
+}
+
+void Writer::write(const std::string& path,
+                   const std::function<void(size_t, size_t)>& progress) const {
+  // Validate and encode everything that can fail before a file is created.
+  uint64_t alignment = alignment_;
+  bool emit_alignment = alignment_ != kDefaultAlignment;
+  for (const auto& [key, value] : metadata_) {
+    if (key != "general.alignment") continue;
+    if (value.type != ValueType::U32 || !std::holds_alternative<uint32_t>(value.data) ||
+        !is_power_of_two(std::get<uint32_t>(value.data)))
+      fail(path, ": metadata key 'general.alignment' must be a u32 power of two");
+    alignment = std::get<uint32_t>(value.data);
+    emit_alignment = false;  // the metadata already says it
+  }
+  Bytes header;
+  header.put<uint32_t>(0x46554747);  // "GGUF" read as a little-endian u32
+  header.put<uint32_t>(kVersion);
+  header.put<uint64_t>(tensors_.size());
+  header.put<uint64_t>(metadata_.size() + (emit_alignment ? 1 : 0));
+  try {
+    for (const auto& [key, value] : metadata_) {
+      header.put_string(key);
+      header.put(static_cast<uint32_t>(value.type));
+      encode(header, value, key, 0);
+    }
+  } catch (const Error& e) {
+    fail(path, ": cannot write GGUF file: ", e.what());
+  }
+  if (emit_alignment) {
+    header.put_string("general.alignment");
+    header.put(static_cast<uint32_t>(ValueType::U32));
+    header.put(static_cast<uint32_t>(alignment));
+  }
+  uint64_t offset = 0;  // relative to the data section
+  for (const PendingTensor& t : tensors_) {
+    offset += padding_for(offset, alignment);
+    header.put_string(t.name);
+    header.put<uint32_t>(static_cast<uint32_t>(t.ne.size()));
+    for (int64_t n : t.ne) header.put<uint64_t>(static_cast<uint64_t>(n));
+    header.put(static_cast<uint32_t>(t.type));
+    header.put<uint64_t>(offset);
+    offset += t.bytes;
+  }
+
+  namespace fs = std::filesystem;
+  fs::path target(path);
+  fs::path dir = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  std::string temp = (dir / ("." + target.filename().string() + ".tmp-XXXXXX")).string();
+  int fd = ::mkstemp(temp.data());
+  if (fd < 0)
+    fail(path, ": cannot create a temporary file in ", dir.string(), ": ", std::strerror(errno));
+  try {
+    if (::fchmod(fd, 0644) != 0) fail("chmod failed: ", std::strerror(errno));
+    write_all(fd, header.data().data(), header.size());
+    uint64_t written = header.size();
+    write_zeros(fd, padding_for(written, alignment));
+    written += padding_for(written, alignment);
+    const uint64_t data_start = written;
+    std::vector<uint8_t> buffer;
+    for (size_t i = 0; i < tensors_.size(); ++i) {
+      const PendingTensor& t = tensors_[i];
+      uint64_t pad = padding_for(written - data_start, alignment);
+      write_zeros(fd, pad);
+      written += pad;
+      if (t.data) {
+        write_all(fd, static_cast<const uint8_t*>(t.data), t.bytes);
+      } else {
+        buffer.assign(t.bytes, 0);
+        t.fill(buffer.data());
+        write_all(fd, buffer.data(), t.bytes);
+      }
+      written += t.bytes;
+      if (progress) progress(i + 1, tensors_.size());
+    }
+    if (::fsync(fd) != 0) fail("fsync failed: ", std::strerror(errno));
+    int closed = ::close(fd);
+    fd = -1;
+    if (closed != 0) fail("close failed: ", std::strerror(errno));
+    if (::rename(temp.c_str(), path.c_str()) != 0) fail("rename failed: ", std::strerror(errno));
+  } catch (const std::exception& e) {
+    if (fd >= 0) ::close(fd);
+    ::unlink(temp.c_str());
+    fail(path, ": cannot write GGUF file (nothing was written under this name): ", e.what());
+  }
+  // Make the rename itself durable; failing here cannot un-write the file, so it is best effort.
+  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
+}
+
+}  // namespace toy::gguf
