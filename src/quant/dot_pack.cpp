@@ -1,0 +1,508 @@
+#include "quant/dot_pack.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "quant/blocks.h"
+#include "quant/fp16.h"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define TOY_PACK_AVX512 1
+#include "quant/dot_simd.h"
+#include <immintrin.h>
+#endif
+
+namespace toy::quant {
+namespace {
+
+size_t align64(size_t n) {
+  return (n + 63) / 64 * 64;
+}
+
+// Per-lane scale for elements [begin, begin + count) (count a multiple of 4).
+inline void fill_lanes(float* scale, int64_t begin, int64_t count, float value) {
+  for (int64_t l = begin / 4; l < (begin + count) / 4; ++l) scale[l] = value;
+}
+inline void fill_groups(float* min, int64_t begin, int64_t count, float value) {
+  for (int64_t g = begin / 16; g < (begin + count) / 16; ++g) min[g] = value;
+}
+
+// ---- Legacy 32-element blocks -------------------------------------------------
+
+void pack_q4_0(const BlockQ4_0* b, int64_t nb, const PackedWeightRow& out) {
+  for (int64_t i = 0; i < nb; ++i) {
+    uint8_t* u = out.u + i * 32;
+    for (int j = 0; j < 16; ++j) {
+      u[j] = b[i].qs[j] & 0xF;
+      u[j + 16] = b[i].qs[j] >> 4;
+    }
+    fill_lanes(out.scale, i * 32, 32, f16_to_f32(b[i].d));
+  }
+}
+
+void pack_q4_1(const BlockQ4_1* b, int64_t nb, const PackedWeightRow& out) {
+  for (int64_t i = 0; i < nb; ++i) {
+    uint8_t* u = out.u + i * 32;
+    for (int j = 0; j < 16; ++j) {
+      u[j] = b[i].qs[j] & 0xF;
+      u[j + 16] = b[i].qs[j] >> 4;
+    }
+    fill_lanes(out.scale, i * 32, 32, f16_to_f32(b[i].d));
+    fill_groups(out.min, i * 32, 32, f16_to_f32(b[i].m));
+  }
+}
+
+// Fifth bits of a Q5 block: bit j of qh is element j's bit 4.
+inline uint32_t q5_high_bits(const uint8_t qh[4]) {
+  uint32_t bits;
+  std::memcpy(&bits, qh, 4);
+  return bits;
+}
+
+void pack_q5_0(const BlockQ5_0* b, int64_t nb, const PackedWeightRow& out) {
+  for (int64_t i = 0; i < nb; ++i) {
+    uint8_t* u = out.u + i * 32;
+    const uint32_t qh = q5_high_bits(b[i].qh);
+    for (int j = 0; j < 16; ++j) {
+      u[j] = static_cast<uint8_t>((b[i].qs[j] & 0xF) | (((qh >> j) & 1) << 4));
+      u[j + 16] = static_cast<uint8_t>((b[i].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4));
+    }
+    fill_lanes(out.scale, i * 32, 32, f16_to_f32(b[i].d));
+  }
+}
+
+void pack_q5_1(const BlockQ5_1* b, int64_t nb, const PackedWeightRow& out) {
+  for (int64_t i = 0; i < nb; ++i) {
+    uint8_t* u = out.u + i * 32;
+    const uint32_t qh = q5_high_bits(b[i].qh);
+    for (int j = 0; j < 16; ++j) {
+      u[j] = static_cast<uint8_t>((b[i].qs[j] & 0xF) | (((qh >> j) & 1) << 4));
+      u[j + 16] = static_cast<uint8_t>((b[i].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4));
+    }
+    fill_lanes(out.scale, i * 32, 32, f16_to_f32(b[i].d));
+    fill_groups(out.min, i * 32, 32, f16_to_f32(b[i].m));
+  }
+}
+
+void pack_q8_0(const BlockQ8_0* b, int64_t nb, const PackedWeightRow& out) {
+  for (int64_t i = 0; i < nb; ++i) {
+    uint8_t* u = out.u + i * 32;
+#ifdef TOY_PACK_AVX512
+    // u = q + 128 (flip the sign bit); 32 bytes at once.
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(u),
+                        _mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80))));
+    _mm256_storeu_ps(out.scale + i * 8, _mm256_set1_ps(f16_to_f32(b[i].d)));
+#else
+    for (int j = 0; j < 32; ++j) u[j] = static_cast<uint8_t>(b[i].qs[j] + 128);
+    fill_lanes(out.scale, i * 32, 32, f16_to_f32(b[i].d));
+#endif
+  }
+}
+
+// ---- K-quants: super-blocks of 256 --------------------------------------------
+
+void pack_q2_k(const BlockQ2_K* b, int64_t nb, const PackedWeightRow& out) {
+  for (int64_t i = 0; i < nb; ++i) {
+    const float d = f16_to_f32(b[i].d), dmin = f16_to_f32(b[i].dmin);
+    uint8_t* u = out.u + i * 256;
+    // Two halves of 128: byte l of qs[32*half..] holds elements l, l+32, l+64, l+96
+    // (2 bits each, lowest first); sub-blocks of 16 follow element order.
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* q = b[i].qs + 32 * half;
+      for (int shift = 0; shift < 4; ++shift)
+        for (int l = 0; l < 32; ++l) u[128 * half + 32 * shift + l] = (q[l] >> (2 * shift)) & 3;
+    }
+    for (int g = 0; g < 16; ++g) {
+      fill_lanes(out.scale, i * 256 + g * 16, 16, d * static_cast<float>(b[i].scales[g] & 0xF));
+      out.min[i * 16 + g] = -dmin * static_cast<float>(b[i].scales[g] >> 4);
+    }
+  }
+}
+
+// The 16 signed 6-bit scales of a Q3_K block (stored biased by 32 in 12 bytes).
+void q3_k_scales(const uint8_t packed[12], int scales[16]) {
+  for (int g = 0; g < 16; ++g) {
+    const int low = g < 8 ? (packed[g] & 0xF) : (packed[g - 8] >> 4);
+    const int high = (packed[8 + g % 4] >> (2 * (g / 4))) & 3;
+    scales[g] = (low | (high << 4)) - 32;
+  }
+}
+
+void pack_q3_k(const BlockQ3_K* b, int64_t nb, const PackedWeightRow& out) {
+  for (int64_t i = 0; i < nb; ++i) {
+    const float d = f16_to_f32(b[i].d);
+    uint8_t* u = out.u + i * 256;
+    // Element 128*half + 32*shift + l: 2 low bits from qs[32*half + l] >> 2*shift,
+    // high bit from hmask[l] bit (4*half + shift); value = q - 4 when the bit is clear.
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* q = b[i].qs + 32 * half;
+      for (int shift = 0; shift < 4; ++shift) {
+        const int bit = 4 * half + shift;
+        for (int l = 0; l < 32; ++l) {
+          const int low = (q[l] >> (2 * shift)) & 3;
+          const int high = (b[i].hmask[l] >> bit) & 1;
+          u[128 * half + 32 * shift + l] = static_cast<uint8_t>(low + 4 * high);
+        }
+      }
+    }
+    int scales[16];
+    q3_k_scales(b[i].scales, scales);
+    for (int g = 0; g < 16; ++g)
+      fill_lanes(out.scale, i * 256 + g * 16, 16, d * static_cast<float>(scales[g]));
+  }
+}
+
+void q4_k_scale_fill(const uint16_t d16, const uint16_t dmin16, const uint8_t packed[12],
+                     int64_t first, const PackedWeightRow& out) {
+  const float d = f16_to_f32(d16), dmin = f16_to_f32(dmin16);
+  for (int j = 0; j < 8; ++j) {
+    uint8_t sc, m;
+    get_scale_min_k4(j, packed, &sc, &m);
+    fill_lanes(out.scale, first + 32 * j, 32, d * static_cast<float>(sc));
+    fill_groups(out.min, first + 32 * j, 32, -dmin * static_cast<float>(m));
+  }
+}
+
+void pack_q4_k(const BlockQ4_K* b, int64_t nb, const PackedWeightRow& out) {
+  for (int64_t i = 0; i < nb; ++i) {
+    uint8_t* u = out.u + i * 256;
+    // Chunk c of 64: low nibbles of qs[32c..32c+32) then their high nibbles.
+    for (int c = 0; c < 4; ++c) {
+      const uint8_t* q = b[i].qs + 32 * c;
+#ifdef TOY_PACK_AVX512
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+      const __m256i mask = _mm256_set1_epi8(0xF);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 64 * c), _mm256_and_si256(bytes, mask));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 64 * c + 32),
+                          _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask));
+#else
+      for (int l = 0; l < 32; ++l) {
+        u[64 * c + l] = q[l] & 0xF;
+        u[64 * c + 32 + l] = q[l] >> 4;
+      }
+#endif
+    }
+    q4_k_scale_fill(b[i].d, b[i].dmin, b[i].scales, i * 256, out);
+  }
+}
+
+void pack_q5_k(const BlockQ5_K* b, int64_t nb, const PackedWeightRow& out) {
+  for (int64_t i = 0; i < nb; ++i) {
+    uint8_t* u = out.u + i * 256;
+    // As Q4_K; bit 2c of qh[l] is the fifth bit of element 64c + l, bit 2c+1 of 64c+32+l.
+    for (int c = 0; c < 4; ++c) {
+      const uint8_t* q = b[i].qs + 32 * c;
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t h = b[i].qh[l];
+        u[64 * c + l] = static_cast<uint8_t>((q[l] & 0xF) | (((h >> (2 * c)) & 1) << 4));
+        u[64 * c + 32 + l] = static_cast<uint8_t>((q[l] >> 4) | (((h >> (2 * c + 1)) & 1) << 4));
+      }
+    }
+    q4_k_scale_fill(b[i].d, b[i].dmin, b[i].scales, i * 256, out);
+  }
+}
+
+void pack_q6_k(const BlockQ6_K* b, int64_t nb, const PackedWeightRow& out) {
+  for (int64_t i = 0; i < nb; ++i) {
+    const float d = f16_to_f32(b[i].d);
+    uint8_t* u = out.u + i * 256;
+    // Each half of 128 uses ql[64*half..+64) and qh[32*half..+32): element
+    // 128*half + 32*k + l takes a nibble of ql (low for k = 0, 1; high for 2, 3) and
+    // bits 2k..2k+1 of qh[l] as its top two bits.
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* ql = b[i].ql + 64 * half;
+      const uint8_t* qh = b[i].qh + 32 * half;
+      uint8_t* e = u + 128 * half;
+#ifdef TOY_PACK_AVX512
+      const __m256i low_mask = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3);
+      const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
+      const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh));
+      auto top = [&](int k) {  // bits 2k..2k+1 of each qh byte, moved to bits 4..5
+        return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * k), two), 4);
+      };
+      const __m256i e0 = _mm256_or_si256(_mm256_and_si256(ql0, low_mask), top(0));
+      const __m256i e1 = _mm256_or_si256(_mm256_and_si256(ql1, low_mask), top(1));
+      const __m256i e2 =
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low_mask), top(2));
+      const __m256i e3 =
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low_mask), top(3));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(e), e0);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + 32), e1);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + 64), e2);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + 96), e3);
+#else
+      for (int l = 0; l < 32; ++l) {
+        e[l] = static_cast<uint8_t>((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4));
+        e[l + 32] = static_cast<uint8_t>((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4));
+        e[l + 64] = static_cast<uint8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+        e[l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+      }
+#endif
+    }
+    for (int g = 0; g < 16; ++g) {
+      const float s = d * static_cast<float>(b[i].scales[g]);
+#ifdef TOY_PACK_AVX512
+      _mm_storeu_ps(out.scale + i * 64 + g * 4, _mm_set1_ps(s));
+#else
+      fill_lanes(out.scale, i * 256 + g * 16, 16, s);
+#endif
+    }
+  }
+}
+
+}  // namespace
+
+bool int_dot_supported(DType type) {
+  switch (type) {
+    case DType::Q4_0:
+    case DType::Q4_1:
+    case DType::Q5_0:
+    case DType::Q5_1:
+    case DType::Q8_0:
+    case DType::Q2_K:
+    case DType::Q3_K:
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K:
+      return true;
+    default:
+      return false;
+  }
+}
+
+IntDotTraits int_dot_traits(DType type) {
+  switch (type) {
+    case DType::Q4_0:
+      return {ActQuant::Q8_0, 8, false};
+    case DType::Q4_1:
+      return {ActQuant::Q8_1, 0, true};
+    case DType::Q5_0:
+      return {ActQuant::Q8_0, 16, false};
+    case DType::Q5_1:
+      return {ActQuant::Q8_1, 0, true};
+    case DType::Q8_0:
+      return {ActQuant::Q8_0, 128, false};
+    case DType::Q2_K:
+      return {ActQuant::Q8_K, 0, true};
+    case DType::Q3_K:
+      return {ActQuant::Q8_K, 4, false};
+    case DType::Q4_K:
+      return {ActQuant::Q8_K, 0, true};
+    case DType::Q5_K:
+      return {ActQuant::Q8_K, 0, true};
+    case DType::Q6_K:
+      return {ActQuant::Q8_K, 32, false};
+    default:
+      TOY_CHECK(false, "no integer dot product for ", dtype_name(type));
+  }
+  return {};
+}
+
+size_t packed_weight_row_bytes(int64_t n) {
+  const size_t np = static_cast<size_t>(packed_length(n));
+  return align64(np) + align64(np) + align64(np / 4);
+}
+
+PackedWeightRow packed_weight_row_at(uint8_t* memory, int64_t n) {
+  const size_t np = static_cast<size_t>(packed_length(n));
+  PackedWeightRow row;
+  row.u = memory;
+  row.scale = reinterpret_cast<float*>(memory + align64(np));
+  row.min = reinterpret_cast<float*>(memory + 2 * align64(np));
+  return row;
+}
+
+void pack_weight_row(DType type, const void* row, int64_t n, const PackedWeightRow& out) {
+  const int64_t np = packed_length(n);
+  const int64_t block = dtype_info(type).block_size;
+  const int64_t nb = n / block;
+  const IntDotTraits traits = int_dot_traits(type);
+  switch (type) {
+    case DType::Q4_0:
+      pack_q4_0(static_cast<const BlockQ4_0*>(row), nb, out);
+      break;
+    case DType::Q4_1:
+      pack_q4_1(static_cast<const BlockQ4_1*>(row), nb, out);
+      break;
+    case DType::Q5_0:
+      pack_q5_0(static_cast<const BlockQ5_0*>(row), nb, out);
+      break;
+    case DType::Q5_1:
+      pack_q5_1(static_cast<const BlockQ5_1*>(row), nb, out);
+      break;
+    case DType::Q8_0:
+      pack_q8_0(static_cast<const BlockQ8_0*>(row), nb, out);
+      break;
+    case DType::Q2_K:
+      pack_q2_k(static_cast<const BlockQ2_K*>(row), nb, out);
+      break;
+    case DType::Q3_K:
+      pack_q3_k(static_cast<const BlockQ3_K*>(row), nb, out);
+      break;
+    case DType::Q4_K:
+      pack_q4_k(static_cast<const BlockQ4_K*>(row), nb, out);
+      break;
+    case DType::Q5_K:
+      pack_q5_k(static_cast<const BlockQ5_K*>(row), nb, out);
+      break;
+    case DType::Q6_K:
+      pack_q6_k(static_cast<const BlockQ6_K*>(row), nb, out);
+      break;
+    default:
+      TOY_CHECK(false, "no integer dot product for ", dtype_name(type));
+  }
+  if (np > n) {  // zero padding up to the chunk size
+    std::memset(out.u + n, 0, static_cast<size_t>(np - n));
+    std::memset(out.scale + n / 4, 0, static_cast<size_t>(np - n) / 4 * sizeof(float));
+    if (traits.has_mins)
+      std::memset(out.min + n / 16, 0, static_cast<size_t>(np - n) / 16 * sizeof(float));
+  }
+}
+
+size_t packed_act_row_bytes(int64_t n) {
+  const size_t np = static_cast<size_t>(packed_length(n));
+  return align64(np) + 2 * align64(np) + align64(np / 4);
+}
+
+PackedActRow packed_act_row_at(uint8_t* memory, int64_t n) {
+  const size_t np = static_cast<size_t>(packed_length(n));
+  PackedActRow row;
+  row.q = reinterpret_cast<int8_t*>(memory);
+  row.scale = reinterpret_cast<float*>(memory + align64(np));
+  row.start = reinterpret_cast<int32_t*>(memory + 2 * align64(np));
+  row.sum = reinterpret_cast<float*>(memory + 3 * align64(np));
+  return row;
+}
+
+namespace {
+
+// One block of 32 as ggml's x86 quantize_row_q8_0 / q8_1: d = amax / 127, codes
+// round(x * 127 / amax) half to even. Returns the sum of the codes.
+int quantize_block32(const float* x, int8_t* q, float* d_out) {
+#ifdef TOY_PACK_AVX512
+  const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+  const __m512 a = _mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1));
+  const float amax = hmax(a);
+  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+  const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, _mm512_set1_ps(id)));
+  const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, _mm512_set1_ps(id)));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtsepi32_epi8(q0));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtsepi32_epi8(q1));
+  *d_out = amax / 127.0f;
+  return hsum(_mm512_add_epi32(q0, q1));
+#else
+  float amax = 0.0f;
+  for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+  int sum = 0;
+  for (int j = 0; j < 32; ++j) {
+    q[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
+    sum += q[j];
+  }
+  *d_out = amax / 127.0f;
+  return sum;
+#endif
+}
+
+// One super-block of 256 as ggml's quantize_row_q8_K: the scale comes from the
+// signed value of largest magnitude (first one on ties), codes capped at 127.
+void quantize_block256(const float* x, int8_t* q, float* d_out, int sums[16]) {
+  float amax = 0.0f, max = 0.0f;
+#ifdef TOY_PACK_AVX512
+  __m512 a = _mm512_setzero_ps();
+  for (int j = 0; j < 256; j += 16) a = _mm512_max_ps(a, _mm512_abs_ps(_mm512_loadu_ps(x + j)));
+  amax = hmax(a);
+  for (int j = 0; j < 256; j += 16) {
+    const __mmask16 hit =
+        _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + j)), _mm512_set1_ps(amax), _CMP_EQ_OQ);
+    if (hit) {
+      max = x[j + __builtin_ctz(hit)];
+      break;
+    }
+  }
+#else
+  for (int j = 0; j < 256; ++j) {
+    if (std::fabs(x[j]) > amax) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  }
+#endif
+  if (amax == 0.0f) {
+    std::memset(q, 0, 256);
+    for (int g = 0; g < 16; ++g) sums[g] = 0;
+    *d_out = 0.0f;
+    return;
+  }
+  const float iscale = -127.0f / max;
+  for (int g = 0; g < 16; ++g) {
+#ifdef TOY_PACK_AVX512
+    __m512i v =
+        _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 16 * g), _mm512_set1_ps(iscale)));
+    v = _mm512_min_epi32(v, _mm512_set1_epi32(127));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * g), _mm512_cvtsepi32_epi8(v));
+    sums[g] = hsum(v);
+#else
+    int sum = 0;
+    for (int l = 0; l < 16; ++l) {
+      const int v = std::min(127, static_cast<int>(std::nearbyint(iscale * x[16 * g + l])));
+      q[16 * g + l] = static_cast<int8_t>(v);
+      sum += v;
+    }
+    sums[g] = sum;
+#endif
+  }
+  *d_out = 1.0f / iscale;
+}
+
+// start[lane] = -z * (sum of the lane's 4 codes), for lanes [first, first + count).
+void fill_start(const int8_t* q, int32_t* start, int64_t first_lane, int64_t count, int z) {
+  for (int64_t l = first_lane; l < first_lane + count; ++l) {
+    const int8_t* c = q + 4 * l;
+    start[l] = -z * (c[0] + c[1] + c[2] + c[3]);
+  }
+}
+
+}  // namespace
+
+void pack_activation_row(DType weight_type, const float* x, int64_t n, const PackedActRow& out) {
+  const IntDotTraits traits = int_dot_traits(weight_type);
+  const int64_t np = packed_length(n);
+  if (traits.act == ActQuant::Q8_K) {
+    int sums[16];
+    for (int64_t b = 0; b < n / 256; ++b) {
+      float d;
+      quantize_block256(x + 256 * b, out.q + 256 * b, &d, sums);
+      fill_lanes(out.scale, 256 * b, 256, d);
+      for (int g = 0; g < 16; ++g) out.sum[16 * b + g] = d * static_cast<float>(sums[g]);
+    }
+  } else {
+    for (int64_t b = 0; b < n / 32; ++b) {
+      float d;
+      const int sum = quantize_block32(x + 32 * b, out.q + 32 * b, &d);
+      fill_lanes(out.scale, 32 * b, 32, f16_to_f32(f32_to_f16(d)));
+      if (traits.act == ActQuant::Q8_1) {
+        // ggml's block_q8_1 keeps s = d * sum as an f16 per block of 32: put it in the
+        // first group of 16 and zero in the second (both groups share the weight's m).
+        out.sum[2 * b] = f16_to_f32(f32_to_f16(d * static_cast<float>(sum)));
+        out.sum[2 * b + 1] = 0.0f;
+      }
+    }
+  }
+  if (np > n) {
+    std::memset(out.q + n, 0, static_cast<size_t>(np - n));
+    std::memset(out.scale + n / 4, 0, static_cast<size_t>(np - n) / 4 * sizeof(float));
+    std::memset(out.sum + n / 16, 0, static_cast<size_t>(np - n) / 16 * sizeof(float));
+  }
+  if (traits.zero_point != 0) {
+    fill_start(out.q, out.start, 0, np / 4, traits.zero_point);
+  } else {
+    std::memset(out.start, 0, static_cast<size_t>(np / 4) * sizeof(int32_t));
+  }
+}
+
+}  // namespace toy::quant
