@@ -1,0 +1,65 @@
+// Session: one sequence being run through a model — a KV cache, the scratch of
+// the forward pass and the logits, all allocated at construction (no allocation
+// while decoding).
+//
+//   toy::ThreadPool pool(toy::default_thread_count());
+//   toy::Model model = toy::Model::load("model.gguf");
+//   toy::Session session(model, pool, {.kv_type = toy::DType::F16});
+//   std::span<const float> logits = session.prefill(prompt_ids);  // (n_vocab), last position
+//   while (...) logits = session.decode(next_id);                  // (n_vocab)
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "infer/kv_cache.h"
+#include "kernels/matmul.h"
+#include "model/forward.h"
+#include "model/model.h"
+
+namespace toy {
+
+struct SessionOptions {
+  int64_t n_ctx = 0;           // context length; 0: the model's context_length
+  DType kv_type = DType::F16;  // F32, F16 or Q8_0
+  MatmulMode mode = MatmulMode::Fast;
+  int64_t max_batch = 512;  // positions per forward pass (longer prompts are chunked)
+};
+
+class Session {
+ public:
+  // The model and the pool must outlive the session.
+  Session(const Model& model, ThreadPool& pool, const SessionOptions& options = {});
+
+  // Runs the tokens (at positions n_past()..) and returns the logits of the last
+  // one (n_vocab floats, valid until the next call). Throws toy::Error when the
+  // context would overflow (nothing is run then) or a token id is out of range.
+  std::span<const float> prefill(std::span<const int32_t> tokens);
+  // Like prefill, but writes the logits of every position: out (T, n_vocab).
+  void prefill_all(std::span<const int32_t> tokens, float* out);
+  // One token through the KV cache: prefill of a single token.
+  std::span<const float> decode(int32_t token);
+
+  int64_t n_past() const { return n_past_; }  // positions in the cache
+  int64_t n_ctx() const { return cache_.n_ctx(); }
+  int64_t n_vocab() const { return model_.config.n_vocab; }
+  void reset() { n_past_ = 0; }  // forget the sequence (the cache is overwritten as it refills)
+  const Model& model() const { return model_; }
+  const KvCache& cache() const { return cache_; }
+
+ private:
+  void check_tokens(std::span<const int32_t> tokens) const;  // ids in range, room in the cache
+  void check_room(int64_t n) const;
+
+  const Model& model_;
+  ThreadPool& pool_;
+  SessionOptions options_;
+  KvCache cache_;
+  ForwardScratch scratch_;
+  std::vector<float> logits_;  // (n_vocab) of the last position
+  int64_t n_past_ = 0;
+};
+
+}  // namespace toy

@@ -1,0 +1,68 @@
+// The transformer forward pass for inference: a batch of T consecutive
+// positions in one pass, every weight matmul batched over the T positions (and
+// all heads), K/V rows appended to a cache owned by the caller.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "core/tensor.h"
+#include "model/linear.h"
+#include "model/model.h"
+
+namespace toy {
+
+// One layer's cache: k and v each ne = [n_head_kv*head_dim, n_ctx] (row p = position p),
+// type F32, F16 or Q8_0. Owned by the caller (infer::KvCache).
+struct KvLayer {
+  Tensor k;
+  Tensor v;
+};
+
+// Which positions get logits.
+enum class LogitRows { Last, All };
+
+// Every buffer one forward call needs, allocated once (no allocation per call).
+class ForwardScratch {
+ public:
+  // max_tokens: the largest batch; n_ctx: the cache length; kv_type: the cache type
+  // (a non-F32 cache needs an F32 staging copy for attention); n_threads: pool size.
+  ForwardScratch(const ModelConfig& config, int64_t max_tokens, int64_t n_ctx, DType kv_type,
+                 int n_threads);
+  int64_t max_tokens() const { return max_tokens_; }
+
+ private:
+  friend class ForwardPass;
+  int64_t max_tokens_;
+  std::vector<float> x;       // (T, n_embd) residual stream
+  std::vector<float> xn;      // (T, n_embd) normalised input of a block
+  std::vector<float> q;       // (T, n_head*head_dim)
+  std::vector<float> k;       // (T, n_head_kv*head_dim)
+  std::vector<float> v;       // (T, n_head_kv*head_dim)
+  std::vector<float> att;     // (T, n_head*head_dim) attention output
+  std::vector<float> proj;    // (T, n_embd) block output before the residual add
+  std::vector<float> gate;    // (T, max FFN width)
+  std::vector<float> up;      // (T, max FFN width)
+  std::vector<float> k_f32;   // (n_ctx, n_head_kv*head_dim) staged keys (non-F32 cache)
+  std::vector<float> v_f32;   // (n_ctx, n_head_kv*head_dim) staged values
+  std::vector<float> scores;  // (n_threads, n_ctx) attention scores
+  // Mixture of experts.
+  std::vector<float> router;        // (T, n_expert)
+  std::vector<int32_t> expert_ids;  // (T, n_expert_used)
+  std::vector<float> expert_w;      // (T, n_expert_used)
+  std::vector<int32_t> routed;      // (T * n_expert_used) flat (t, slot) indices of one expert
+  std::vector<float> gathered;      // (T, n_embd) inputs routed to one expert
+  std::vector<float> expert_out;    // (T, n_embd)
+  std::vector<float> shared_gate;   // (T)
+};
+
+// Runs tokens[0..T) at positions pos0..pos0+T-1 (T <= scratch.max_tokens()).
+// Rows pos0..pos0+T-1 of every layer's cache are written; rows < pos0 must hold
+// the earlier positions. logits: (1, n_vocab) for LogitRows::Last, (T, n_vocab) for All.
+// Throws toy::Error for a token id outside [0, n_vocab) or a batch past the cache.
+void forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0,
+             std::span<const KvLayer> cache, ForwardScratch& scratch, LogitRows rows, float* logits,
+             const LinearContext& ctx);
+
+}  // namespace toy

@@ -1,0 +1,29 @@
+// linear(): the one entry point for every weight matmul of the forward pass.
+// Quantized / 16-bit weights are used in place through toy::matmul; a LoRA
+// adapter attaches here (y += (alpha/r) · B·(A·x) after the base product), so
+// no caller changes when adapters arrive.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "kernels/matmul.h"
+
+namespace toy {
+
+struct LinearContext {
+  ThreadPool& pool;
+  MatmulMode mode = MatmulMode::Exact;
+};
+
+// y: (T, n_out) = x: (T, n_in) · Wᵀ (+ bias: (n_out) when bias.data is set);
+// w: ne = [n_in, n_out] in any dequantizable type.
+void linear(float* y, const float* x, const Tensor& w, const Tensor& bias, int64_t T,
+            const LinearContext& ctx);
+void linear(float* y, const float* x, const Tensor& w, int64_t T, const LinearContext& ctx);
+
+// A 2-D view of matrix e of a 3-D stack (expert weights): ne = [ne0, ne1].
+Tensor matrix_slice(const Tensor& stack, int64_t e);
+
+}  // namespace toy
