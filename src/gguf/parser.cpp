@@ -295,6 +295,9 @@ void Parser::read_tensor_infos() {
   // The data section starts at the end of the infos, padded to the alignment (pos_ <= size_).
   uint64_t padding = (alignment - pos_ % alignment) % alignment;
   file_.data_offset_ = pos_ + padding;
+  // A file without tensors may end before that padding (vocabulary-only files do); its empty
+  // data section then starts at the end of the file.
+  if (tensors.empty()) file_.data_offset_ = std::min<uint64_t>(file_.data_offset_, size_);
 }
 
 void Parser::check_tensor_data() {

@@ -105,7 +105,9 @@ class File {
   const std::string& path() const { return path_; }
   uint32_t version() const { return version_; }
   uint64_t alignment() const { return alignment_; }
-  uint64_t data_offset() const { return data_offset_; }  // start of the data section
+  // Start of the data section (<= file_size(); a file without tensors may end before the
+  // alignment padding, and then its empty data section starts at the end of the file).
+  uint64_t data_offset() const { return data_offset_; }
   size_t file_size() const { return size_; }
 
   // Metadata, in file order.
