@@ -1,40 +1,195 @@
 #include "kernels/matmul.h"
 
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <new>
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/matmul_float.h"
+#include "kernels/matmul_int8.h"
+#include "quant/dot_pack.h"
+#include "quant/dot_ref.h"
+#include "quant/fp16.h"
 #include "quant/quant.h"
 
 namespace toy {
+namespace {
 
-void matmul(float* y, const float* x, const Tensor& w, int64_t T, ThreadPool& pool,
-            MatmulMode mode) {
+// Weight rows handled per cache block: the converted / packed block stays in L2
+// while every activation row streams past it.
+constexpr int64_t kFloatBlockRows = 48;
+constexpr int64_t kIntBlockRows = 16;
+
+// A grow-only 64-byte-aligned buffer; one per thread, reused across calls.
+class Scratch {
+ public:
+  uint8_t* get(size_t bytes) {
+    if (bytes > capacity_) {
+      const size_t rounded = (bytes + 4095) / 4096 * 4096;
+      void* p = std::aligned_alloc(64, rounded);
+      if (!p) throw std::bad_alloc();
+      data_.reset(static_cast<uint8_t*>(p));
+      capacity_ = rounded;
+    }
+    return data_.get();
+  }
+
+ private:
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint8_t, Free> data_;
+  size_t capacity_ = 0;
+};
+
+// Shared activations (F16-rounded copy or packed rows): filled by all threads, then read.
+Scratch& shared_scratch() {
+  static thread_local Scratch s;
+  return s;
+}
+// Per-thread weight block (dequantized rows or packed rows).
+Scratch& thread_scratch() {
+  static thread_local Scratch s;
+  return s;
+}
+Scratch& row_list_scratch() {
+  static thread_local Scratch s;
+  return s;
+}
+
+// The part of the (T × n_out) output a thread computes.
+struct Range {
+  int64_t t0, t1, o0, o1;
+};
+
+// Splits the output across threads: by weight rows (aligned to `align`) normally,
+// by activation rows when W has too few rows to share.
+Range split(int64_t T, int64_t n_out, int thread, int n_threads, int64_t align) {
+  const int64_t units = (n_out + align - 1) / align;
+  if (units < 2 * n_threads && T >= 8 * n_threads) {
+    return {T * thread / n_threads, T * (thread + 1) / n_threads, 0, n_out};
+  }
+  const int64_t u0 = units * thread / n_threads, u1 = units * (thread + 1) / n_threads;
+  return {0, T, std::min(n_out, u0 * align), std::min(n_out, u1 * align)};
+}
+
+bool is_float_type(DType type) {
+  return type == DType::F32 || type == DType::F16 || type == DType::BF16;
+}
+
+FloatWeight float_weight(DType type) {
+  return type == DType::F16 ? FloatWeight::F16
+                            : (type == DType::BF16 ? FloatWeight::BF16 : FloatWeight::F32);
+}
+
+// Rounds x to the weight's 16-bit type (what ggml does to activations before an F16 /
+// BF16 dot product), keeping F32 storage.
+void round_activations(float* dst, const float* x, int64_t count, DType type) {
+  if (type == DType::F16) {
+    for (int64_t i = 0; i < count; ++i) dst[i] = quant::f16_to_f32(quant::f32_to_f16(x[i]));
+  } else {
+    for (int64_t i = 0; i < count; ++i) dst[i] = quant::bf16_to_f32(quant::f32_to_bf16(x[i]));
+  }
+}
+
+void matmul_float_path(float* y, const float* x, const Tensor& w, int64_t T, ThreadPool& pool,
+                       MatmulMode mode) {
   const int64_t n_in = w.ne[0], n_out = w.rows();
-  TOY_CHECK(w.contiguous(), "matmul weight must be contiguous");
-  // Exact path: each thread dequantizes one weight row at a time and dots it with
-  // every activation row, so a weight row is read once per call.
-  pool.parallel_for(n_out, [&](int64_t begin, int64_t end) {
-    std::vector<float> row(static_cast<size_t>(n_in));
-    for (int64_t o = begin; o < end; ++o) {
-      const float* wr;
-      if (w.type == DType::F32) {
-        wr = reinterpret_cast<const float*>(w.row(o));
+  const bool direct = is_float_type(w.type);
+  const float* xs = x;
+  if (mode == MatmulMode::Fast && (w.type == DType::F16 || w.type == DType::BF16)) {
+    float* rounded = reinterpret_cast<float*>(
+        shared_scratch().get(static_cast<size_t>(T * n_in) * sizeof(float)));
+    pool.parallel_for(T, [&](int64_t begin, int64_t end) {
+      round_activations(rounded + begin * n_in, x + begin * n_in, (end - begin) * n_in, w.type);
+    });
+    xs = rounded;
+  }
+  pool.run([&](int thread, int n_threads) {
+    const Range r = split(T, n_out, thread, n_threads, 16);
+    if (r.t0 >= r.t1 || r.o0 >= r.o1) return;
+    float* block = nullptr;
+    if (!direct) {
+      block = reinterpret_cast<float*>(
+          thread_scratch().get(static_cast<size_t>(kFloatBlockRows * n_in) * sizeof(float)));
+    }
+    for (int64_t o = r.o0; o < r.o1; o += kFloatBlockRows) {
+      const int64_t rows = std::min(kFloatBlockRows, r.o1 - o);
+      float* yo = y + r.t0 * n_out + o;
+      const float* xo = xs + r.t0 * n_in;
+      if (direct) {
+        gemm_float(yo, n_out, xo, n_in, r.t1 - r.t0, w.row(o), w.nb[1], float_weight(w.type), rows,
+                   n_in);
       } else {
-        quant::dequantize_row(w.type, w.row(o), row.data(), n_in);
-        wr = row.data();
-      }
-      for (int64_t t = 0; t < T; ++t) {
-        const float* xr = x + t * n_in;
-        float sum = 0.0f;
-        for (int64_t i = 0; i < n_in; ++i) sum += wr[i] * xr[i];
-        y[t * n_out + o] = sum;
+        for (int64_t i = 0; i < rows; ++i)
+          quant::dequantize_row(w.type, w.row(o + i), block + i * n_in, n_in);
+        gemm_float(yo, n_out, xo, n_in, r.t1 - r.t0, block, n_in * sizeof(float), FloatWeight::F32,
+                   rows, n_in);
       }
     }
   });
-  (void)mode;
+}
+
+void matmul_int_path(float* y, const float* x, const Tensor& w, int64_t T, ThreadPool& pool) {
+  const int64_t n_in = w.ne[0], n_out = w.rows();
+  const int64_t np = quant::packed_length(n_in);
+  const quant::IntDotTraits traits = quant::int_dot_traits(w.type);
+
+  // Quantize every activation row once, in parallel.
+  const size_t act_bytes = quant::packed_act_row_bytes(n_in);
+  uint8_t* act_memory = shared_scratch().get(static_cast<size_t>(T) * act_bytes);
+  auto* acts = reinterpret_cast<quant::PackedActRow*>(
+      row_list_scratch().get(static_cast<size_t>(T) * sizeof(quant::PackedActRow)));
+  for (int64_t t = 0; t < T; ++t)
+    acts[t] = quant::packed_act_row_at(act_memory + t * act_bytes, n_in);
+  pool.parallel_for(T, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t)
+      quant::pack_activation_row(w.type, x + t * n_in, n_in, acts[t]);
+  });
+
+  pool.run([&](int thread, int n_threads) {
+    const Range r = split(T, n_out, thread, n_threads, 16);
+    if (r.t0 >= r.t1 || r.o0 >= r.o1) return;
+    const size_t row_bytes = quant::packed_weight_row_bytes(n_in);
+    uint8_t* memory = thread_scratch().get(kIntBlockRows * row_bytes);
+    quant::PackedWeightRow rows[kIntBlockRows];
+    for (int64_t i = 0; i < kIntBlockRows; ++i)
+      rows[i] = quant::packed_weight_row_at(memory + i * row_bytes, n_in);
+    for (int64_t o = r.o0; o < r.o1; o += kIntBlockRows) {
+      const int64_t count = std::min(kIntBlockRows, r.o1 - o);
+      for (int64_t i = 0; i < count; ++i)
+        quant::pack_weight_row(w.type, w.row(o + i), n_in, rows[i]);
+      gemm_int8(y + r.t0 * n_out + o, n_out, acts + r.t0, r.t1 - r.t0, rows, count, np,
+                traits.zero_point != 0, traits.has_mins);
+    }
+  });
+}
+
+void check_weight(const Tensor& w, const char* what) {
+  TOY_CHECK(w.contiguous(), what, ": weight must be contiguous, shape ", w.shape_string());
+  TOY_CHECK(w.ne[0] % dtype_info(w.type).block_size == 0, what, ": n_in ", w.ne[0],
+            " is not a multiple of the ", dtype_name(w.type), " block size");
+}
+
+}  // namespace
+
+void matmul(float* y, const float* x, const Tensor& w, int64_t T, ThreadPool& pool,
+            MatmulMode mode) {
+  check_weight(w, "matmul");
+  if (T <= 0 || w.rows() == 0) return;
+  if (mode == MatmulMode::Fast && quant::int_dot_supported(w.type)) {
+    matmul_int_path(y, x, w, T, pool);
+  } else {
+    TOY_CHECK(is_float_type(w.type) || quant::can_dequantize(w.type),
+              "matmul: no kernel for weight type ", dtype_name(w.type));
+    matmul_float_path(y, x, w, T, pool, mode);
+  }
 }
 
 void matmul_reference(float* y, const float* x, const Tensor& w, int64_t T) {
+  check_weight(w, "matmul_reference");
   const int64_t n_in = w.ne[0], n_out = w.rows();
   std::vector<float> row(static_cast<size_t>(n_in));
   for (int64_t o = 0; o < n_out; ++o) {
@@ -45,6 +200,27 @@ void matmul_reference(float* y, const float* x, const Tensor& w, int64_t T) {
       y[t * n_out + o] = static_cast<float>(sum);
     }
   }
+}
+
+void matmul_fast_reference(float* y, const float* x, const Tensor& w, int64_t T) {
+  check_weight(w, "matmul_fast_reference");
+  const int64_t n_in = w.ne[0], n_out = w.rows();
+  if (quant::int_dot_supported(w.type)) {
+    std::vector<uint8_t> act(static_cast<size_t>(quant::act_row_bytes_ref(w.type, n_in)));
+    for (int64_t t = 0; t < T; ++t) {
+      quant::quantize_act_row_ref(w.type, x + t * n_in, act.data(), n_in);
+      for (int64_t o = 0; o < n_out; ++o)
+        y[t * n_out + o] = quant::vec_dot_ref(w.type, w.row(o), act.data(), n_in);
+    }
+    return;
+  }
+  if (w.type != DType::F16 && w.type != DType::BF16) {
+    matmul_reference(y, x, w, T);
+    return;
+  }
+  std::vector<float> rounded(static_cast<size_t>(T * n_in));
+  round_activations(rounded.data(), x, T * n_in, w.type);
+  matmul_reference(y, rounded.data(), w, T);
 }
 
 }  // namespace toy

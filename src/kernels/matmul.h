@@ -20,12 +20,20 @@ enum class MatmulMode {
 
 // y: (T, n_out) row-major floats; x: (T, n_in) row-major floats;
 // w: ne = [n_in, n_out], contiguous rows, any dequantizable type.
-// Overwrites y. Rows of W are split across the pool's threads.
+// Overwrites y. Rows of W are split across the pool's threads (and T when W has
+// few rows). Working buffers are per-thread and reused, so after the first call
+// with a given shape the decode loop does not allocate.
 void matmul(float* y, const float* x, const Tensor& w, int64_t T, ThreadPool& pool,
             MatmulMode mode = MatmulMode::Exact);
 
 // The scalar reference: dequantize each row of W and accumulate in double.
 // Single-threaded; for tests only.
 void matmul_reference(float* y, const float* x, const Tensor& w, int64_t T);
+
+// The scalar reference of MatmulMode::Fast, with ggml's arithmetic: activations
+// rounded to F16 / BF16 for 16-bit weights, quantized to Q8_0 / Q8_1 / Q8_K blocks
+// for block-quantized weights and dotted with exact integer block sums
+// (quant/dot_ref.h). Single-threaded; for tests only.
+void matmul_fast_reference(float* y, const float* x, const Tensor& w, int64_t T);
 
 }  // namespace toy

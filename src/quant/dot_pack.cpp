@@ -8,10 +8,13 @@
 #include "quant/blocks.h"
 #include "quant/fp16.h"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
 #define TOY_PACK_AVX512 1
-#include "quant/dot_simd.h"
 #include <immintrin.h>
+#include "quant/dot_simd.h"
+// GCC 12 flags its own AVX-512 intrinsics (_mm256_undefined_* self-initialisation).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
 namespace toy::quant {

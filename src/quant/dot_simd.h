@@ -24,8 +24,7 @@ inline float hmax(__m512 v) {
 }
 
 inline int hsum(__m512i v) {
-  const __m256i h =
-      _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti32x8_epi32(v, 1));
+  const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti32x8_epi32(v, 1));
   __m128i q = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
   q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4E));
   q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0xB1));

@@ -1,0 +1,158 @@
+#include "kernels/matmul_float.h"
+
+#include <cstring>
+
+#include "quant/fp16.h"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
+#define TOY_GEMM_AVX512 1
+#include <immintrin.h>
+#include "quant/dot_simd.h"
+// GCC 12 flags its own AVX-512 intrinsics (_mm256_undefined_* self-initialisation).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace toy {
+namespace {
+
+constexpr int kTileT = 4;     // activation rows per register tile
+constexpr int kTileRows = 6;  // weight rows per register tile
+
+#ifdef TOY_GEMM_AVX512
+
+// 16 weights starting at element k of a row, as F32; `mask` selects the valid tail.
+template <FloatWeight W>
+inline __m512 load_weights(const uint8_t* row, int64_t k, __mmask16 mask) {
+  if constexpr (W == FloatWeight::F32) {
+    return _mm512_maskz_loadu_ps(mask, reinterpret_cast<const float*>(row) + k);
+  } else if constexpr (W == FloatWeight::F16) {
+    return _mm512_cvtph_ps(
+        _mm256_maskz_loadu_epi16(mask, reinterpret_cast<const uint16_t*>(row) + k));
+  } else {
+    const __m256i h = _mm256_maskz_loadu_epi16(mask, reinterpret_cast<const uint16_t*>(row) + k);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+}
+
+template <FloatWeight W>
+inline __m512 load_weights(const uint8_t* row, int64_t k) {
+  if constexpr (W == FloatWeight::F32) {
+    return _mm512_loadu_ps(reinterpret_cast<const float*>(row) + k);
+  } else if constexpr (W == FloatWeight::F16) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(
+        reinterpret_cast<const __m256i*>(reinterpret_cast<const uint16_t*>(row) + k)));
+  } else {
+    const __m256i h = _mm256_loadu_si256(
+        reinterpret_cast<const __m256i*>(reinterpret_cast<const uint16_t*>(row) + k));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+}
+
+template <int MR, int NR, FloatWeight W>
+void tile(float* y, int64_t ldy, const float* x, int64_t ldx, const uint8_t* w, size_t w_stride,
+          int64_t K) {
+  __m512 acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    __m512 xv[MR];
+    for (int i = 0; i < MR; ++i) xv[i] = _mm512_loadu_ps(x + i * ldx + k);
+    for (int j = 0; j < NR; ++j) {
+      const __m512 wv = load_weights<W>(w + j * w_stride, k);
+      for (int i = 0; i < MR; ++i) acc[i][j] = _mm512_fmadd_ps(xv[i], wv, acc[i][j]);
+    }
+  }
+  if (k < K) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (K - k)) - 1u);
+    __m512 xv[MR];
+    for (int i = 0; i < MR; ++i) xv[i] = _mm512_maskz_loadu_ps(mask, x + i * ldx + k);
+    for (int j = 0; j < NR; ++j) {
+      const __m512 wv = load_weights<W>(w + j * w_stride, k, mask);
+      for (int i = 0; i < MR; ++i) acc[i][j] = _mm512_fmadd_ps(xv[i], wv, acc[i][j]);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) y[i * ldy + j] = quant::hsum(acc[i][j]);
+}
+
+#else  // portable scalar tile with the same blocking
+
+template <FloatWeight W>
+inline float weight_at(const uint8_t* row, int64_t k) {
+  if constexpr (W == FloatWeight::F32) {
+    return reinterpret_cast<const float*>(row)[k];
+  } else {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * k, 2);
+    return W == FloatWeight::F16 ? quant::f16_to_f32(h) : quant::bf16_to_f32(h);
+  }
+}
+
+template <int MR, int NR, FloatWeight W>
+void tile(float* y, int64_t ldy, const float* x, int64_t ldx, const uint8_t* w, size_t w_stride,
+          int64_t K) {
+  float acc[MR][NR] = {};
+  for (int64_t k = 0; k < K; ++k) {
+    for (int j = 0; j < NR; ++j) {
+      const float wv = weight_at<W>(w + j * w_stride, k);
+      for (int i = 0; i < MR; ++i) acc[i][j] += x[i * ldx + k] * wv;
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) y[i * ldy + j] = acc[i][j];
+}
+
+#endif
+
+using TileFn = void (*)(float*, int64_t, const float*, int64_t, const uint8_t*, size_t, int64_t);
+
+// tiles[mr - 1][nr - 1] for the edge tiles.
+template <FloatWeight W>
+struct TileTable {
+  TileFn fn[kTileT][kTileRows];
+  template <int MR, int NR>
+  constexpr void set() {
+    fn[MR - 1][NR - 1] = &tile<MR, NR, W>;
+    if constexpr (NR < kTileRows)
+      set<MR, NR + 1>();
+    else if constexpr (MR < kTileT)
+      set<MR + 1, 1>();
+  }
+  constexpr TileTable() : fn{} { set<1, 1>(); }
+};
+
+template <FloatWeight W>
+void gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t T, const uint8_t* w,
+          size_t w_stride, int64_t n_rows, int64_t K) {
+  static constexpr TileTable<W> table;
+  for (int64_t t = 0; t < T; t += kTileT) {
+    const int mr = static_cast<int>(T - t < kTileT ? T - t : kTileT);
+    for (int64_t o = 0; o < n_rows; o += kTileRows) {
+      const int nr = static_cast<int>(n_rows - o < kTileRows ? n_rows - o : kTileRows);
+      table.fn[mr - 1][nr - 1](y + t * ldy + o, ldy, x + t * ldx, ldx, w + o * w_stride, w_stride,
+                               K);
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_float(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t T, const void* w,
+                size_t w_stride, FloatWeight type, int64_t n_rows, int64_t K) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  switch (type) {
+    case FloatWeight::F32:
+      gemm<FloatWeight::F32>(y, ldy, x, ldx, T, wb, w_stride, n_rows, K);
+      break;
+    case FloatWeight::F16:
+      gemm<FloatWeight::F16>(y, ldy, x, ldx, T, wb, w_stride, n_rows, K);
+      break;
+    case FloatWeight::BF16:
+      gemm<FloatWeight::BF16>(y, ldy, x, ldx, T, wb, w_stride, n_rows, K);
+      break;
+  }
+}
+
+}  // namespace toy

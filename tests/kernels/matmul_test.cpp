@@ -1,0 +1,185 @@
+// matmul: the SIMD / threaded kernels against the scalar references, for every
+// weight type, odd sizes (n_in a multiple of the block size but not of the 64-element
+// chunk, odd T and n_out), both modes and 1..3 threads.
+#include "kernels/matmul.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "quant/dot_pack.h"
+#include "quant/dot_ref.h"
+#include "quant/quant.h"
+
+namespace toy {
+namespace {
+
+const DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1,
+                           DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K,
+                           DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+std::vector<float> random_floats(int64_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& f : v) f = dist(rng);
+  return v;
+}
+
+// A weight (n_out rows of n_in) of `type`, quantized from Gaussian values.
+struct Weight {
+  std::vector<uint8_t> bytes;
+  Tensor tensor;
+};
+
+Weight make_weight(DType type, int64_t n_in, int64_t n_out, uint32_t seed) {
+  Weight w;
+  const std::vector<float> values = random_floats(n_in * n_out, seed, 0.5f);
+  const int64_t row = row_bytes(type, n_in);
+  w.bytes.resize(static_cast<size_t>(row * n_out));
+  for (int64_t o = 0; o < n_out; ++o)
+    quant::quantize_row(type, values.data() + o * n_in, w.bytes.data() + o * row, n_in);
+  w.tensor = Tensor::view(type, w.bytes.data(), {n_in, n_out});
+  return w;
+}
+
+// |y - ref| <= tol * sum_i |w_i||x_i| bound per output, using dequantized weights.
+void expect_close(const std::vector<float>& y, const std::vector<float>& ref, const Tensor& w,
+                  const std::vector<float>& x, int64_t T, double tol, const std::string& what) {
+  const int64_t n_in = w.ne[0], n_out = w.rows();
+  std::vector<float> row(static_cast<size_t>(n_in));
+  for (int64_t o = 0; o < n_out; ++o) {
+    quant::dequantize_row(w.type, w.row(o), row.data(), n_in);
+    for (int64_t t = 0; t < T; ++t) {
+      double scale = 1e-6;
+      for (int64_t i = 0; i < n_in; ++i) scale += std::fabs(row[i] * x[t * n_in + i]);
+      const size_t at = static_cast<size_t>(t * n_out + o);
+      ASSERT_NEAR(y[at], ref[at], tol * scale) << what << " t=" << t << " o=" << o;
+    }
+  }
+}
+
+std::vector<int64_t> input_sizes(DType type) {
+  const int64_t block = dtype_info(type).block_size;
+  if (block == 256) return {256, 768};
+  if (block == 32) return {32, 96, 160};
+  return {16, 37, 100};  // plain types: masked tails too
+}
+
+TEST(Matmul, MatchesReferencesForEveryTypeModeAndThreadCount) {
+  uint32_t seed = 1;
+  for (DType type : kAllTypes) {
+    for (int64_t n_in : input_sizes(type)) {
+      const int64_t n_out = 13 + n_in % 7;
+      const Weight w = make_weight(type, n_in, n_out, seed++);
+      for (int64_t T : {1, 3, 7}) {
+        const std::vector<float> x = random_floats(T * n_in, seed++);
+        std::vector<float> exact(static_cast<size_t>(T * n_out));
+        std::vector<float> fast(static_cast<size_t>(T * n_out));
+        matmul_reference(exact.data(), x.data(), w.tensor, T);
+        matmul_fast_reference(fast.data(), x.data(), w.tensor, T);
+        for (int threads = 1; threads <= 3; ++threads) {
+          ThreadPool pool(threads);
+          const std::string what = std::string(dtype_name(type)) + " n_in=" + std::to_string(n_in) +
+                                   " T=" + std::to_string(T) +
+                                   " threads=" + std::to_string(threads);
+          std::vector<float> y(static_cast<size_t>(T * n_out), NAN);
+          matmul(y.data(), x.data(), w.tensor, T, pool, MatmulMode::Exact);
+          expect_close(y, exact, w.tensor, x, T, 2e-6, "exact " + what);
+          std::fill(y.begin(), y.end(), NAN);
+          matmul(y.data(), x.data(), w.tensor, T, pool, MatmulMode::Fast);
+          expect_close(y, fast, w.tensor, x, T, 2e-6, "fast " + what);
+        }
+      }
+    }
+  }
+}
+
+// Enough activation rows and weight rows to cross every register tile and cache
+// block boundary, and to make the T split kick in for a short weight.
+TEST(Matmul, LargeBatchesCrossTileAndBlockBoundaries) {
+  ThreadPool pool(2);
+  const struct {
+    DType type;
+    int64_t n_in, n_out, T;
+  } cases[] = {{DType::F32, 320, 101, 70},  {DType::F16, 96, 53, 33},   {DType::BF16, 64, 7, 41},
+               {DType::Q8_0, 320, 101, 70}, {DType::Q4_K, 512, 37, 45}, {DType::Q6_K, 256, 9, 64},
+               {DType::Q4_0, 64, 5, 40}};
+  uint32_t seed = 100;
+  for (const auto& c : cases) {
+    const Weight w = make_weight(c.type, c.n_in, c.n_out, seed++);
+    const std::vector<float> x = random_floats(c.T * c.n_in, seed++);
+    for (MatmulMode mode : {MatmulMode::Exact, MatmulMode::Fast}) {
+      std::vector<float> ref(static_cast<size_t>(c.T * c.n_out)), y(ref.size(), NAN);
+      if (mode == MatmulMode::Exact) {
+        matmul_reference(ref.data(), x.data(), w.tensor, c.T);
+      } else {
+        matmul_fast_reference(ref.data(), x.data(), w.tensor, c.T);
+      }
+      matmul(y.data(), x.data(), w.tensor, c.T, pool, mode);
+      expect_close(y, ref, w.tensor, x, c.T, 2e-6, std::string(dtype_name(c.type)));
+    }
+  }
+}
+
+// The packed weight row reproduces ggml's dequantization element by element.
+TEST(DotPack, PackedWeightsDecodeToTheDequantizedValues) {
+  for (DType type : kAllTypes) {
+    if (!quant::int_dot_supported(type)) continue;
+    const quant::IntDotTraits traits = quant::int_dot_traits(type);
+    const int64_t n = dtype_info(type).block_size == 256 ? 512 : 96;
+    const Weight w = make_weight(type, n, 1, 7);
+    std::vector<uint8_t> memory(quant::packed_weight_row_bytes(n) + 64);
+    uint8_t* aligned = memory.data() + (64 - reinterpret_cast<uintptr_t>(memory.data()) % 64);
+    const quant::PackedWeightRow packed = quant::packed_weight_row_at(aligned, n);
+    quant::pack_weight_row(type, w.tensor.row(0), n, packed);
+    std::vector<float> expected(static_cast<size_t>(n));
+    quant::dequantize_row(type, w.tensor.row(0), expected.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      float v = packed.scale[i / 4] * static_cast<float>(packed.u[i] - traits.zero_point);
+      if (traits.has_mins) v += packed.min[i / 16];
+      ASSERT_NEAR(v, expected[i], 1e-6f * (1.0f + std::fabs(expected[i])))
+          << dtype_name(type) << " element " << i;
+    }
+  }
+}
+
+// The SIMD activation quantizer gives the scalar reference's codes and scales.
+TEST(DotPack, ActivationCodesMatchTheReferenceQuantizer) {
+  for (DType type : {DType::Q8_0, DType::Q4_1, DType::Q4_K}) {
+    const int64_t n = 512;
+    std::vector<float> x = random_floats(n, 11, 3.0f);
+    x[5] = 0.0f;
+    std::vector<uint8_t> memory(quant::packed_act_row_bytes(n) + 64);
+    uint8_t* aligned = memory.data() + (64 - reinterpret_cast<uintptr_t>(memory.data()) % 64);
+    const quant::PackedActRow packed = quant::packed_act_row_at(aligned, n);
+    quant::pack_activation_row(type, x.data(), n, packed);
+    std::vector<uint8_t> ref(static_cast<size_t>(quant::act_row_bytes_ref(type, n)));
+    quant::quantize_act_row_ref(type, x.data(), ref.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      int8_t code;
+      if (type == DType::Q4_K) {
+        code = reinterpret_cast<const quant::BlockQ8_K*>(ref.data())[i / 256].qs[i % 256];
+      } else if (type == DType::Q4_1) {
+        code = reinterpret_cast<const quant::BlockQ8_1*>(ref.data())[i / 32].qs[i % 32];
+      } else {
+        code = reinterpret_cast<const quant::BlockQ8_0*>(ref.data())[i / 32].qs[i % 32];
+      }
+      ASSERT_EQ(packed.q[i], code) << dtype_name(type) << " element " << i;
+    }
+  }
+}
+
+TEST(Matmul, ZeroActivationsGiveZeros) {
+  ThreadPool pool(2);
+  const Weight w = make_weight(DType::Q4_K, 256, 5, 3);
+  std::vector<float> x(256 * 2, 0.0f), y(10, NAN);
+  matmul(y.data(), x.data(), w.tensor, 2, pool, MatmulMode::Fast);
+  for (float v : y) EXPECT_EQ(v, 0.0f);
+}
+
+}  // namespace
+}  // namespace toy
