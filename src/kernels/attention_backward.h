@@ -1,0 +1,35 @@
+// Causal self-attention over B sequences of T positions for training, with
+// grouped-query attention (query head h reads KV head h / (n_head/n_head_kv)).
+// The forward saves the softmax probabilities; the backward follows
+//   dP = dO·Vᵀ,  dS = P ⊙ (dP − rowsum(P ⊙ dP)),  dQ = scale·dS·K,  dK = scale·dSᵀ·Q,  dV = Pᵀ·dO.
+// Work is split over (sequence, KV head) pairs, so no two threads write the same dK/dV rows.
+#pragma once
+
+#include <cstdint>
+
+#include "core/thread_pool.h"
+
+namespace toy {
+
+struct AttentionDims {
+  int64_t n_seq;      // B
+  int64_t n_pos;      // T
+  int64_t n_head;     // query heads
+  int64_t n_head_kv;  // key/value heads (divides n_head)
+  int64_t head_dim;
+  double scale;  // usually 1/sqrt(head_dim)
+};
+
+// out, q: (B·T, n_head·head_dim); k, v: (B·T, n_head_kv·head_dim);
+// probs: (B, n_head, T, T) saved for the backward (entries above the diagonal are 0).
+template <typename Real>
+void attention_forward_train(Real* out, Real* probs, const Real* q, const Real* k, const Real* v,
+                             const AttentionDims& dims, ThreadPool& pool);
+
+// dq, dk, dv (shapes of q, k, v) += gradients for dout (shape of out).
+template <typename Real>
+void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Real* q,
+                        const Real* k, const Real* v, const Real* probs, const AttentionDims& dims,
+                        ThreadPool& pool);
+
+}  // namespace toy

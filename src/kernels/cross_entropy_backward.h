@@ -1,0 +1,30 @@
+// Softmax cross-entropy over rows of logits with ignored labels (target < 0),
+// the training loss. The gradient is (softmax − onehot) · grad_scale on counted
+// rows and 0 on ignored rows; the caller picks grad_scale = 1/(counted rows ·
+// accumulation steps) for a mean loss.
+#pragma once
+
+#include <cstdint>
+
+#include "core/thread_pool.h"
+
+namespace toy {
+
+struct CrossEntropyResult {
+  double loss_sum = 0.0;  // Σ over counted rows of −log softmax(logits)[target]
+  int64_t counted = 0;    // rows whose target is not ignored
+};
+
+// logits (rows, n_vocab); targets (rows), < 0 = ignored; targets ≥ n_vocab are an error.
+template <typename Real>
+CrossEntropyResult cross_entropy_forward(const Real* logits, const int32_t* targets, int64_t rows,
+                                         int64_t n_vocab);
+
+// Both at once: dlogits (rows, n_vocab) = (softmax − onehot)·grad_scale (overwritten).
+template <typename Real>
+CrossEntropyResult cross_entropy_forward_backward(Real* dlogits, const Real* logits,
+                                                  const int32_t* targets, int64_t rows,
+                                                  int64_t n_vocab, double grad_scale,
+                                                  ThreadPool& pool);
+
+}  // namespace toy

@@ -1,0 +1,232 @@
+#include "kernels/linear_backward.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
+#include "core/error.h"
+
+namespace toy {
+namespace {
+
+// Register tile: 8 rows × 32 columns = 16 zmm accumulators. KC × NR floats of B
+// (32 KB) stay in L1 while the MC × KC block of A streams from L2.
+constexpr int64_t kMR = 8;
+constexpr int64_t kNR = 32;
+constexpr int64_t kKC = 256;
+constexpr int64_t kMC = 128;
+
+// Packs rows [r0, r0+rows) × cols [k0, k0+kc) of A into kMR-row micro-panels,
+// k-major within a panel (panel[k*kMR + i]); missing rows are zero.
+void pack_a(float* dst, MatrixRef<float> a, int64_t r0, int64_t rows, int64_t k0, int64_t kc) {
+  for (int64_t p = 0; p < rows; p += kMR) {
+    float* panel = dst + p * kc;
+    const int64_t valid = std::min(kMR, rows - p);
+    if (a.col_stride == 1) {
+      for (int64_t i = 0; i < kMR; ++i) {
+        if (i >= valid) {
+          for (int64_t k = 0; k < kc; ++k) panel[k * kMR + i] = 0.0f;
+          continue;
+        }
+        const float* src = a.data + (r0 + p + i) * a.row_stride + k0;
+        for (int64_t k = 0; k < kc; ++k) panel[k * kMR + i] = src[k];
+      }
+    } else {
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = a.data + (k0 + k) * a.col_stride + (r0 + p) * a.row_stride;
+        for (int64_t i = 0; i < kMR; ++i)
+          panel[k * kMR + i] = i < valid ? src[i * a.row_stride] : 0.0f;
+      }
+    }
+  }
+}
+
+// Packs rows [k0, k0+kc) × cols [c0, c0+cols) of B into kNR-column micro-panels
+// (panel[k*kNR + j]); missing columns are zero.
+void pack_b(float* dst, MatrixRef<float> b, int64_t k0, int64_t kc, int64_t c0, int64_t cols) {
+  for (int64_t p = 0; p < cols; p += kNR) {
+    float* panel = dst + p * kc;
+    const int64_t valid = std::min(kNR, cols - p);
+    if (b.col_stride == 1) {
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = b.data + (k0 + k) * b.row_stride + c0 + p;
+        for (int64_t j = 0; j < kNR; ++j) panel[k * kNR + j] = j < valid ? src[j] : 0.0f;
+      }
+    } else {
+      for (int64_t j = 0; j < kNR; ++j) {
+        if (j >= valid) {
+          for (int64_t k = 0; k < kc; ++k) panel[k * kNR + j] = 0.0f;
+          continue;
+        }
+        const float* src = b.data + (c0 + p + j) * b.col_stride + k0 * b.row_stride;
+        for (int64_t k = 0; k < kc; ++k) panel[k * kNR + j] = src[k * b.row_stride];
+      }
+    }
+  }
+}
+
+__mmask16 lane_mask(int64_t n) {
+  if (n <= 0) return 0;
+  if (n >= 16) return 0xFFFF;
+  return static_cast<__mmask16>((1u << n) - 1u);
+}
+
+// C[0..m_valid) × [0..n_valid) += Apanel · Bpanel over kc.
+void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                  int64_t m_valid, int64_t n_valid) {
+  __m512 acc[kMR][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < kMR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(b + k * kNR);
+    const __m512 b1 = _mm512_loadu_ps(b + k * kNR + 16);
+#pragma GCC unroll 8
+    for (int i = 0; i < kMR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[k * kMR + i]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+    }
+  }
+  if (m_valid == kMR && n_valid == kNR) {
+#pragma GCC unroll 8
+    for (int i = 0; i < kMR; ++i) {
+      float* row = c + i * ldc;
+      _mm512_storeu_ps(row, _mm512_add_ps(_mm512_loadu_ps(row), acc[i][0]));
+      _mm512_storeu_ps(row + 16, _mm512_add_ps(_mm512_loadu_ps(row + 16), acc[i][1]));
+    }
+    return;
+  }
+  const __mmask16 m0 = lane_mask(n_valid), m1 = lane_mask(n_valid - 16);
+  for (int i = 0; i < m_valid; ++i) {
+    float* row = c + i * ldc;
+    _mm512_mask_storeu_ps(row, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), acc[i][0]));
+    _mm512_mask_storeu_ps(row + 16, m1,
+                          _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row + 16), acc[i][1]));
+  }
+}
+
+// Pack buffers reused across calls (training calls gemm thousands of times).
+thread_local std::vector<float> tls_pack_a, tls_pack_b;
+
+// C[m0..m1) × [n0..n1) += A·B on one thread.
+void gemm_block(float* c, int64_t ldc, MatrixRef<float> a, MatrixRef<float> b, int64_t m0,
+                int64_t m1, int64_t n0, int64_t n1, int64_t K) {
+  const int64_t cols = n1 - n0;
+  const int64_t cols_padded = (cols + kNR - 1) / kNR * kNR;
+  tls_pack_b.resize(static_cast<size_t>(kKC * cols_padded));
+  tls_pack_a.resize(static_cast<size_t>(kKC * kMC));
+  for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+    const int64_t kc = std::min(kKC, K - k0);
+    pack_b(tls_pack_b.data(), b, k0, kc, n0, cols);
+    for (int64_t r0 = m0; r0 < m1; r0 += kMC) {
+      const int64_t rows = std::min(kMC, m1 - r0);
+      pack_a(tls_pack_a.data(), a, r0, rows, k0, kc);
+      for (int64_t jp = 0; jp < cols; jp += kNR) {
+        const float* b_panel = tls_pack_b.data() + jp * kc;
+        for (int64_t ip = 0; ip < rows; ip += kMR) {
+          micro_kernel(kc, tls_pack_a.data() + ip * kc, b_panel, c + (r0 + ip) * ldc + n0 + jp, ldc,
+                       std::min(kMR, rows - ip), std::min(kNR, cols - jp));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void gemm(float* c, int64_t ldc, MatrixRef<float> a, MatrixRef<float> b, int64_t M, int64_t N,
+          int64_t K, bool accumulate, ThreadPool& pool) {
+  if (M <= 0 || N <= 0) return;
+  if (!accumulate) {
+    for (int64_t i = 0; i < M; ++i) std::fill(c + i * ldc, c + i * ldc + N, 0.0f);
+  }
+  if (K <= 0) return;
+  // Split the output over threads along whichever dimension has more register
+  // tiles; every element is still summed by one thread in k order.
+  const int64_t tiles_m = (M + kMR - 1) / kMR, tiles_n = (N + kNR - 1) / kNR;
+  const int n_threads = pool.size();
+  if (n_threads == 1 || M * N * K < 32 * 32 * 32) {
+    gemm_block(c, ldc, a, b, 0, M, 0, N, K);
+    return;
+  }
+  const bool split_n = tiles_n >= tiles_m || tiles_n >= 4 * int64_t(n_threads);
+  pool.run([&](int t, int nt) {
+    const int64_t tiles = split_n ? tiles_n : tiles_m;
+    const int64_t begin = tiles * t / nt, end = tiles * (t + 1) / nt;
+    if (begin >= end) return;
+    if (split_n) {
+      gemm_block(c, ldc, a, b, 0, M, begin * kNR, std::min(N, end * kNR), K);
+    } else {
+      gemm_block(c, ldc, a, b, begin * kMR, std::min(M, end * kMR), 0, N, K);
+    }
+  });
+}
+
+template <typename Real>
+void gemm_reference(Real* c, int64_t ldc, MatrixRef<Real> a, MatrixRef<Real> b, int64_t M,
+                    int64_t N, int64_t K, bool accumulate) {
+  for (int64_t i = 0; i < M; ++i) {
+    for (int64_t j = 0; j < N; ++j) {
+      Real sum = 0;
+      for (int64_t k = 0; k < K; ++k)
+        sum += a.data[i * a.row_stride + k * a.col_stride] *
+               b.data[k * b.row_stride + j * b.col_stride];
+      c[i * ldc + j] = accumulate ? c[i * ldc + j] + sum : sum;
+    }
+  }
+}
+
+namespace {
+
+template <typename Real>
+void gemm_any(Real* c, int64_t ldc, MatrixRef<Real> a, MatrixRef<Real> b, int64_t M, int64_t N,
+              int64_t K, bool accumulate, ThreadPool& pool) {
+  if constexpr (std::is_same_v<Real, float>) {
+    gemm(c, ldc, a, b, M, N, K, accumulate, pool);
+  } else {
+    gemm_reference(c, ldc, a, b, M, N, K, accumulate);
+  }
+}
+
+}  // namespace
+
+template <typename Real>
+void linear_forward(Real* y, const Real* x, const Real* w, const Real* bias, int64_t T,
+                    int64_t n_in, int64_t n_out, ThreadPool& pool) {
+  // y(t, o) = Σ_i x(t, i) · W(o, i): B(i, o) = W[o*n_in + i].
+  gemm_any<Real>(y, n_out, {x, n_in, 1}, {w, 1, n_in}, T, n_out, n_in, false, pool);
+  if (bias) {
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t o = 0; o < n_out; ++o) y[t * n_out + o] += bias[o];
+  }
+}
+
+template <typename Real>
+void linear_backward(Real* dx, Real* dw, Real* dbias, const Real* dy, const Real* x, const Real* w,
+                     int64_t T, int64_t n_in, int64_t n_out, ThreadPool& pool) {
+  // dx(t, i) += Σ_o dy(t, o) · W(o, i)
+  if (dx) gemm_any<Real>(dx, n_in, {dy, n_out, 1}, {w, n_in, 1}, T, n_in, n_out, true, pool);
+  // dW(o, i) += Σ_t dy(t, o) · x(t, i): A(o, t) = dy[t*n_out + o].
+  gemm_any<Real>(dw, n_in, {dy, 1, n_out}, {x, n_in, 1}, n_out, n_in, T, true, pool);
+  if (dbias) {
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t o = 0; o < n_out; ++o) dbias[o] += dy[t * n_out + o];
+  }
+}
+
+template void gemm_reference<float>(float*, int64_t, MatrixRef<float>, MatrixRef<float>, int64_t,
+                                    int64_t, int64_t, bool);
+template void gemm_reference<double>(double*, int64_t, MatrixRef<double>, MatrixRef<double>,
+                                     int64_t, int64_t, int64_t, bool);
+template void linear_forward<float>(float*, const float*, const float*, const float*, int64_t,
+                                    int64_t, int64_t, ThreadPool&);
+template void linear_forward<double>(double*, const double*, const double*, const double*, int64_t,
+                                     int64_t, int64_t, ThreadPool&);
+template void linear_backward<float>(float*, float*, float*, const float*, const float*,
+                                     const float*, int64_t, int64_t, int64_t, ThreadPool&);
+template void linear_backward<double>(double*, double*, double*, const double*, const double*,
+                                      const double*, int64_t, int64_t, int64_t, ThreadPool&);
+
+}  // namespace toy

@@ -1,0 +1,203 @@
+#include "train/params.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <type_traits>
+#include <vector>
+
+#include "core/error.h"
+#include "quant/quant.h"
+
+namespace toy::train {
+namespace {
+
+constexpr int64_t kAlignElements = 16;  // 64-byte aligned tensor starts for SIMD loads
+
+int64_t round_up(int64_t n, int64_t m) {
+  return (n + m - 1) / m * m;
+}
+
+template <typename Real>
+Real* take(Arena& arena, int64_t count) {
+  arena.reserve(static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(Real));
+  arena.zero();
+  return arena.take_array<Real>(static_cast<size_t>(std::max<int64_t>(count, 1)));
+}
+
+template <typename Real>
+constexpr DType dtype_of() {
+  return std::is_same_v<Real, float> ? DType::F32 : DType::F64;
+}
+
+Tensor view_of(DType type, void* data, const TensorSpec& spec) {
+  Tensor t;
+  switch (spec.n_dims) {
+    case 1:
+      t = Tensor::view(type, data, {spec.ne[0]});
+      break;
+    case 2:
+      t = Tensor::view(type, data, {spec.ne[0], spec.ne[1]});
+      break;
+    case 3:
+      t = Tensor::view(type, data, {spec.ne[0], spec.ne[1], spec.ne[2]});
+      break;
+    default:
+      t = Tensor::view(type, data, {spec.ne[0], spec.ne[1], spec.ne[2], spec.ne[3]});
+  }
+  return t;
+}
+
+// Gaussian samples from a 64-bit Mersenne twister through Box–Muller, written
+// out so the stream is the same on every standard library.
+class Gaussian {
+ public:
+  explicit Gaussian(uint64_t seed) : engine_(seed) {}
+  double next() {
+    if (has_spare_) {
+      has_spare_ = false;
+      return spare_;
+    }
+    const double u1 = (double(engine_() >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
+    const double u2 = double(engine_() >> 11) * 0x1.0p-53;          // [0, 1)
+    const double radius = std::sqrt(-2.0 * std::log(u1));
+    spare_ = radius * std::sin(2.0 * M_PI * u2);
+    has_spare_ = true;
+    return radius * std::cos(2.0 * M_PI * u2);
+  }
+
+ private:
+  std::mt19937_64 engine_;
+  double spare_ = 0.0;
+  bool has_spare_ = false;
+};
+
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+template <typename Real>
+ParamStore<Real>::ParamStore(const ModelConfig& config,
+                             const std::function<bool(const TensorSpec&)>& include_optional)
+    : config_(config) {
+  weights_.layers.resize(static_cast<size_t>(config.n_layer));
+  grad_weights_.layers.resize(static_cast<size_t>(config.n_layer));
+  // Pass 1: which tensors, where.
+  for_each_tensor(config_, weights_, [&](const TensorSpec& spec, Tensor&) {
+    if (!spec.required && !include_optional(spec)) return;
+    ParamTensor p;
+    p.spec = spec;
+    p.numel = spec.ne[0] * spec.ne[1] * spec.ne[2] * spec.ne[3];
+    p.offset = total_;
+    p.decay = spec.n_dims >= 2;
+    total_ += round_up(p.numel, kAlignElements);
+    tensors_.push_back(p);
+  });
+  params_ = take<Real>(arena_params_, total_);
+  grads_ = take<Real>(arena_grads_, total_);
+  m_ = take<Real>(arena_m_, total_);
+  v_ = take<Real>(arena_v_, total_);
+  // Pass 2: point the Weights slots at the arenas.
+  size_t index = 0;
+  auto bind = [&](Weights& w, Real* base) {
+    index = 0;
+    for_each_tensor(config_, w, [&](const TensorSpec& spec, Tensor& tensor) {
+      if (index < tensors_.size() && tensors_[index].spec.name == spec.name) {
+        tensor = view_of(dtype_of<Real>(), base + tensors_[index].offset, spec);
+        ++index;
+      }
+    });
+  };
+  bind(weights_, params_);
+  bind(grad_weights_, grads_);
+  TOY_CHECK(index == tensors_.size(), "parameter layout and visitor disagree");
+}
+
+template <typename Real>
+const ParamTensor* ParamStore<Real>::find(std::string_view name) const {
+  for (const ParamTensor& p : tensors_)
+    if (p.spec.name == name) return &p;
+  return nullptr;
+}
+
+template <typename Real>
+void ParamStore<Real>::zero_grads() {
+  std::memset(grads_, 0, static_cast<size_t>(total_) * sizeof(Real));
+}
+
+template <typename Real>
+void init_random(ParamStore<Real>& store, uint64_t seed, double init_scale) {
+  for (size_t index = 0; index < store.tensors().size(); ++index) {
+    const ParamTensor& p = store.tensors()[index];
+    Real* data = store.params() + p.offset;
+    const std::string& name = p.spec.name;
+    if (ends_with(name, ".bias")) {
+      std::fill(data, data + p.numel, Real(0));
+      continue;
+    }
+    if (p.spec.n_dims == 1) {  // norm weights
+      std::fill(data, data + p.numel, Real(1));
+      continue;
+    }
+    // One stream per tensor: adding a tensor does not shift the others' values.
+    Gaussian gaussian(seed * 0x9E3779B97F4A7C15ull + index + 1);
+    const double std_dev =
+        name == "token_embd.weight" ? 0.02 : init_scale / std::sqrt(double(p.spec.ne[0]));
+    for (int64_t i = 0; i < p.numel; ++i) data[i] = Real(gaussian.next() * std_dev);
+  }
+}
+
+template <typename Real>
+void load_params(ParamStore<Real>& store, const ModelConfig& source_config, const Weights& source) {
+  std::vector<const ParamTensor*> loaded;
+  std::vector<float> row;
+  for_each_tensor(source_config, source, [&](const TensorSpec& spec, const Tensor& tensor) {
+    const ParamTensor* p = store.find(spec.name);
+    if (!p) {
+      if (spec.name == "rope_freqs.weight") return;  // a constant of the model, not trained
+      fail("tensor ", spec.name, " of ", source_config.source,
+           " is not a trainable tensor of this configuration");
+    }
+    for (int d = 0; d < 4; ++d)
+      if (tensor.ne[d] != p->spec.ne[d])
+        fail("tensor ", spec.name, " of ", source_config.source, ": expected shape ",
+             p->spec.shape_string(), ", found ", tensor.shape_string());
+    if (!quant::can_dequantize(tensor.type))
+      fail("tensor ", spec.name, " of ", source_config.source, " has type ",
+           dtype_name(tensor.type), ", which cannot be converted to F32 for training");
+    const int64_t n = tensor.ne[0];
+    row.resize(static_cast<size_t>(n));
+    Real* dst = store.params() + p->offset;
+    for (int64_t r = 0; r < tensor.rows(); ++r) {
+      quant::dequantize_row(tensor.type, tensor.row(r), row.data(), n);
+      for (int64_t i = 0; i < n; ++i) dst[r * n + i] = Real(row[i]);
+    }
+    loaded.push_back(p);
+  });
+  for (const ParamTensor& p : store.tensors())
+    if (std::find(loaded.begin(), loaded.end(), &p) == loaded.end())
+      fail(source_config.source, ": tensor ", p.spec.name, " is missing");
+}
+
+template <typename Real>
+void adamw_step(ParamStore<Real>& store, const AdamWConfig& config, double lr, int64_t step) {
+  for (const ParamTensor& p : store.tensors()) {
+    adamw_update(store.params() + p.offset, store.grads() + p.offset, store.moment1() + p.offset,
+                 store.moment2() + p.offset, p.numel, config, lr, step, p.decay);
+  }
+}
+
+template class ParamStore<float>;
+template class ParamStore<double>;
+template void init_random<float>(ParamStore<float>&, uint64_t, double);
+template void init_random<double>(ParamStore<double>&, uint64_t, double);
+template void load_params<float>(ParamStore<float>&, const ModelConfig&, const Weights&);
+template void adamw_step<float>(ParamStore<float>&, const AdamWConfig&, double, int64_t);
+template void adamw_step<double>(ParamStore<double>&, const AdamWConfig&, double, int64_t);
+template void load_params<double>(ParamStore<double>&, const ModelConfig&, const Weights&);
+
+}  // namespace toy::train

@@ -1,0 +1,84 @@
+// Trainable parameters: every tensor of the model (listed by the model's one
+// visitor, for_each_tensor, under its GGUF name) laid out in one contiguous
+// arena, with the gradients and the two AdamW moments in three more arenas of
+// the same layout. `weights` and `grads` are ordinary Weights whose tensors
+// view the arenas (F32, or F64 for double-precision gradient checks), so the
+// forward reads parameters exactly as inference reads a loaded model.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/arena.h"
+#include "model/config.h"
+#include "model/weights.h"
+#include "train/optimizer.h"
+
+namespace toy::train {
+
+struct ParamTensor {
+  TensorSpec spec;     // GGUF name and shape
+  int64_t offset = 0;  // first element in each arena
+  int64_t numel = 0;
+  bool decay = false;  // AdamW weight decay applies (2-D weights only)
+};
+
+template <typename Real>
+class ParamStore {
+ public:
+  // Takes every required tensor of `config`, and each optional one for which
+  // include_optional(spec) says yes (untied output, q/k/v biases...).
+  ParamStore(const ModelConfig& config,
+             const std::function<bool(const TensorSpec&)>& include_optional);
+  ParamStore(const ParamStore&) = delete;
+  ParamStore& operator=(const ParamStore&) = delete;
+
+  const ModelConfig& config() const { return config_; }
+  const std::vector<ParamTensor>& tensors() const { return tensors_; }
+  const ParamTensor* find(std::string_view name) const;
+  int64_t total() const { return total_; }
+
+  Real* params() { return params_; }  // (total)
+  Real* grads() { return grads_; }    // (total)
+  Real* moment1() { return m_; }      // (total)
+  Real* moment2() { return v_; }      // (total)
+  const Real* params() const { return params_; }
+  const Real* grads() const { return grads_; }
+
+  Weights& weights() { return weights_; }            // views into params()
+  Weights& grad_weights() { return grad_weights_; }  // the same layout over grads()
+  const Weights& weights() const { return weights_; }
+
+  void zero_grads();
+
+ private:
+  ModelConfig config_;
+  std::vector<ParamTensor> tensors_;
+  int64_t total_ = 0;
+  Arena arena_params_, arena_grads_, arena_m_, arena_v_;
+  Real* params_ = nullptr;
+  Real* grads_ = nullptr;
+  Real* m_ = nullptr;
+  Real* v_ = nullptr;
+  Weights weights_, grad_weights_;
+};
+
+// Initialization from a seed (same seed → same bits): token embeddings N(0, 0.02),
+// matrices N(0, init_scale/sqrt(fan_in)), norm weights 1, biases 0. Each tensor draws
+// from its own stream seeded by (seed, tensor index), in visitor order.
+template <typename Real>
+void init_random(ParamStore<Real>& store, uint64_t seed, double init_scale);
+
+// Copies every tensor of `source` (any stored type, dequantized) into the store;
+// throws toy::Error naming a tensor whose shape differs.
+template <typename Real>
+void load_params(ParamStore<Real>& store, const ModelConfig& source_config, const Weights& source);
+
+// One AdamW update of every tensor (decay on the 2-D ones) with the store's
+// gradients at (1-based) step `step`.
+template <typename Real>
+void adamw_step(ParamStore<Real>& store, const AdamWConfig& config, double lr, int64_t step);
+
+}  // namespace toy::train

@@ -1,0 +1,29 @@
+// The ModelConfig of a model trained from scratch (no GGUF to read it from):
+// the shape flags of `toy train` turned into the same config a loaded model has.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "model/config.h"
+
+namespace toy::train {
+
+struct ScratchShape {
+  std::string arch = "llama";  // llama, qwen2 (q/k/v biases) or qwen3 (per-head q/k norm)
+  int64_t n_vocab = 0;
+  int64_t n_embd = 0;
+  int64_t n_layer = 0;
+  int64_t n_head = 0;
+  int64_t n_head_kv = 0;  // 0: n_head
+  int64_t head_dim = 0;   // 0: n_embd / n_head
+  int64_t n_ff = 0;
+  int64_t n_ctx = 0;
+  float rms_eps = 1e-5f;
+  float rope_base = 10000.0f;
+};
+
+// Validates the shape (toy::Error naming the flag at fault) and builds the config.
+ModelConfig scratch_config(const ScratchShape& shape);
+
+}  // namespace toy::train

@@ -1,0 +1,241 @@
+// Every backward kernel against central finite differences in double (the
+// kernels' scalar references instantiated for double), on odd sizes; and the
+// float training paths against those references.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "grad_check.h"
+#include "kernels/activations.h"
+#include "kernels/attention_backward.h"
+#include "kernels/cross_entropy_backward.h"
+#include "kernels/embedding_backward.h"
+#include "kernels/linear_backward.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rmsnorm_backward.h"
+#include "kernels/rope.h"
+#include "kernels/rope_backward.h"
+#include "kernels/swiglu_backward.h"
+
+namespace toy {
+namespace {
+
+using testing::expect_matches_finite_differences;
+using testing::random_values;
+using testing::weighted_sum;
+
+TEST(BackwardKernels, RmsNormMatchesFiniteDifferences) {
+  const int64_t rows = 3, n = 7;
+  const float eps = 1e-5f;
+  std::vector<double> x = random_values(rows * n, 1), w = random_values(n, 2),
+                      r = random_values(rows * n, 3);
+  std::vector<double> y(rows * n);
+  auto loss = [&] {
+    rmsnorm_reference(y.data(), x.data(), w.data(), rows, n, eps);
+    return weighted_sum(r, y.data());
+  };
+  std::vector<double> dx(rows * n, 0.0), dw(n, 0.0);
+  rmsnorm_backward(dx.data(), dw.data(), r.data(), x.data(), w.data(), rows, n, eps);
+  expect_matches_finite_differences(x, dx, loss, "rmsnorm dx");
+  expect_matches_finite_differences(w, dw, loss, "rmsnorm dw");
+}
+
+TEST(BackwardKernels, RmsNormFloatForwardMatchesReference) {
+  const int64_t rows = 5, n = 37;
+  std::vector<float> x = testing::to_float(random_values(rows * n, 4)),
+                     w = testing::to_float(random_values(n, 5));
+  std::vector<float> ours(rows * n), ref(rows * n);
+  rmsnorm_forward(ours.data(), x.data(), w.data(), rows, n, 1e-6f);
+  rmsnorm_reference(ref.data(), x.data(), w.data(), rows, n, 1e-6f);
+  for (size_t i = 0; i < ours.size(); ++i)
+    EXPECT_NEAR(ours[i], ref[i], 1e-5f * std::abs(ref[i]) + 1e-6f);
+}
+
+class RopeBackward : public ::testing::TestWithParam<RopeMode> {};
+
+TEST_P(RopeBackward, MatchesFiniteDifferencesAndInvertsTheForward) {
+  const int64_t rows = 5, n_heads = 3, head_dim = 10;
+  RopeParams p;
+  p.mode = GetParam();
+  p.n_rot = 8;  // rotate fewer dims than head_dim: the rest pass through
+  p.head_dim = head_dim;
+  p.freq_base = 10000.0f;
+  const RopeTable<double> table = make_rope_table<double>(rows, p);
+  std::vector<int32_t> pos = {0, 3, 1, 4, 2};
+  std::vector<double> x = random_values(rows * n_heads * head_dim, 6),
+                      r = random_values(rows * n_heads * head_dim, 7);
+  auto loss = [&] {
+    std::vector<double> y = x;
+    rope_rotate(y.data(), pos.data(), rows, n_heads, table, +1);
+    return weighted_sum(r, y.data());
+  };
+  std::vector<double> dx = r;
+  rope_rotate(dx.data(), pos.data(), rows, n_heads, table, -1);
+  expect_matches_finite_differences(x, dx, loss, "rope dx");
+
+  // The float table/rotation reproduces the inference kernel's rope_forward.
+  const RopeTable<float> ftable = make_rope_table<float>(rows, p);
+  std::vector<int32_t> seq_pos = {0, 1, 2, 3, 4};
+  std::vector<float> a = testing::to_float(x), b = a;
+  rope_forward(a.data(), rows, n_heads, 0, p);
+  rope_rotate(b.data(), seq_pos.data(), rows, n_heads, ftable, +1);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-6f);
+  rope_rotate(b.data(), seq_pos.data(), rows, n_heads, ftable, -1);  // undoes it
+  for (size_t i = 0; i < b.size(); ++i) EXPECT_NEAR(b[i], float(x[i]), 1e-5f);
+}
+
+INSTANTIATE_TEST_SUITE_P(BothModes, RopeBackward,
+                         ::testing::Values(RopeMode::AdjacentPairs, RopeMode::HalfSplit));
+
+TEST(BackwardKernels, CausalAttentionWithGqaMatchesFiniteDifferences) {
+  ThreadPool pool(1);
+  const AttentionDims d{2, 5, 6, 2, 3, 1.0 / std::sqrt(3.0)};  // B=2, T=5, 6 heads over 2 KV heads
+  const int64_t rows = d.n_seq * d.n_pos, qn = rows * d.n_head * d.head_dim,
+                kvn = rows * d.n_head_kv * d.head_dim;
+  std::vector<double> q = random_values(qn, 8), k = random_values(kvn, 9),
+                      v = random_values(kvn, 10), r = random_values(qn, 11);
+  std::vector<double> out(qn), probs(d.n_seq * d.n_head * d.n_pos * d.n_pos);
+  auto loss = [&] {
+    attention_forward_train(out.data(), probs.data(), q.data(), k.data(), v.data(), d, pool);
+    return weighted_sum(r, out.data());
+  };
+  loss();
+  std::vector<double> dq(qn, 0.0), dk(kvn, 0.0), dv(kvn, 0.0);
+  attention_backward(dq.data(), dk.data(), dv.data(), r.data(), q.data(), k.data(), v.data(),
+                     probs.data(), d, pool);
+  expect_matches_finite_differences(q, dq, loss, "attention dq");
+  expect_matches_finite_differences(k, dk, loss, "attention dk");
+  expect_matches_finite_differences(v, dv, loss, "attention dv");
+  // Causality: the last position of a sequence does not influence earlier outputs.
+  std::vector<double> before = out;
+  v[(d.n_pos - 1) * d.n_head_kv * d.head_dim] += 1.0;
+  loss();
+  for (int64_t h = 0; h < d.n_head; ++h) EXPECT_EQ(out[h * d.head_dim], before[h * d.head_dim]);
+}
+
+TEST(BackwardKernels, SwigluMatchesFiniteDifferences) {
+  const int64_t n = 13;
+  std::vector<double> g = random_values(n, 12, 2.0), u = random_values(n, 13),
+                      r = random_values(n, 14), h(n);
+  auto loss = [&] {
+    swiglu_reference(h.data(), g.data(), u.data(), n);
+    return weighted_sum(r, h.data());
+  };
+  std::vector<double> dg(n, 0.0), du(n, 0.0);
+  swiglu_backward(dg.data(), du.data(), r.data(), g.data(), u.data(), n);
+  expect_matches_finite_differences(g, dg, loss, "swiglu dg");
+  expect_matches_finite_differences(u, du, loss, "swiglu du");
+  std::vector<float> fg = testing::to_float(g), fu = testing::to_float(u), ours(n), ref(n);
+  gated_activation(ours.data(), fg.data(), fu.data(), n, Activation::Silu);
+  swiglu_reference(ref.data(), fg.data(), fu.data(), n);
+  for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(ours[i], ref[i], 1e-6f * (1 + std::abs(ref[i])));
+}
+
+TEST(BackwardKernels, EmbeddingMatchesFiniteDifferences) {
+  const int64_t n_vocab = 7, n_embd = 5, n_tokens = 9;
+  std::vector<int32_t> tokens = {3, 0, 6, 3, 3, 1, 6, 2, 0};  // repeats accumulate
+  std::vector<double> table = random_values(n_vocab * n_embd, 15),
+                      r = random_values(n_tokens * n_embd, 16), out(n_tokens * n_embd);
+  auto loss = [&] {
+    embedding_forward_train(out.data(), table.data(), tokens.data(), n_tokens, n_embd, n_vocab);
+    return weighted_sum(r, out.data());
+  };
+  std::vector<double> dtable(n_vocab * n_embd, 0.0);
+  embedding_backward(dtable.data(), r.data(), tokens.data(), n_tokens, n_embd);
+  expect_matches_finite_differences(table, dtable, loss, "embedding dtable");
+  tokens[4] = 7;
+  EXPECT_THROW(
+      embedding_forward_train(out.data(), table.data(), tokens.data(), n_tokens, n_embd, n_vocab),
+      Error);
+}
+
+TEST(BackwardKernels, LinearWithBiasMatchesFiniteDifferences) {
+  ThreadPool pool(1);
+  const int64_t T = 5, n_in = 7, n_out = 3;
+  std::vector<double> x = random_values(T * n_in, 17), w = random_values(n_out * n_in, 18),
+                      b = random_values(n_out, 19), r = random_values(T * n_out, 20), y(T * n_out);
+  auto loss = [&] {
+    linear_forward(y.data(), x.data(), w.data(), b.data(), T, n_in, n_out, pool);
+    return weighted_sum(r, y.data());
+  };
+  std::vector<double> dx(T * n_in, 0.0), dw(n_out * n_in, 0.0), db(n_out, 0.0);
+  linear_backward(dx.data(), dw.data(), db.data(), r.data(), x.data(), w.data(), T, n_in, n_out,
+                  pool);
+  expect_matches_finite_differences(x, dx, loss, "linear dx");
+  expect_matches_finite_differences(w, dw, loss, "linear dW");
+  expect_matches_finite_differences(b, db, loss, "linear db");
+}
+
+TEST(BackwardKernels, CrossEntropyWithIgnoredLabelsMatchesFiniteDifferences) {
+  ThreadPool pool(2);
+  const int64_t rows = 5, V = 11;
+  std::vector<int32_t> targets = {3, -1, 10, 0, -1};
+  std::vector<double> logits = random_values(rows * V, 21, 3.0);
+  auto loss = [&] {
+    const CrossEntropyResult r = cross_entropy_forward(logits.data(), targets.data(), rows, V);
+    return r.loss_sum / double(r.counted);
+  };
+  std::vector<double> dlogits(rows * V);
+  const CrossEntropyResult both = cross_entropy_forward_backward(
+      dlogits.data(), logits.data(), targets.data(), rows, V, 1.0 / 3.0, pool);
+  EXPECT_EQ(both.counted, 3);
+  EXPECT_NEAR(both.loss_sum / 3.0, loss(), 1e-12);
+  expect_matches_finite_differences(logits, dlogits, loss, "cross-entropy dlogits");
+  for (int64_t i = 0; i < V; ++i) EXPECT_EQ(dlogits[1 * V + i], 0.0);  // ignored row
+  targets[0] = int32_t(V);
+  EXPECT_THROW(cross_entropy_forward(logits.data(), targets.data(), rows, V), Error);
+}
+
+// The AVX-512 gemm against its scalar reference: odd sizes, every operand
+// layout the linear layers use, accumulate or overwrite, 1..3 threads.
+TEST(Gemm, MatchesReferenceOnOddSizesAndThreadCounts) {
+  const int64_t sizes[][3] = {{1, 1, 1}, {7, 33, 5}, {9, 17, 31}, {37, 65, 129}, {130, 70, 300}};
+  for (int threads = 1; threads <= 3; ++threads) {
+    ThreadPool pool(threads);
+    for (const auto& s : sizes) {
+      const int64_t M = s[0], N = s[1], K = s[2];
+      std::vector<float> a = testing::to_float(random_values(M * K, 22)),
+                         b = testing::to_float(random_values(K * N, 23));
+      for (int layout = 0; layout < 4; ++layout) {
+        const bool a_t = layout & 1, b_t = layout & 2;
+        MatrixRef<float> ar{a.data(), a_t ? 1 : K, a_t ? M : 1};
+        MatrixRef<float> br{b.data(), b_t ? 1 : N, b_t ? K : 1};
+        const int64_t ldc = N + 3;
+        std::vector<float> c0 = testing::to_float(random_values(M * ldc, 24));
+        for (bool accumulate : {false, true}) {
+          std::vector<float> ours = c0, ref = c0;
+          gemm(ours.data(), ldc, ar, br, M, N, K, accumulate, pool);
+          gemm_reference(ref.data(), ldc, ar, br, M, N, K, accumulate);
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < ldc; ++j) {
+              const float r = ref[i * ldc + j];
+              ASSERT_NEAR(ours[i * ldc + j], r, 1e-4f * (std::sqrt(float(K)) + std::abs(r)))
+                  << "M=" << M << " N=" << N << " K=" << K << " layout " << layout << " threads "
+                  << threads << " at " << i << "," << j;
+            }
+        }
+      }
+    }
+  }
+}
+
+TEST(Gemm, IsBitIdenticalForAnyThreadCount) {
+  const int64_t M = 100, N = 90, K = 300;
+  std::vector<float> a = testing::to_float(random_values(M * K, 25)),
+                     b = testing::to_float(random_values(K * N, 26));
+  std::vector<float> first;
+  for (int threads = 1; threads <= 3; ++threads) {
+    ThreadPool pool(threads);
+    std::vector<float> c(M * N);
+    gemm(c.data(), N, {a.data(), K, 1}, {b.data(), N, 1}, M, N, K, false, pool);
+    if (first.empty()) first = c;
+    EXPECT_EQ(0, std::memcmp(first.data(), c.data(), c.size() * sizeof(float)))
+        << threads << " threads";
+  }
+}
+
+}  // namespace
+}  // namespace toy
