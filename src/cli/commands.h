@@ -17,5 +17,6 @@ extern const Command kCommands[];
 extern const int kCommandCount;
 
 int run_version(int argc, char** argv);
+int run_info(int argc, char** argv);
 
 }  // namespace toy::cli

@@ -11,6 +11,7 @@ namespace toy::cli {
 
 const Command kCommands[] = {
     {"version", "print the version and how this binary was built", run_version},
+    {"info", "print a GGUF file's version, metadata, tensors and totals", run_info},
 };
 const int kCommandCount = sizeof(kCommands) / sizeof(kCommands[0]);
 

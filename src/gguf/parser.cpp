@@ -331,6 +331,7 @@ void Parser::check_tensor_data() {
            ": duplicate tensor name '", tensors[order[i]].name, "' (tensors #",
            std::min(order[i - 1], order[i]), " and #", std::max(order[i - 1], order[i]),
            "); expected every tensor name once");
+  file_.sorted_tensors_ = order;
   std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
     return tensors[a].offset != tensors[b].offset ? tensors[a].offset < tensors[b].offset : a < b;
   });

@@ -143,9 +143,11 @@ std::string File::get_string_or(std::string_view key, std::string_view fallback)
 }
 
 const TensorInfo* File::find_tensor(std::string_view name) const {
-  for (const TensorInfo& info : tensors_)
-    if (info.name == name) return &info;
-  return nullptr;
+  auto it = std::lower_bound(
+      sorted_tensors_.begin(), sorted_tensors_.end(), name,
+      [&](uint32_t index, std::string_view n) { return tensors_[index].name < n; });
+  if (it == sorted_tensors_.end() || tensors_[*it].name != name) return nullptr;
+  return &tensors_[*it];
 }
 
 Tensor File::tensor(std::string_view name) const {

@@ -160,6 +160,8 @@ class File {
   // Indices into entries_, sorted by key, for binary search (and the uniqueness check).
   std::vector<uint32_t> sorted_keys_;
   std::vector<TensorInfo> tensors_;
+  // Indices into tensors_, sorted by name, for binary search (and the uniqueness check).
+  std::vector<uint32_t> sorted_tensors_;
   std::weak_ptr<File> self_;
 };
 

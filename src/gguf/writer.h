@@ -15,6 +15,9 @@ namespace toy::gguf {
 
 class Writer {
  public:
+  // Tensor data is aligned to a u32 `general.alignment` set as metadata if there is one, to
+  // `alignment` otherwise (then written as general.alignment when it is not the default 32).
+  // Padding is zero bytes.
   explicit Writer(uint64_t alignment = 32);
 
   // Sets (or replaces, keeping its position) a metadata key.

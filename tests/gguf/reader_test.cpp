@@ -344,8 +344,10 @@ TEST(GgufReaderFixtures, EveryFixtureOpens) {
     EXPECT_TRUE(file->version() == 2 || file->version() == 3);
     EXPECT_TRUE(file->has("general.architecture"));
     for (size_t i = 0; i < file->metadata_count(); ++i) file->metadata(i).to_value();
-    for (const TensorInfo& info : file->tensors())
+    for (const TensorInfo& info : file->tensors()) {
+      EXPECT_EQ(file->find_tensor(info.name), &info);
       EXPECT_EQ(file->tensor(info).bytes(), info.bytes) << info.name;
+    }
     ++files;
   }
   EXPECT_GE(files, 30);
