@@ -17,6 +17,8 @@ extern const Command kCommands[];
 extern const int kCommandCount;
 
 int run_version(int argc, char** argv);
+int run_tokenize(int argc, char** argv);
+int run_detokenize(int argc, char** argv);
 int run_info(int argc, char** argv);
 
 }  // namespace toy::cli

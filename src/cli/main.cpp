@@ -11,6 +11,8 @@ namespace toy::cli {
 
 const Command kCommands[] = {
     {"version", "print the version and how this binary was built", run_version},
+    {"tokenize", "turn text into token ids with a model's vocabulary", run_tokenize},
+    {"detokenize", "turn token ids back into text", run_detokenize},
     {"info", "print a GGUF file's version, metadata, tensors and totals", run_info},
 };
 const int kCommandCount = sizeof(kCommands) / sizeof(kCommands[0]);

@@ -37,6 +37,13 @@ SpmEncoder::SpmEncoder(const Vocab& vocab) : vocab_(vocab) {
       }
     }
   }
+  for (int c = 1; c < 128; ++c) isolated_[c] = c != ' ';
+  for (int32_t id = 0; id < vocab.size(); ++id) {
+    const std::string& text = vocab.token(id).text;
+    if (text.size() < 2) continue;
+    for (char c : text)
+      if (static_cast<unsigned char>(c) < 128) isolated_[static_cast<unsigned char>(c)] = false;
+  }
 }
 
 void SpmEncoder::encode(std::string_view text, std::vector<int32_t>& out) {
@@ -53,12 +60,19 @@ void SpmEncoder::encode(std::string_view text, std::vector<int32_t>& out) {
     encode_escaped(escaped_, out);
     return;
   }
-  // Words start at every space that follows a non-space.
+  // Words start at every space that follows a non-space, and around every
+  // isolated character.
   size_t begin = 0;
-  for (size_t i = 1; i < text.size(); ++i) {
-    if (text[i] == ' ' && text[i - 1] != ' ') {
-      encode_word_cached(text.substr(begin, i - begin), out);
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const bool word_start = c == ' ' && i > 0 && text[i - 1] != ' ';
+    if (word_start || (c < 128 && isolated_[c])) {
+      if (i > begin) encode_word_cached(text.substr(begin, i - begin), out);
       begin = i;
+      if (c != ' ') {
+        encode_word_cached(text.substr(i, 1), out);
+        begin = i + 1;
+      }
     }
   }
   if (begin < text.size()) encode_word_cached(text.substr(begin), out);

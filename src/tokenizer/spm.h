@@ -8,7 +8,8 @@
 // Speed: when the vocabulary has no piece with "▁" after another character
 // (true of SentencePiece models trained with split_by_whitespace), no merge can
 // cross the start of a "▁word", so the text is encoded word by word and each
-// word's result is cached.
+// word's result is cached. ASCII characters that occur in no multi-character
+// piece (typically "\n") never merge, so words are also cut around them.
 #pragma once
 
 #include <cstdint>
@@ -50,6 +51,7 @@ class SpmEncoder {
 
   const Vocab& vocab_;
   bool word_split_safe_ = false;
+  bool isolated_[128] = {};  // ASCII characters that occur in no multi-character piece
   int32_t byte_tokens_[256];
 
   TextMap<std::pair<uint32_t, uint32_t>> cache_;  // word -> (offset, count) in cache_ids_
