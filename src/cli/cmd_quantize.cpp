@@ -1,0 +1,232 @@
+// toy quantize IN.gguf OUT.gguf TYPE [-t N]: converts a model's weight matrices to
+// another weight type, like llama-quantize.
+//
+// Weight matrices (n_dims >= 2, name ending in ".weight", not a norm, not the MoE
+// router `ffn_gate_inp`) are converted row by row — 3-D expert tensors per row too;
+// everything else is copied unchanged. TYPE = f32 dequantizes every tensor, so the
+// output holds exactly the values the engine computes with. Metadata is copied and
+// general.file_type (llama.cpp's LLAMA_FTYPE numbering) updated. The output is
+// written atomically: on any error nothing appears under OUT.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cli/commands.h"
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "core/timer.h"
+#include "gguf/copy.h"
+#include "gguf/reader.h"
+#include "gguf/writer.h"
+#include "quant/quant.h"
+
+namespace toy::cli {
+namespace {
+
+// The output types and their llama.cpp file type (LLAMA_FTYPE_*). A pure K-quant file
+// is the "_S" variant (every weight in that type), as llama.cpp names it.
+struct TargetType {
+  std::string_view name;
+  DType type;
+  uint32_t file_type;
+};
+
+constexpr TargetType kTargets[] = {
+    {"f32", DType::F32, 0},    {"f16", DType::F16, 1},    {"bf16", DType::BF16, 32},
+    {"q8_0", DType::Q8_0, 7},  {"q4_0", DType::Q4_0, 2},  {"q4_1", DType::Q4_1, 3},
+    {"q5_0", DType::Q5_0, 8},  {"q5_1", DType::Q5_1, 9},  {"q2_k", DType::Q2_K, 10},
+    {"q3_k", DType::Q3_K, 11}, {"q4_k", DType::Q4_K, 14}, {"q5_k", DType::Q5_K, 16},
+    {"q6_k", DType::Q6_K, 18},
+};
+
+constexpr uint32_t kQuantizationVersion = 2;  // ggml's GGML_QNT_VERSION
+
+std::string valid_type_list() {
+  std::string list;
+  for (const TargetType& t : kTargets) list += (list.empty() ? "" : ", ") + std::string(t.name);
+  return list;
+}
+
+const TargetType& parse_target(const std::string& name) {
+  std::string lower = name;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const TargetType& t : kTargets)
+    if (t.name == lower) return t;
+  fail("unknown TYPE '", name, "'; valid types: ", valid_type_list());
+}
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// The tensors llama-quantize converts: weight matrices, not norms (1-D in practice, but
+// some architectures have 2-D norms), not the rope frequency factors, and not the MoE
+// router, which llama.cpp keeps in its source type because routing is sensitive to it.
+bool is_weight_matrix(const gguf::TensorInfo& info) {
+  const std::string_view name = info.name;
+  return info.n_dims >= 2 && ends_with(name, ".weight") &&
+         name.find("norm") == std::string_view::npos &&
+         name.find("rope_freqs") == std::string_view::npos &&
+         name.find("ffn_gate_inp.weight") == std::string_view::npos;
+}
+
+// What happens to one tensor.
+struct Plan {
+  const gguf::TensorInfo* info;
+  DType out_type;
+  bool convert;      // dequantize + quantize rows (false: copy the bytes)
+  std::string note;  // why a weight keeps its type, if it does
+};
+
+Plan plan_tensor(const gguf::TensorInfo& info, const TargetType& target) {
+  Plan plan{&info, info.type, false, ""};
+  // f32 is a full dequantization: every tensor, weight or not.
+  const bool wanted = target.type == DType::F32 ? info.type != DType::F32 : is_weight_matrix(info);
+  if (!wanted || info.type == target.type) return plan;
+  if (!quant::can_dequantize(info.type)) {
+    plan.note =
+        str("cannot convert from ", dtype_name(info.type), "; kept as ", dtype_name(info.type));
+    return plan;
+  }
+  const int64_t block = dtype_info(target.type).block_size;
+  if (info.ne[0] % block != 0) {
+    plan.note = str("row length ", info.ne[0], " is not a multiple of ", dtype_name(target.type),
+                    "'s block size ", block, "; kept as ", dtype_name(info.type));
+    return plan;
+  }
+  plan.out_type = target.type;
+  plan.convert = true;
+  return plan;
+}
+
+// Converts every row of `src` (rows of ne[0] elements in src.type) into `dst` as `type`,
+// rows split across the pool; each thread owns one F32 row of scratch.
+void convert_rows(const Tensor& src, DType type, uint8_t* dst, ThreadPool& pool) {
+  const int64_t row = src.ne[0];
+  const auto out_row_bytes = static_cast<size_t>(row_bytes(type, row));
+  const int64_t rows = src.rows();
+  // Enough rows per chunk that each thread's share is worth a wake-up.
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(row, 1));
+  pool.parallel_for(
+      rows,
+      [&](int64_t begin, int64_t end) {
+        std::vector<float> scratch(static_cast<size_t>(row));  // (ne[0],)
+        for (int64_t r = begin; r < end; ++r) {
+          const float* values = nullptr;
+          if (src.type == DType::F32) {
+            values = reinterpret_cast<const float*>(src.row(r));
+          } else {
+            quant::dequantize_row(src.type, src.row(r), scratch.data(), row);
+            values = scratch.data();
+          }
+          quant::quantize_row(type, values, dst + static_cast<size_t>(r) * out_row_bytes, row);
+        }
+      },
+      grain);
+}
+
+double mib(uint64_t bytes) {
+  return static_cast<double>(bytes) / (1024.0 * 1024.0);
+}
+
+std::string shape_text(const gguf::TensorInfo& info) {
+  std::string s = "[";
+  for (int d = 0; d < info.n_dims; ++d) s += (d ? ", " : "") + std::to_string(info.ne[d]);
+  return s + "]";
+}
+
+// Refuses outputs that cannot work before any conversion starts, so the errors are
+// immediate and name the problem (the writer is atomic either way).
+void check_paths(const std::string& in_path, const std::string& out_path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path out(out_path);
+  const fs::path dir = out.parent_path().empty() ? fs::path(".") : out.parent_path();
+  if (!fs::is_directory(dir, ec))
+    fail("output ", out_path, ": directory ", dir.string(), " does not exist");
+  if (fs::is_directory(out, ec)) fail("output ", out_path, " is a directory, expected a file path");
+  if (fs::exists(out, ec) && fs::equivalent(fs::path(in_path), out, ec))
+    fail("output ", out_path, " is the input file; write to a different path");
+}
+
+}  // namespace
+
+int run_quantize(int argc, char** argv) {
+  CLI::App app{"Convert a GGUF model's weight matrices to another weight type"};
+  std::string in_path, out_path, type_name;
+  int threads = default_thread_count();
+  app.add_option("input", in_path, "input GGUF file")->required();
+  app.add_option("output", out_path, "output GGUF file (written atomically)")->required();
+  app.add_option("type", type_name, "target weight type: " + valid_type_list())->required();
+  app.add_option("-t,--threads", threads, "threads converting rows")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 1;
+  }
+
+  const TargetType& target = parse_target(type_name);
+  check_paths(in_path, out_path);
+  const auto file = gguf::File::open(in_path);
+
+  std::vector<Plan> plans;
+  for (const gguf::TensorInfo& info : file->tensors()) plans.push_back(plan_tensor(info, target));
+
+  gguf::Writer writer;
+  gguf::copy_metadata(*file, writer);
+  writer.set("general.file_type", gguf::Value::u32(target.file_type));
+  if (dtype_info(target.type).quantized)
+    writer.set("general.quantization_version", gguf::Value::u32(kQuantizationVersion));
+
+  ThreadPool pool(threads);
+  const size_t total = plans.size();
+  uint64_t bytes_in = 0, bytes_out = 0;
+  int converted = 0;
+  for (size_t i = 0; i < total; ++i) {
+    const Plan& plan = plans[i];
+    const gguf::TensorInfo& info = *plan.info;
+    const Tensor src = file->tensor(info);
+    std::vector<int64_t> ne(info.ne.begin(), info.ne.begin() + info.n_dims);
+    const uint64_t out_bytes =
+        src.rows() * static_cast<uint64_t>(row_bytes(plan.out_type, src.ne[0]));
+    bytes_in += info.bytes;
+    bytes_out += out_bytes;
+    converted += plan.convert ? 1 : 0;
+    // Runs when the writer reaches this tensor, so one tensor is converted at a time.
+    auto fill = [&plan, &info, src, i, total, out_bytes, &pool](uint8_t* dst) {
+      std::fprintf(stderr, "[%4zu/%4zu] %-32s %-18s %6s -> %-6s %9.3f MiB -> %9.3f MiB%s\n", i + 1,
+                   total, std::string(info.name).c_str(), shape_text(info).c_str(),
+                   std::string(dtype_name(info.type)).c_str(),
+                   std::string(dtype_name(plan.out_type)).c_str(), mib(info.bytes), mib(out_bytes),
+                   plan.convert ? "" : "  (copied)");
+      if (!plan.note.empty()) std::fprintf(stderr, "           note: %s\n", plan.note.c_str());
+      if (plan.convert) {
+        convert_rows(src, plan.out_type, dst, pool);
+      } else {
+        std::memcpy(dst, src.data, info.bytes);
+      }
+    };
+    writer.add_tensor(std::string(info.name), plan.out_type, std::move(ne), fill);
+  }
+
+  std::fprintf(stderr, "toy quantize: %s -> %s (%s, %d threads)\n", in_path.c_str(),
+               out_path.c_str(), std::string(target.name).c_str(), threads);
+  Timer timer;
+  writer.write(out_path);
+  std::fprintf(stderr, "converted %d of %zu tensors in %.2f s\n", converted, total,
+               timer.seconds());
+  std::fprintf(stderr, "model size: %.2f MiB -> %.2f MiB (%.1f%%)\n", mib(bytes_in), mib(bytes_out),
+               bytes_in ? 100.0 * bytes_out / bytes_in : 100.0);
+  return 0;
+}
+
+}  // namespace toy::cli
