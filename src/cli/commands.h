@@ -21,5 +21,7 @@ int run_tokenize(int argc, char** argv);
 int run_detokenize(int argc, char** argv);
 int run_quantize(int argc, char** argv);
 int run_info(int argc, char** argv);
+int run_init(int argc, char** argv);
+int run_bench(int argc, char** argv);
 
 }  // namespace toy::cli

@@ -16,6 +16,8 @@ const Command kCommands[] = {
     {"quantize", "convert a GGUF model's weights to another type (f16, q8_0, q4_k, ...)",
      run_quantize},
     {"info", "print a GGUF file's version, metadata, tensors and totals", run_info},
+    {"init", "write a random-weight model (llama.cpp GGUF layout)", run_init},
+    {"bench", "prompt-processing and generation tokens/s, like llama-bench", run_bench},
 };
 const int kCommandCount = sizeof(kCommands) / sizeof(kCommands[0]);
 
