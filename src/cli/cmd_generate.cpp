@@ -1,0 +1,129 @@
+// toy generate: continue a prompt (text, or token ids for models without a
+// vocabulary), streaming the text — or, with --print-ids, one line of the
+// generated ids — and report prompt and generation speed on stderr.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "core/timer.h"
+#include "gguf/reader.h"
+#include "infer/kv_cache.h"
+#include "infer/sampler.h"
+#include "infer/session.h"
+#include "infer/token_list.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace toy::cli {
+
+int run_generate(int argc, char** argv) {
+  CLI::App app{"Generate a continuation of a prompt (llama.cpp's sampler chain and defaults).",
+               "toy generate"};
+  std::string model_path, prompt, tokens_text, kv_type_name = "f16";
+  int n_predict = 128;
+  SamplerParams sampling;
+  int64_t seed = -1;
+  bool print_ids = false, exact = false;
+  int threads = default_thread_count();
+  int64_t n_ctx = 0;
+  app.add_option("-m,--model", model_path, "GGUF model")->required();
+  auto* prompt_opt = app.add_option("-p,--prompt", prompt, "prompt text");
+  auto* tokens_opt = app.add_option("--tokens", tokens_text, "prompt as comma-separated token ids");
+  prompt_opt->excludes(tokens_opt);
+  app.add_option("-n,--n-predict", n_predict, "tokens to generate")->capture_default_str();
+  app.add_option("--temp", sampling.temperature, "temperature (0: greedy)")->capture_default_str();
+  app.add_option("--top-k", sampling.top_k, "top-k (0: off)")->capture_default_str();
+  app.add_option("--top-p", sampling.top_p, "top-p (1: off)")->capture_default_str();
+  app.add_option("--min-p", sampling.min_p, "min-p (0: off)")->capture_default_str();
+  app.add_option("--repeat-penalty", sampling.repeat_penalty, "repeat penalty (1: off)")
+      ->capture_default_str();
+  app.add_option("--repeat-last-n", sampling.repeat_last_n, "tokens the penalty looks back over")
+      ->capture_default_str();
+  app.add_option("--seed", seed, "random seed (default: random)");
+  app.add_flag("--print-ids", print_ids, "print the generated token ids instead of text");
+  app.add_option("--kv-type", kv_type_name, "KV cache type: f32, f16 or q8_0")
+      ->capture_default_str();
+  app.add_flag("--exact", exact, "exact arithmetic instead of the fast kernels");
+  app.add_option("-t,--threads", threads, "threads")->capture_default_str();
+  app.add_option("-c,--ctx-size", n_ctx, "context length (default: the model's)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (prompt_opt->count() == 0 && tokens_opt->count() == 0)
+    fail("give a prompt with -p TEXT or --tokens IDS");
+  if (threads < 1) fail("-t must be at least 1, got ", threads);
+  if (n_predict < 0) fail("-n must not be negative, got ", n_predict);
+  sampling.seed = seed >= 0 ? static_cast<uint64_t>(seed) : std::random_device{}();
+
+  const Model model = Model::load(model_path);
+  std::unique_ptr<tokenizer::Tokenizer> tok;
+  if (model.config.has_vocab) tok = tokenizer::Tokenizer::from_gguf(*model.file);
+
+  std::vector<int32_t> prompt_ids;
+  if (tokens_opt->count()) {
+    prompt_ids = parse_token_list(tokens_text);
+  } else {
+    if (!tok)
+      fail(model_path, " has no vocabulary (tokenizer.ggml.model is none): give the prompt as ",
+           "token ids with --tokens");
+    prompt_ids = tok->tokenize(prompt, {.add_special = true, .parse_special = true});
+    if (prompt_ids.empty()) fail("the prompt tokenizes to nothing");
+  }
+
+  ThreadPool pool(threads);
+  SessionOptions options;
+  options.n_ctx = n_ctx;
+  options.kv_type = parse_kv_type(kv_type_name);
+  options.mode = exact ? MatmulMode::Exact : MatmulMode::Fast;
+  Session session(model, pool, options);
+  Sampler sampler(sampling, model.config.n_vocab);
+  for (int32_t id : prompt_ids) sampler.accept(id);
+
+  Timer prompt_timer;
+  std::span<const float> logits = session.prefill(prompt_ids);
+  const double prompt_seconds = prompt_timer.seconds();
+
+  std::vector<int32_t> generated;
+  generated.reserve(static_cast<size_t>(n_predict));
+  Timer gen_timer;
+  while (static_cast<int>(generated.size()) < n_predict) {
+    const int32_t id = sampler.sample(logits);
+    if (tok && tok->is_eog(id)) break;
+    generated.push_back(id);
+    sampler.accept(id);
+    if (!print_ids && tok) {
+      const std::string_view piece = tok->piece(id);
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    }
+    if (static_cast<int>(generated.size()) == n_predict) break;
+    if (session.n_past() >= session.n_ctx()) {
+      std::fprintf(stderr, "\ntoy generate: context full (%lld tokens), stopping\n",
+                   static_cast<long long>(session.n_ctx()));
+      break;
+    }
+    logits = session.decode(id);
+  }
+  const double gen_seconds = gen_timer.seconds();
+
+  if (print_ids || !tok) {
+    for (size_t i = 0; i < generated.size(); ++i) std::printf(i ? " %d" : "%d", generated[i]);
+  }
+  std::printf("\n");
+  std::fflush(stdout);
+  std::fprintf(stderr, "prompt: %zu tokens in %.3f s (%.1f tokens/s)\n", prompt_ids.size(),
+               prompt_seconds, prompt_ids.size() / std::max(prompt_seconds, 1e-9));
+  std::fprintf(stderr, "generation: %zu tokens in %.3f s (%.1f tokens/s)\n", generated.size(),
+               gen_seconds, generated.size() / std::max(gen_seconds, 1e-9));
+  return 0;
+}
+
+}  // namespace toy::cli

@@ -1,0 +1,80 @@
+// toy logits: the logits a model gives after each token of a list, as raw
+// little-endian float32 (T × n_vocab, row t = after tokens[0..t]) — the format
+// of the fixtures' reference logits, for comparing against llama.cpp.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "infer/kv_cache.h"
+#include "infer/session.h"
+#include "infer/token_list.h"
+#include "model/model.h"
+
+namespace toy::cli {
+
+int run_logits(int argc, char** argv) {
+  CLI::App app{
+      "Write the logits after each token as little-endian float32, T x n_vocab.\n"
+      "Default: all positions in one prefill batch through an f32 KV cache, exact arithmetic\n"
+      "(dequantized weight blocks, f32 accumulation). The cache defaults to f32 here (not f16\n"
+      "as in generate) because an f16 cache moves logits by 2-6x the fixture tolerance.",
+      "toy logits"};
+  std::string model_path, tokens_text, out_path, kv_type_name = "f32";
+  bool decode = false, exact = false, fast = false;
+  int threads = default_thread_count();
+  int64_t n_ctx = 0;
+  app.add_option("-m,--model", model_path, "GGUF model")->required();
+  app.add_option("--tokens", tokens_text, "comma-separated token ids, e.g. 175,132,281")
+      ->required();
+  app.add_option("-o,--output", out_path, "output file (T x n_vocab float32)")->required();
+  app.add_flag("--decode", decode, "feed the tokens one at a time through the KV cache");
+  app.add_option("--kv-type", kv_type_name, "KV cache type: f32, f16 or q8_0")
+      ->capture_default_str();
+  auto* exact_flag = app.add_flag("--exact", exact, "exact arithmetic (the default)");
+  app.add_flag("--fast", fast,
+               "fast arithmetic (activations rounded like llama.cpp, SIMD dot products)")
+      ->excludes(exact_flag);
+  app.add_option("-t,--threads", threads, "threads")->capture_default_str();
+  app.add_option("-c,--ctx-size", n_ctx, "context length (default: the model's)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (threads < 1) fail("-t must be at least 1, got ", threads);
+
+  const std::vector<int32_t> tokens = parse_token_list(tokens_text);
+  const Model model = Model::load(model_path);
+  ThreadPool pool(threads);
+  SessionOptions options;
+  options.n_ctx = n_ctx;
+  options.kv_type = parse_kv_type(kv_type_name);
+  options.mode = fast ? MatmulMode::Fast : MatmulMode::Exact;
+  Session session(model, pool, options);
+
+  const size_t n_vocab = static_cast<size_t>(model.config.n_vocab);
+  std::vector<float> logits(tokens.size() * n_vocab);
+  if (decode) {
+    for (size_t t = 0; t < tokens.size(); ++t) {
+      const auto row = session.decode(tokens[t]);
+      std::copy(row.begin(), row.end(), logits.begin() + static_cast<std::ptrdiff_t>(t * n_vocab));
+    }
+  } else {
+    session.prefill_all(tokens, logits.data());
+  }
+
+  std::ofstream out(out_path, std::ios::binary | std::ios::trunc);
+  if (!out) fail("cannot open ", out_path, " for writing");
+  out.write(reinterpret_cast<const char*>(logits.data()),
+            static_cast<std::streamsize>(logits.size() * sizeof(float)));
+  out.close();
+  if (!out) fail("writing ", out_path, " failed");
+  return 0;
+}
+
+}  // namespace toy::cli

@@ -1,0 +1,14 @@
+// Token id lists as written on the command line: "175,132,281" (spaces allowed).
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace toy {
+
+// Throws toy::Error naming the offending entry for anything but a non-empty
+// list of integers in [0, 2^31).
+std::vector<int32_t> parse_token_list(std::string_view text);
+
+}  // namespace toy
