@@ -240,8 +240,11 @@ void Writer::write(const std::string& path,
     if (::fchmod(fd, 0644) != 0) fail("chmod failed: ", std::strerror(errno));
     write_all(fd, header.data().data(), header.size());
     uint64_t written = header.size();
-    write_zeros(fd, padding_for(written, alignment));
-    written += padding_for(written, alignment);
+    // Without tensors there is no data section to align (llama.cpp's vocabulary files end here).
+    if (!tensors_.empty()) {
+      write_zeros(fd, padding_for(written, alignment));
+      written += padding_for(written, alignment);
+    }
     const uint64_t data_start = written;
     std::vector<uint8_t> buffer;
     for (size_t i = 0; i < tensors_.size(); ++i) {
@@ -251,6 +254,8 @@ void Writer::write(const std::string& path,
       written += pad;
       if (t.data) {
         write_all(fd, static_cast<const uint8_t*>(t.data), t.bytes);
+      } else if (!t.fill) {
+        fail("tensor '", t.name, "' has neither data nor a function producing it");
       } else {
         buffer.assign(t.bytes, 0);
         t.fill(buffer.data());
