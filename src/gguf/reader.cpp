@@ -205,19 +205,11 @@ void ValueRef::type_error(std::string_view expected) const {
        expected, ", found ", found);
 }
 
-namespace {
-
-template <typename T>
-T scalar(const uint8_t* data) {
-  return load<T>(data);
-}
-
-}  // namespace
-
+// Each fixed-size scalar getter: check the stored type, then read the little-endian value.
 #define TOY_GGUF_SCALAR(method, T, TYPE, name)      \
   T ValueRef::method() const {                      \
     if (type_ != ValueType::TYPE) type_error(name); \
-    return scalar<T>(data_);                        \
+    return load<T>(data_);                          \
   }
 TOY_GGUF_SCALAR(u8, uint8_t, U8, "u8")
 TOY_GGUF_SCALAR(i8, int8_t, I8, "i8")
