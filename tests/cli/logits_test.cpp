@@ -81,13 +81,13 @@ TEST(ToyLogits, PrefillMatchesReference) {
 }
 
 TEST(ToyLogits, DecodeMatchesReference) {
-  expect_fixture("llama-tied", "--decode", false);
-  expect_fixture("qwen2-yarn", "--decode --kv-type f32", false);
+  expect_fixture("llama-tied", "--decode -t 1", false);
+  expect_fixture("qwen2-yarn", "--decode --kv-type f32 -t 1", false);
 }
 
 TEST(ToyLogits, ExactModeOnQuantizedWeights) {
   expect_fixture("llama-q4_k_m", "--exact", true);
-  expect_fixture("llama-q8_0", "--exact --decode", true);
+  expect_fixture("llama-q8_0", "--exact --decode -t 1", true);
 }
 
 TEST(ToyLogits, ContextOverflowIsAnError) {
