@@ -19,6 +19,7 @@ extern const int kCommandCount;
 int run_version(int argc, char** argv);
 int run_tokenize(int argc, char** argv);
 int run_detokenize(int argc, char** argv);
+int run_chat(int argc, char** argv);
 int run_logits(int argc, char** argv);
 int run_generate(int argc, char** argv);
 int run_quantize(int argc, char** argv);

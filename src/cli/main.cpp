@@ -13,6 +13,7 @@ const Command kCommands[] = {
     {"version", "print the version and how this binary was built", run_version},
     {"tokenize", "turn text into token ids with a model's vocabulary", run_tokenize},
     {"detokenize", "turn token ids back into text", run_detokenize},
+    {"chat", "chat with a model in the terminal using its chat template", run_chat},
     {"logits", "write a model's logits after each token (float32, for checking)", run_logits},
     {"generate", "continue a prompt: sampling, streamed text, tokens/s", run_generate},
     {"quantize", "convert a GGUF model's weights to another type (f16, q8_0, q4_k, ...)",

@@ -1,0 +1,175 @@
+// toy chat -m MODEL [--system TEXT] [--template NAME]: a conversation in the
+// terminal. Each turn formats the whole conversation with the model's chat
+// template (tokenizer.chat_template, recognised by family), feeds the model only
+// the text it has not seen yet (the KV cache keeps the rest), and streams the
+// reply until an end-of-generation token.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "core/timer.h"
+#include "infer/kv_cache.h"
+#include "infer/sampler.h"
+#include "infer/session.h"
+#include "model/model.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/stream.h"
+#include "tokenizer/tokenizer.h"
+
+namespace toy::cli {
+namespace {
+
+using tokenizer::ChatMessage;
+using tokenizer::ChatTemplate;
+
+ChatTemplate choose_template(const std::string& requested, const tokenizer::Vocab& vocab,
+                             const std::string& model_path) {
+  if (!requested.empty()) {
+    const ChatTemplate family = tokenizer::detect_chat_template(requested);
+    if (family == ChatTemplate::Unknown)
+      fail("--template '", requested,
+           "' is not a known chat template family (e.g. chatml, llama2, ",
+           "llama3, mistral-v3, gemma, phi3, zephyr, deepseek)");
+    return family;
+  }
+  if (vocab.chat_template().empty()) {
+    std::fprintf(stderr, "toy chat: %s has no tokenizer.chat_template; using chatml\n",
+                 model_path.c_str());
+    return ChatTemplate::ChatML;
+  }
+  const ChatTemplate family = tokenizer::detect_chat_template(vocab.chat_template());
+  if (family == ChatTemplate::Unknown)
+    fail(model_path, ": tokenizer.chat_template is not a supported family; choose one with ",
+         "--template (chatml, llama2, llama3, mistral-v3, gemma, phi3, zephyr, deepseek, ...)");
+  return family;
+}
+
+}  // namespace
+
+int run_chat(int argc, char** argv) {
+  CLI::App app{"Chat with a model in the terminal, using its chat template.", "toy chat"};
+  std::string model_path, system_prompt, template_name, kv_type_name = "f16";
+  int max_reply = -1;
+  SamplerParams sampling;
+  int64_t seed = -1;
+  int threads = default_thread_count();
+  int64_t n_ctx = 0;
+  bool show_prompt = false;
+  app.add_option("-m,--model", model_path, "GGUF model")->required();
+  app.add_option("--system", system_prompt, "system message that opens the conversation");
+  app.add_option("--template", template_name,
+                 "chat template family (default: detected from the model)");
+  app.add_option("-n,--n-predict", max_reply, "most tokens per reply (-1: until end of turn)")
+      ->capture_default_str();
+  app.add_option("--temp", sampling.temperature, "temperature (0: greedy)")->capture_default_str();
+  app.add_option("--top-k", sampling.top_k, "top-k (0: off)")->capture_default_str();
+  app.add_option("--top-p", sampling.top_p, "top-p (1: off)")->capture_default_str();
+  app.add_option("--min-p", sampling.min_p, "min-p (0: off)")->capture_default_str();
+  app.add_option("--seed", seed, "random seed (default: random)");
+  app.add_option("--kv-type", kv_type_name, "KV cache type: f32, f16 or q8_0")
+      ->capture_default_str();
+  app.add_option("-t,--threads", threads, "threads")->capture_default_str();
+  app.add_option("-c,--ctx-size", n_ctx, "context length (default: the model's)");
+  app.add_flag("--show-prompt", show_prompt, "print the text fed to the model on stderr");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (threads < 1) fail("-t must be at least 1, got ", threads);
+  sampling.seed = seed >= 0 ? static_cast<uint64_t>(seed) : std::random_device{}();
+
+  const Model model = Model::load(model_path);
+  if (!model.config.has_vocab)
+    fail(model_path, " has no vocabulary (tokenizer.ggml.model is none): it cannot chat; ",
+         "use toy generate --tokens");
+  const auto tok = tokenizer::Tokenizer::from_gguf(*model.file);
+  const ChatTemplate family = choose_template(template_name, tok->vocab(), model_path);
+
+  ThreadPool pool(threads);
+  SessionOptions options;
+  options.n_ctx = n_ctx;
+  options.kv_type = parse_kv_type(kv_type_name);
+  Session session(model, pool, options);
+  Sampler sampler(sampling, model.config.n_vocab);
+
+  std::vector<ChatMessage> messages;
+  if (!system_prompt.empty()) messages.push_back({"system", system_prompt});
+  size_t fed_chars = 0;  // how much of the formatted conversation the model has seen
+
+  std::fprintf(stderr, "toy chat: %s template; type a message, Ctrl-D to quit\n",
+               std::string(tokenizer::chat_template_name(family)).c_str());
+  std::string line;
+  while (true) {
+    std::fputs("\n> ", stdout);
+    std::fflush(stdout);
+    if (!std::getline(std::cin, line)) break;
+    if (line.empty()) continue;
+    messages.push_back({"user", line});
+    const std::string formatted = tokenizer::format_chat(family, messages, true);
+    const std::string fresh = formatted.size() > fed_chars ? formatted.substr(fed_chars) : "";
+    if (show_prompt) std::fprintf(stderr, "[prompt] %s\n", fresh.c_str());
+    const std::vector<int32_t> ids =
+        tok->tokenize(fresh, {.add_special = session.n_past() == 0, .parse_special = true});
+    if (session.n_past() + static_cast<int64_t>(ids.size()) >= session.n_ctx()) {
+      std::fprintf(stderr,
+                   "\ntoy chat: the conversation no longer fits the context (%lld tokens)\n",
+                   static_cast<long long>(session.n_ctx()));
+      break;
+    }
+    for (int32_t id : ids) sampler.accept(id);
+    std::span<const float> logits = session.prefill(ids);
+
+    tokenizer::StreamingDetokenizer stream(*tok);
+    std::string reply;
+    int n_reply = 0;
+    Timer timer;
+    bool context_full = false;
+    while (max_reply < 0 || n_reply < max_reply) {
+      const int32_t id = sampler.sample(logits);
+      if (tok->is_eog(id)) break;
+      sampler.accept(id);
+      ++n_reply;
+      const std::string text = stream.push(id);
+      reply += text;
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fflush(stdout);
+      if (session.n_past() + 1 >= session.n_ctx()) {
+        context_full = true;
+        break;
+      }
+      logits = session.decode(id);
+    }
+    const std::string rest = stream.finish();
+    reply += rest;
+    std::fwrite(rest.data(), 1, rest.size(), stdout);
+    std::fputc('\n', stdout);
+    std::fprintf(stderr, "[%d tokens, %.1f tokens/s]\n", n_reply,
+                 n_reply / std::max(timer.seconds(), 1e-9));
+    if (context_full) {
+      std::fprintf(stderr, "toy chat: context full (%lld tokens)\n",
+                   static_cast<long long>(session.n_ctx()));
+      break;
+    }
+
+    // The model has seen the prompt and its reply; the template's end-of-turn text
+    // (not generated: sampling stopped at the end-of-generation token) is fed
+    // with the next message. If the template rewrites the reply (e.g. trims it),
+    // fall back to skipping the whole formatted turn, as llama.cpp's simple-chat.
+    messages.push_back({"assistant", reply});
+    const std::string with_reply = tokenizer::format_chat(family, messages, false);
+    if (with_reply.compare(0, formatted.size() + reply.size(), formatted + reply) == 0)
+      fed_chars = formatted.size() + reply.size();
+    else
+      fed_chars = with_reply.size();
+  }
+  return 0;
+}
+
+}  // namespace toy::cli
