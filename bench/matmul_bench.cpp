@@ -9,6 +9,7 @@
 //   build-perf/bench/bench_matmul --benchmark_filter=Decode
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -20,10 +21,10 @@
 namespace toy {
 namespace {
 
-constexpr int kThreads = 2;
-
+// Threads: 2 (the machine's cores), or $TOY_BENCH_THREADS.
 ThreadPool& pool() {
-  static ThreadPool p(kThreads);
+  static ThreadPool p(std::getenv("TOY_BENCH_THREADS") ? std::atoi(std::getenv("TOY_BENCH_THREADS"))
+                                                       : 2);
   return p;
 }
 

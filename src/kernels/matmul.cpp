@@ -22,6 +22,28 @@ namespace {
 constexpr int64_t kFloatBlockRows = 48;
 constexpr int64_t kIntBlockRows = 16;
 
+// Up to this many activation rows the weights are read about once and the call is
+// bound by memory bandwidth (decode): prefetch them ahead of use.
+constexpr int64_t kStreamingT = 4;
+constexpr int64_t kPrefetchRows = 16;
+constexpr int64_t kStreamBlockRows = 6;  // one register tile of weight rows
+
+inline void prefetch(const uint8_t* p, size_t bytes) {
+  for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 1);
+}
+
+// Runs fn over activation rows [0, T): on the calling thread for a few rows (a
+// parallel region costs a wake-up and a barrier, more than quantizing one row),
+// split across the pool otherwise.
+template <typename Fn>
+void for_rows(ThreadPool& pool, int64_t T, Fn&& fn) {
+  if (T <= kStreamingT) {
+    fn(0, T);
+  } else {
+    pool.parallel_for(T, fn);
+  }
+}
+
 // A grow-only 64-byte-aligned buffer; one per thread, reused across calls.
 class Scratch {
  public:
@@ -97,37 +119,49 @@ void round_activations(float* dst, const float* x, int64_t count, DType type) {
 void matmul_float_path(float* y, const float* x, const Tensor& w, int64_t T, ThreadPool& pool,
                        MatmulMode mode) {
   const int64_t n_in = w.ne[0], n_out = w.rows();
-  const bool direct = is_float_type(w.type);
   const float* xs = x;
   if (mode == MatmulMode::Fast && (w.type == DType::F16 || w.type == DType::BF16)) {
     float* rounded = reinterpret_cast<float*>(
         shared_scratch().get(static_cast<size_t>(T * n_in) * sizeof(float)));
-    pool.parallel_for(T, [&](int64_t begin, int64_t end) {
+    for_rows(pool, T, [&](int64_t begin, int64_t end) {
       round_activations(rounded + begin * n_in, x + begin * n_in, (end - begin) * n_in, w.type);
     });
     xs = rounded;
   }
+  // F32 rows are used in place. 16-bit rows are widened in registers when few
+  // activation rows share them, and widened once per cache block into F32 when
+  // many do; block-quantized rows are dequantized per cache block.
+  const bool in_place = w.type == DType::F32 || (is_float_type(w.type) && T <= kStreamingT);
   pool.run([&](int thread, int n_threads) {
     const Range r = split(T, n_out, thread, n_threads, 16);
     if (r.t0 >= r.t1 || r.o0 >= r.o1) return;
-    float* block = nullptr;
-    if (!direct) {
-      block = reinterpret_cast<float*>(
-          thread_scratch().get(static_cast<size_t>(kFloatBlockRows * n_in) * sizeof(float)));
+    const int64_t t_count = r.t1 - r.t0;
+    const float* xo = xs + r.t0 * n_in;
+    if (in_place) {
+      // Sub-blocks of a few rows, so a streaming (decode) call can prefetch ahead.
+      const int64_t step = t_count <= kStreamingT ? kStreamBlockRows : kFloatBlockRows;
+      const size_t row_size = w.row_bytes();
+      for (int64_t o = r.o0; o < r.o1; o += step) {
+        const int64_t rows = std::min(step, r.o1 - o);
+        if (t_count <= kStreamingT && o + 2 * step <= r.o1)
+          prefetch(w.row(o + step), static_cast<size_t>(step) * row_size);
+        gemm_float(y + r.t0 * n_out + o, n_out, xo, n_in, t_count, w.row(o), w.nb[1],
+                   float_weight(w.type), rows, n_in);
+      }
+      return;
     }
+    float* block = reinterpret_cast<float*>(
+        thread_scratch().get(static_cast<size_t>(kFloatBlockRows * n_in) * sizeof(float)));
     for (int64_t o = r.o0; o < r.o1; o += kFloatBlockRows) {
       const int64_t rows = std::min(kFloatBlockRows, r.o1 - o);
-      float* yo = y + r.t0 * n_out + o;
-      const float* xo = xs + r.t0 * n_in;
-      if (direct) {
-        gemm_float(yo, n_out, xo, n_in, r.t1 - r.t0, w.row(o), w.nb[1], float_weight(w.type), rows,
-                   n_in);
+      if (is_float_type(w.type)) {
+        widen_rows(block, w.row(o), w.nb[1], float_weight(w.type), rows, n_in);
       } else {
         for (int64_t i = 0; i < rows; ++i)
           quant::dequantize_row(w.type, w.row(o + i), block + i * n_in, n_in);
-        gemm_float(yo, n_out, xo, n_in, r.t1 - r.t0, block, n_in * sizeof(float), FloatWeight::F32,
-                   rows, n_in);
       }
+      gemm_float(y + r.t0 * n_out + o, n_out, xo, n_in, t_count, block, n_in * sizeof(float),
+                 FloatWeight::F32, rows, n_in);
     }
   });
 }
@@ -144,7 +178,7 @@ void matmul_int_path(float* y, const float* x, const Tensor& w, int64_t T, Threa
       row_list_scratch().get(static_cast<size_t>(T) * sizeof(quant::PackedActRow)));
   for (int64_t t = 0; t < T; ++t)
     acts[t] = quant::packed_act_row_at(act_memory + t * act_bytes, n_in);
-  pool.parallel_for(T, [&](int64_t begin, int64_t end) {
+  for_rows(pool, T, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t)
       quant::pack_activation_row(w.type, x + t * n_in, n_in, acts[t]);
   });
@@ -153,14 +187,21 @@ void matmul_int_path(float* y, const float* x, const Tensor& w, int64_t T, Threa
     const Range r = split(T, n_out, thread, n_threads, 16);
     if (r.t0 >= r.t1 || r.o0 >= r.o1) return;
     const size_t row_bytes = quant::packed_weight_row_bytes(n_in);
+    const bool stream = r.t1 - r.t0 <= kStreamingT;
+    const size_t row_size = w.row_bytes();
     uint8_t* memory = thread_scratch().get(kIntBlockRows * row_bytes);
     quant::PackedWeightRow rows[kIntBlockRows];
     for (int64_t i = 0; i < kIntBlockRows; ++i)
       rows[i] = quant::packed_weight_row_at(memory + i * row_bytes, n_in);
     for (int64_t o = r.o0; o < r.o1; o += kIntBlockRows) {
       const int64_t count = std::min(kIntBlockRows, r.o1 - o);
-      for (int64_t i = 0; i < count; ++i)
+      for (int64_t i = 0; i < count; ++i) {
+        // Decode streams the weights from DRAM once: ask for a few rows ahead so
+        // the loads overlap the packing and the dot products.
+        if (stream && o + i + kPrefetchRows < r.o1)
+          prefetch(w.row(o + i + kPrefetchRows), row_size);
         quant::pack_weight_row(w.type, w.row(o + i), n_in, rows[i]);
+      }
       gemm_int8(y + r.t0 * n_out + o, n_out, acts + r.t0, r.t1 - r.t0, rows, count, np,
                 traits.zero_point != 0, traits.has_mins);
     }

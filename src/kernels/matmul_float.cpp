@@ -137,7 +137,41 @@ void gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t T, const u
   }
 }
 
+template <FloatWeight W>
+void widen(float* dst, const uint8_t* w, size_t w_stride, int64_t rows, int64_t K) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* row = w + r * w_stride;
+    float* out = dst + r * K;
+#ifdef TOY_GEMM_AVX512
+    int64_t k = 0;
+    for (; k + 16 <= K; k += 16) _mm512_storeu_ps(out + k, load_weights<W>(row, k));
+    if (k < K) {
+      const __mmask16 mask = static_cast<__mmask16>((1u << (K - k)) - 1u);
+      _mm512_mask_storeu_ps(out + k, mask, load_weights<W>(row, k, mask));
+    }
+#else
+    for (int64_t k = 0; k < K; ++k) out[k] = weight_at<W>(row, k);
+#endif
+  }
+}
+
 }  // namespace
+
+void widen_rows(float* dst, const void* w, size_t w_stride, FloatWeight type, int64_t rows,
+                int64_t K) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  switch (type) {
+    case FloatWeight::F32:
+      widen<FloatWeight::F32>(dst, wb, w_stride, rows, K);
+      break;
+    case FloatWeight::F16:
+      widen<FloatWeight::F16>(dst, wb, w_stride, rows, K);
+      break;
+    case FloatWeight::BF16:
+      widen<FloatWeight::BF16>(dst, wb, w_stride, rows, K);
+      break;
+  }
+}
 
 void gemm_float(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t T, const void* w,
                 size_t w_stride, FloatWeight type, int64_t n_rows, int64_t K) {

@@ -16,4 +16,8 @@ enum class FloatWeight { F32, F16, BF16 };
 void gemm_float(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t T, const void* w,
                 size_t w_stride, FloatWeight type, int64_t n_rows, int64_t K);
 
+// dst (rows, K) = the rows of W (stride w_stride bytes) widened to F32.
+void widen_rows(float* dst, const void* w, size_t w_stride, FloatWeight type, int64_t rows,
+                int64_t K);
+
 }  // namespace toy

@@ -24,6 +24,23 @@ size_t align64(size_t n) {
   return (n + 63) / 64 * 64;
 }
 
+// F16 <-> F32 with the F16C instructions when present (same bits as quant/fp16.h
+// for finite values; the scales here are finite).
+inline float half_to_float(uint16_t h) {
+#ifdef __F16C__
+  return _cvtsh_ss(h);
+#else
+  return f16_to_f32(h);
+#endif
+}
+inline uint16_t float_to_half(float f) {
+#ifdef __F16C__
+  return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
+#else
+  return f32_to_f16(f);
+#endif
+}
+
 // Per-lane scale for elements [begin, begin + count) (count a multiple of 4).
 inline void fill_lanes(float* scale, int64_t begin, int64_t count, float value) {
   for (int64_t l = begin / 4; l < (begin + count) / 4; ++l) scale[l] = value;
@@ -34,58 +51,69 @@ inline void fill_groups(float* min, int64_t begin, int64_t count, float value) {
 
 // ---- Legacy 32-element blocks -------------------------------------------------
 
+#ifdef TOY_PACK_AVX512
+// 16 bytes of nibbles -> 32 codes: low nibbles (elements 0..15), then high (16..31).
+inline __m256i nibble_codes(const uint8_t* qs) {
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i mask = _mm_set1_epi8(0xF);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask),
+                          _mm_and_si128(bytes, mask));
+}
+// Sets bit 4 of code j where bit j of the 32-bit qh is set.
+inline __m256i with_fifth_bits(__m256i codes, const uint8_t qh[4]) {
+  uint32_t bits;
+  std::memcpy(&bits, qh, 4);
+  return _mm256_or_si256(codes, _mm256_maskz_mov_epi8(bits, _mm256_set1_epi8(0x10)));
+}
+#endif
+
+// The codes of legacy block i (Q4_x: nibbles; Q5_x: nibbles plus qh bits) into u.
+template <typename Block, bool kFifthBit>
+inline void legacy_codes(const Block& b, uint8_t* u) {
+#ifdef TOY_PACK_AVX512
+  __m256i codes = nibble_codes(b.qs);
+  if constexpr (kFifthBit) codes = with_fifth_bits(codes, b.qh);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(u), codes);
+#else
+  for (int j = 0; j < 16; ++j) {
+    u[j] = b.qs[j] & 0xF;
+    u[j + 16] = b.qs[j] >> 4;
+  }
+  if constexpr (kFifthBit) {
+    uint32_t bits;
+    std::memcpy(&bits, b.qh, 4);
+    for (int j = 0; j < 32; ++j) u[j] |= static_cast<uint8_t>(((bits >> j) & 1) << 4);
+  }
+#endif
+}
+
 void pack_q4_0(const BlockQ4_0* b, int64_t nb, const PackedWeightRow& out) {
   for (int64_t i = 0; i < nb; ++i) {
-    uint8_t* u = out.u + i * 32;
-    for (int j = 0; j < 16; ++j) {
-      u[j] = b[i].qs[j] & 0xF;
-      u[j + 16] = b[i].qs[j] >> 4;
-    }
-    fill_lanes(out.scale, i * 32, 32, f16_to_f32(b[i].d));
+    legacy_codes<BlockQ4_0, false>(b[i], out.u + i * 32);
+    fill_lanes(out.scale, i * 32, 32, half_to_float(b[i].d));
   }
 }
 
 void pack_q4_1(const BlockQ4_1* b, int64_t nb, const PackedWeightRow& out) {
   for (int64_t i = 0; i < nb; ++i) {
-    uint8_t* u = out.u + i * 32;
-    for (int j = 0; j < 16; ++j) {
-      u[j] = b[i].qs[j] & 0xF;
-      u[j + 16] = b[i].qs[j] >> 4;
-    }
-    fill_lanes(out.scale, i * 32, 32, f16_to_f32(b[i].d));
-    fill_groups(out.min, i * 32, 32, f16_to_f32(b[i].m));
+    legacy_codes<BlockQ4_1, false>(b[i], out.u + i * 32);
+    fill_lanes(out.scale, i * 32, 32, half_to_float(b[i].d));
+    fill_groups(out.min, i * 32, 32, half_to_float(b[i].m));
   }
-}
-
-// Fifth bits of a Q5 block: bit j of qh is element j's bit 4.
-inline uint32_t q5_high_bits(const uint8_t qh[4]) {
-  uint32_t bits;
-  std::memcpy(&bits, qh, 4);
-  return bits;
 }
 
 void pack_q5_0(const BlockQ5_0* b, int64_t nb, const PackedWeightRow& out) {
   for (int64_t i = 0; i < nb; ++i) {
-    uint8_t* u = out.u + i * 32;
-    const uint32_t qh = q5_high_bits(b[i].qh);
-    for (int j = 0; j < 16; ++j) {
-      u[j] = static_cast<uint8_t>((b[i].qs[j] & 0xF) | (((qh >> j) & 1) << 4));
-      u[j + 16] = static_cast<uint8_t>((b[i].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4));
-    }
-    fill_lanes(out.scale, i * 32, 32, f16_to_f32(b[i].d));
+    legacy_codes<BlockQ5_0, true>(b[i], out.u + i * 32);
+    fill_lanes(out.scale, i * 32, 32, half_to_float(b[i].d));
   }
 }
 
 void pack_q5_1(const BlockQ5_1* b, int64_t nb, const PackedWeightRow& out) {
   for (int64_t i = 0; i < nb; ++i) {
-    uint8_t* u = out.u + i * 32;
-    const uint32_t qh = q5_high_bits(b[i].qh);
-    for (int j = 0; j < 16; ++j) {
-      u[j] = static_cast<uint8_t>((b[i].qs[j] & 0xF) | (((qh >> j) & 1) << 4));
-      u[j + 16] = static_cast<uint8_t>((b[i].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4));
-    }
-    fill_lanes(out.scale, i * 32, 32, f16_to_f32(b[i].d));
-    fill_groups(out.min, i * 32, 32, f16_to_f32(b[i].m));
+    legacy_codes<BlockQ5_1, true>(b[i], out.u + i * 32);
+    fill_lanes(out.scale, i * 32, 32, half_to_float(b[i].d));
+    fill_groups(out.min, i * 32, 32, half_to_float(b[i].m));
   }
 }
 
@@ -97,10 +125,10 @@ void pack_q8_0(const BlockQ8_0* b, int64_t nb, const PackedWeightRow& out) {
     const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(u),
                         _mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80))));
-    _mm256_storeu_ps(out.scale + i * 8, _mm256_set1_ps(f16_to_f32(b[i].d)));
+    _mm256_storeu_ps(out.scale + i * 8, _mm256_set1_ps(half_to_float(b[i].d)));
 #else
     for (int j = 0; j < 32; ++j) u[j] = static_cast<uint8_t>(b[i].qs[j] + 128);
-    fill_lanes(out.scale, i * 32, 32, f16_to_f32(b[i].d));
+    fill_lanes(out.scale, i * 32, 32, half_to_float(b[i].d));
 #endif
   }
 }
@@ -109,7 +137,7 @@ void pack_q8_0(const BlockQ8_0* b, int64_t nb, const PackedWeightRow& out) {
 
 void pack_q2_k(const BlockQ2_K* b, int64_t nb, const PackedWeightRow& out) {
   for (int64_t i = 0; i < nb; ++i) {
-    const float d = f16_to_f32(b[i].d), dmin = f16_to_f32(b[i].dmin);
+    const float d = half_to_float(b[i].d), dmin = half_to_float(b[i].dmin);
     uint8_t* u = out.u + i * 256;
     // Two halves of 128: byte l of qs[32*half..] holds elements l, l+32, l+64, l+96
     // (2 bits each, lowest first); sub-blocks of 16 follow element order.
@@ -136,7 +164,7 @@ void q3_k_scales(const uint8_t packed[12], int scales[16]) {
 
 void pack_q3_k(const BlockQ3_K* b, int64_t nb, const PackedWeightRow& out) {
   for (int64_t i = 0; i < nb; ++i) {
-    const float d = f16_to_f32(b[i].d);
+    const float d = half_to_float(b[i].d);
     uint8_t* u = out.u + i * 256;
     // Element 128*half + 32*shift + l: 2 low bits from qs[32*half + l] >> 2*shift,
     // high bit from hmask[l] bit (4*half + shift); value = q - 4 when the bit is clear.
@@ -160,7 +188,7 @@ void pack_q3_k(const BlockQ3_K* b, int64_t nb, const PackedWeightRow& out) {
 
 void q4_k_scale_fill(const uint16_t d16, const uint16_t dmin16, const uint8_t packed[12],
                      int64_t first, const PackedWeightRow& out) {
-  const float d = f16_to_f32(d16), dmin = f16_to_f32(dmin16);
+  const float d = half_to_float(d16), dmin = half_to_float(dmin16);
   for (int j = 0; j < 8; ++j) {
     uint8_t sc, m;
     get_scale_min_k4(j, packed, &sc, &m);
@@ -210,7 +238,7 @@ void pack_q5_k(const BlockQ5_K* b, int64_t nb, const PackedWeightRow& out) {
 
 void pack_q6_k(const BlockQ6_K* b, int64_t nb, const PackedWeightRow& out) {
   for (int64_t i = 0; i < nb; ++i) {
-    const float d = f16_to_f32(b[i].d);
+    const float d = half_to_float(b[i].d);
     uint8_t* u = out.u + i * 256;
     // Each half of 128 uses ql[64*half..+64) and qh[32*half..+32): element
     // 128*half + 32*k + l takes a nibble of ql (low for k = 0, 1; high for 2, 3) and
@@ -487,11 +515,11 @@ void pack_activation_row(DType weight_type, const float* x, int64_t n, const Pac
     for (int64_t b = 0; b < n / 32; ++b) {
       float d;
       const int sum = quantize_block32(x + 32 * b, out.q + 32 * b, &d);
-      fill_lanes(out.scale, 32 * b, 32, f16_to_f32(f32_to_f16(d)));
+      fill_lanes(out.scale, 32 * b, 32, half_to_float(float_to_half(d)));
       if (traits.act == ActQuant::Q8_1) {
         // ggml's block_q8_1 keeps s = d * sum as an f16 per block of 32: put it in the
         // first group of 16 and zero in the second (both groups share the weight's m).
-        out.sum[2 * b] = f16_to_f32(f32_to_f16(d * static_cast<float>(sum)));
+        out.sum[2 * b] = half_to_float(float_to_half(d * static_cast<float>(sum)));
         out.sum[2 * b + 1] = 0.0f;
       }
     }
