@@ -28,6 +28,9 @@ uint64_t pair_key(int32_t left, int32_t right) {
 BpeEncoder::BpeEncoder(const Vocab& vocab) : vocab_(vocab) {
   const auto& merges = vocab.merges();
   merges_.reserve(merges.size() * 2);
+  symbol_ids_.reserve(merges.size() * 2 + 256);
+  symbol_text_.reserve(merges.size() * 2 + 256);
+  symbol_token_.reserve(merges.size() * 2 + 256);
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const auto& [left, right] = merges[rank];
     if (left.empty() && right.empty()) continue;
