@@ -4,8 +4,9 @@
 // Long arrays are abbreviated like gguf-dump: the text output shows the first 5
 // elements then "... (N elements)"; the JSON output gives every array as
 // {"type": "array", "element_type", "length", "value": [first 16 elements],
-// "truncated": true when cut}. --full prints every element (and whole strings,
-// which the text output otherwise cuts at 200 bytes).
+// "truncated": true when cut} (an array nested in an array appears as
+// {"element_type", "length", "value"}). --full prints every element (and whole
+// strings, which the text output otherwise cuts at 200 bytes).
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <charconv>

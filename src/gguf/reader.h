@@ -2,8 +2,15 @@
 // it, and hands out metadata and tensor data as views into the mapping.
 //
 // Every failure is a toy::Error naming the file, the byte offset, the key or
-// tensor, what was expected and what was found. No input may crash, abort,
-// hang, or make the reader allocate more than the file's size.
+// tensor, what was expected and what was found. No input may crash, abort or
+// hang the reader, and nothing is sized from a count or length before it is
+// checked against the bytes left. Bookkeeping is linear in the file: 12 bytes
+// per metadata pair (each takes >= 14 bytes of file) and about 90 bytes per
+// tensor (each takes >= 34 bytes), so it stays below the file size except for
+// pathological files made of thousands of 1-byte tensors (at most ~2.6x).
+// Arrays are decoded lazily; string arrays cost nothing until read.
+//
+// GGUF versions 2 and 3 are read; version 1 (32-bit counts) is rejected.
 #pragma once
 
 #include <cstdint>
