@@ -51,7 +51,7 @@ int run_generate(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--exact", exact, "exact arithmetic instead of the fast kernels");
   app.add_option("-t,--threads", threads, "threads")->capture_default_str();
-  app.add_option("-c,--ctx-size", n_ctx, "context length (default: the model's)");
+  app.add_option("-c,--ctx-size", n_ctx, "context length (default: the model's, at most 4096)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -40,7 +40,7 @@ int run_logits(int argc, char** argv) {
                "fast arithmetic (activations rounded like llama.cpp, SIMD dot products)")
       ->excludes(exact_flag);
   app.add_option("-t,--threads", threads, "threads")->capture_default_str();
-  app.add_option("-c,--ctx-size", n_ctx, "context length (default: the model's)");
+  app.add_option("-c,--ctx-size", n_ctx, "context length (default: the model's, at most 4096)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

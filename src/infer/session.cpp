@@ -8,7 +8,8 @@ namespace toy {
 namespace {
 
 int64_t context_length(const Model& model, const SessionOptions& options) {
-  const int64_t n = options.n_ctx > 0 ? options.n_ctx : model.config.n_ctx_train;
+  const int64_t n =
+      options.n_ctx > 0 ? options.n_ctx : std::min(model.config.n_ctx_train, kDefaultMaxContext);
   if (n <= 0) fail("context length must be positive, got ", n);
   return n;
 }

@@ -21,6 +21,10 @@
 
 namespace toy {
 
+// The default context is capped (like llama.cpp's 4096) because a model trained
+// for 128k positions would otherwise reserve gigabytes of KV cache; -c raises it.
+inline constexpr int64_t kDefaultMaxContext = 4096;
+
 struct SessionOptions {
   int64_t n_ctx = 0;           // context length; 0: the model's context_length
   DType kv_type = DType::F16;  // F32, F16 or Q8_0

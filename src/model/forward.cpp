@@ -15,6 +15,19 @@
 
 namespace toy {
 
+namespace {
+
+// pool.parallel_for without allocating: the std::function holds one pointer to the
+// caller's lambda, which fits its small-object buffer (a lambda capturing several
+// references would be heap-allocated on every call).
+template <typename Fn>
+void parallel_rows(ThreadPool& pool, int64_t n, int64_t grain, const Fn& fn) {
+  pool.parallel_for(
+      n, [&fn](int64_t begin, int64_t end) { fn(begin, end); }, grain);
+}
+
+}  // namespace
+
 ForwardScratch::ForwardScratch(const ModelConfig& c, int64_t max_tokens, int64_t n_ctx,
                                DType kv_type, int n_threads)
     : max_tokens_(max_tokens) {
@@ -156,12 +169,10 @@ class ForwardPass {
   void norm(float* out, const float* x, const Tensor& weight, int64_t rows, int64_t n) {
     const float* wp = weight.ptr<const float>();
     const float eps = c_.rms_eps;
-    ctx_.pool.parallel_for(
-        rows,
-        [&](int64_t begin, int64_t end) {
-          rmsnorm_forward(out + begin * n, x + begin * n, wp, end - begin, n, eps);
-        },
-        std::max<int64_t>(1, 16384 / n));
+    parallel_rows(ctx_.pool, rows, std::max<int64_t>(1, 16384 / n),
+                  [&](int64_t begin, int64_t end) {
+                    rmsnorm_forward(out + begin * n, x + begin * n, wp, end - begin, n, eps);
+                  });
   }
 
   void add_residual() {
@@ -178,7 +189,7 @@ class ForwardPass {
     const Activation act = c_.arch().ffn_activation;
     float* g = s_.gate.data();
     const float* u = s_.up.data();
-    ctx_.pool.parallel_for(T, [&](int64_t b, int64_t e) {
+    parallel_rows(ctx_.pool, T, std::max<int64_t>(1, 4096 / F), [&](int64_t b, int64_t e) {
       gated_activation(g + b * F, g + b * F, u + b * F, (e - b) * F, act);
     });
     linear(out, g, down, T, ctx_);
@@ -245,13 +256,11 @@ class ForwardPass {
                          int64_t width) {
     if (cache.type == DType::F32) return cache.ptr<const float>();
     float* out = staged.data();
-    ctx_.pool.parallel_for(
-        n,
-        [&](int64_t begin, int64_t end) {
-          for (int64_t p = begin; p < end; ++p)
-            quant::dequantize_row(cache.type, cache.row(p), out + p * width, width);
-        },
-        16);
+    parallel_rows(ctx_.pool, n, std::max<int64_t>(1, 16384 / width),
+                  [&](int64_t begin, int64_t end) {
+                    for (int64_t p = begin; p < end; ++p)
+                      quant::dequantize_row(cache.type, cache.row(p), out + p * width, width);
+                  });
     return out;
   }
 

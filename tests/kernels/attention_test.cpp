@@ -73,6 +73,14 @@ TEST(Attention, Softcap) {
   check(p, 8, 3, 2);
 }
 
+// Enough work per call that the pool's threads take part.
+TEST(Attention, LargeBatchAcrossThreads) {
+  AttentionParams p = params(4, 2, 64);
+  check(p, 48, 80, 3);
+  p.window = 20;
+  check(p, 48, 80, 2);
+}
+
 // The first position sees only itself: the output is its own value row.
 TEST(Attention, FirstPositionCopiesValue) {
   const AttentionParams p = params(2, 1, 4);
