@@ -26,5 +26,6 @@ int run_quantize(int argc, char** argv);
 int run_info(int argc, char** argv);
 int run_init(int argc, char** argv);
 int run_bench(int argc, char** argv);
+int run_train(int argc, char** argv);
 
 }  // namespace toy::cli

@@ -21,6 +21,7 @@ const Command kCommands[] = {
     {"info", "print a GGUF file's version, metadata, tensors and totals", run_info},
     {"init", "write a random-weight model (llama.cpp GGUF layout)", run_init},
     {"bench", "prompt-processing and generation tokens/s, like llama-bench", run_bench},
+    {"train", "train a llama-family model from scratch on a text file", run_train},
 };
 const int kCommandCount = sizeof(kCommands) / sizeof(kCommands[0]);
 

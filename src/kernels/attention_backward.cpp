@@ -5,107 +5,98 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/linear_backward.h"
+#include "kernels/vexp.h"
 
 namespace toy {
 namespace {
-
-template <typename Real>
-Real dot(const Real* a, const Real* b, int64_t n) {
-  Real sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
-  return sum;
-}
 
 void check_dims(const AttentionDims& d) {
   TOY_CHECK(d.n_head_kv > 0 && d.n_head % d.n_head_kv == 0, "n_head ", d.n_head,
             " is not a multiple of n_head_kv ", d.n_head_kv);
 }
 
+// In place on scores (T, T): scale, causal mask and softmax of each row.
+template <typename Real>
+void causal_softmax(Real* scores, int64_t T, Real scale) {
+  for (int64_t i = 0; i < T; ++i) {
+    Real* p = scores + i * T;
+    Real max_score = -INFINITY;
+    for (int64_t j = 0; j <= i; ++j) {
+      p[j] *= scale;
+      max_score = std::max(max_score, p[j]);
+    }
+    exp_shifted(p, p, max_score, i + 1);
+    Real sum = 0;
+    for (int64_t j = 0; j <= i; ++j) sum += p[j];
+    const Real inv = Real(1) / sum;
+    for (int64_t j = 0; j <= i; ++j) p[j] *= inv;
+    std::fill(p + i + 1, p + T, Real(0));
+  }
+}
+
 }  // namespace
 
+// Per (sequence b, query head h): S = Q_h·K_gᵀ, P = softmax(scale·S) under the
+// causal mask, O_h = P·V_g — three matrix products per head on one thread.
 template <typename Real>
 void attention_forward_train(Real* out, Real* probs, const Real* q, const Real* k, const Real* v,
                              const AttentionDims& d, ThreadPool& pool) {
   check_dims(d);
   const int64_t T = d.n_pos, D = d.head_dim, group = d.n_head / d.n_head_kv;
-  const int64_t q_stride = d.n_head * D, kv_stride = d.n_head_kv * D;
-  const Real scale = Real(d.scale);
+  const int64_t qs = d.n_head * D, kvs = d.n_head_kv * D;  // row strides
   pool.parallel_for(d.n_seq * d.n_head_kv, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / d.n_head_kv, g = task % d.n_head_kv;
-      const Real* kb = k + b * T * kv_stride + g * D;
-      const Real* vb = v + b * T * kv_stride + g * D;
+      const Real* kg = k + b * T * kvs + g * D;  // (T, D) rows kvs apart
+      const Real* vg = v + b * T * kvs + g * D;
       for (int64_t h = g * group; h < (g + 1) * group; ++h) {
-        for (int64_t i = 0; i < T; ++i) {
-          const Real* qi = q + (b * T + i) * q_stride + h * D;
-          Real* p = probs + ((b * d.n_head + h) * T + i) * T;
-          Real max_score = -INFINITY;
-          for (int64_t j = 0; j <= i; ++j) {
-            p[j] = scale * dot(qi, kb + j * kv_stride, D);
-            max_score = std::max(max_score, p[j]);
-          }
-          Real sum = 0;
-          for (int64_t j = 0; j <= i; ++j) {
-            p[j] = std::exp(p[j] - max_score);
-            sum += p[j];
-          }
-          const Real inv = Real(1) / sum;
-          for (int64_t j = 0; j <= i; ++j) p[j] *= inv;
-          for (int64_t j = i + 1; j < T; ++j) p[j] = 0;
-          Real* oi = out + (b * T + i) * q_stride + h * D;
-          std::fill(oi, oi + D, Real(0));
-          for (int64_t j = 0; j <= i; ++j) {
-            const Real* vj = vb + j * kv_stride;
-            const Real pj = p[j];
-            for (int64_t e = 0; e < D; ++e) oi[e] += pj * vj[e];
-          }
-        }
+        const Real* qh = q + b * T * qs + h * D;       // (T, D) rows qs apart
+        Real* p = probs + (b * d.n_head + h) * T * T;  // (T, T)
+        gemm_in_thread<Real>(p, T, {qh, qs, 1}, {kg, 1, kvs}, T, T, D, false);
+        causal_softmax(p, T, Real(d.scale));
+        gemm_in_thread<Real>(out + b * T * qs + h * D, qs, {p, T, 1}, {vg, kvs, 1}, T, D, T, false);
       }
     }
   });
 }
 
+// Per (b, h), with dP, dS (T, T) scratch:
+//   dP = dO_h·V_gᵀ;  dV_g += Pᵀ·dO_h;  dS = scale·P⊙(dP − rowsum(P⊙dP));
+//   dQ_h += dS·K_g;  dK_g += dSᵀ·Q_h.
 template <typename Real>
 void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Real* q,
                         const Real* k, const Real* v, const Real* probs, const AttentionDims& d,
                         ThreadPool& pool) {
   check_dims(d);
   const int64_t T = d.n_pos, D = d.head_dim, group = d.n_head / d.n_head_kv;
-  const int64_t q_stride = d.n_head * D, kv_stride = d.n_head_kv * D;
+  const int64_t qs = d.n_head * D, kvs = d.n_head_kv * D;
   const Real scale = Real(d.scale);
   pool.parallel_for(d.n_seq * d.n_head_kv, [&](int64_t begin, int64_t end) {
-    std::vector<Real> ds(static_cast<size_t>(T));  // dS of one query row
+    std::vector<Real> ds(static_cast<size_t>(T * T));  // (T, T)
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / d.n_head_kv, g = task % d.n_head_kv;
-      const Real* kb = k + b * T * kv_stride + g * D;
-      const Real* vb = v + b * T * kv_stride + g * D;
-      Real* dkb = dk + b * T * kv_stride + g * D;
-      Real* dvb = dv + b * T * kv_stride + g * D;
+      const Real* kg = k + b * T * kvs + g * D;
+      const Real* vg = v + b * T * kvs + g * D;
+      Real* dkg = dk + b * T * kvs + g * D;
+      Real* dvg = dv + b * T * kvs + g * D;
       for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+        const Real* p = probs + (b * d.n_head + h) * T * T;
+        const Real* qh = q + b * T * qs + h * D;
+        const Real* doh = dout + b * T * qs + h * D;
+        Real* dqh = dq + b * T * qs + h * D;
+        gemm_in_thread<Real>(ds.data(), T, {doh, qs, 1}, {vg, 1, kvs}, T, T, D, false);  // dP
+        gemm_in_thread<Real>(dvg, kvs, {p, 1, T}, {doh, qs, 1}, T, D, T, true);
         for (int64_t i = 0; i < T; ++i) {
-          const Real* p = probs + ((b * d.n_head + h) * T + i) * T;
-          const Real* doi = dout + (b * T + i) * q_stride + h * D;
-          const Real* qi = q + (b * T + i) * q_stride + h * D;
-          Real* dqi = dq + (b * T + i) * q_stride + h * D;
+          const Real* pi = p + i * T;
+          Real* row = ds.data() + i * T;
           Real weighted = 0;  // Σ_j P_ij dP_ij
-          for (int64_t j = 0; j <= i; ++j) {
-            const Real dp = dot(doi, vb + j * kv_stride, D);
-            ds[j] = dp;
-            weighted += p[j] * dp;
-            Real* dvj = dvb + j * kv_stride;
-            const Real pj = p[j];
-            for (int64_t e = 0; e < D; ++e) dvj[e] += pj * doi[e];
-          }
-          for (int64_t j = 0; j <= i; ++j) {
-            const Real dsj = scale * p[j] * (ds[j] - weighted);
-            const Real* kj = kb + j * kv_stride;
-            Real* dkj = dkb + j * kv_stride;
-            for (int64_t e = 0; e < D; ++e) {
-              dqi[e] += dsj * kj[e];
-              dkj[e] += dsj * qi[e];
-            }
-          }
+          for (int64_t j = 0; j <= i; ++j) weighted += pi[j] * row[j];
+          for (int64_t j = 0; j <= i; ++j) row[j] = scale * pi[j] * (row[j] - weighted);
+          std::fill(row + i + 1, row + T, Real(0));
         }
+        gemm_in_thread<Real>(dqh, qs, {ds.data(), T, 1}, {kg, kvs, 1}, T, D, T, true);
+        gemm_in_thread<Real>(dkg, kvs, {ds.data(), 1, T}, {qh, qs, 1}, T, D, T, true);
       }
     }
   });

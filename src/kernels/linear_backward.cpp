@@ -73,9 +73,9 @@ __mmask16 lane_mask(int64_t n) {
   return static_cast<__mmask16>((1u << n) - 1u);
 }
 
-// C[0..m_valid) × [0..n_valid) += Apanel · Bpanel over kc.
+// C[0..m_valid) × [0..n_valid) += Apanel · Bpanel over kc (= when `overwrite`).
 void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                  int64_t m_valid, int64_t n_valid) {
+                  int64_t m_valid, int64_t n_valid, bool overwrite) {
   __m512 acc[kMR][2];
 #pragma GCC unroll 8
   for (int i = 0; i < kMR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
@@ -90,29 +90,40 @@ void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t 
     }
   }
   if (m_valid == kMR && n_valid == kNR) {
+    if (!overwrite) {
+#pragma GCC unroll 8
+      for (int i = 0; i < kMR; ++i) {
+        const float* row = c + i * ldc;
+        acc[i][0] = _mm512_add_ps(_mm512_loadu_ps(row), acc[i][0]);
+        acc[i][1] = _mm512_add_ps(_mm512_loadu_ps(row + 16), acc[i][1]);
+      }
+    }
 #pragma GCC unroll 8
     for (int i = 0; i < kMR; ++i) {
-      float* row = c + i * ldc;
-      _mm512_storeu_ps(row, _mm512_add_ps(_mm512_loadu_ps(row), acc[i][0]));
-      _mm512_storeu_ps(row + 16, _mm512_add_ps(_mm512_loadu_ps(row + 16), acc[i][1]));
+      _mm512_storeu_ps(c + i * ldc, acc[i][0]);
+      _mm512_storeu_ps(c + i * ldc + 16, acc[i][1]);
     }
     return;
   }
   const __mmask16 m0 = lane_mask(n_valid), m1 = lane_mask(n_valid - 16);
   for (int i = 0; i < m_valid; ++i) {
     float* row = c + i * ldc;
-    _mm512_mask_storeu_ps(row, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), acc[i][0]));
-    _mm512_mask_storeu_ps(row + 16, m1,
-                          _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row + 16), acc[i][1]));
+    __m512 lo = acc[i][0], hi = acc[i][1];
+    if (!overwrite) {
+      lo = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), lo);
+      hi = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row + 16), hi);
+    }
+    _mm512_mask_storeu_ps(row, m0, lo);
+    _mm512_mask_storeu_ps(row + 16, m1, hi);
   }
 }
 
 // Pack buffers reused across calls (training calls gemm thousands of times).
 thread_local std::vector<float> tls_pack_a, tls_pack_b;
 
-// C[m0..m1) × [n0..n1) += A·B on one thread.
+// C[m0..m1) × [n0..n1) += A·B on one thread (= when !accumulate; K > 0).
 void gemm_block(float* c, int64_t ldc, MatrixRef<float> a, MatrixRef<float> b, int64_t m0,
-                int64_t m1, int64_t n0, int64_t n1, int64_t K) {
+                int64_t m1, int64_t n0, int64_t n1, int64_t K, bool accumulate) {
   const int64_t cols = n1 - n0;
   const int64_t cols_padded = (cols + kNR - 1) / kNR * kNR;
   tls_pack_b.resize(static_cast<size_t>(kKC * cols_padded));
@@ -127,7 +138,7 @@ void gemm_block(float* c, int64_t ldc, MatrixRef<float> a, MatrixRef<float> b, i
         const float* b_panel = tls_pack_b.data() + jp * kc;
         for (int64_t ip = 0; ip < rows; ip += kMR) {
           micro_kernel(kc, tls_pack_a.data() + ip * kc, b_panel, c + (r0 + ip) * ldc + n0 + jp, ldc,
-                       std::min(kMR, rows - ip), std::min(kNR, cols - jp));
+                       std::min(kMR, rows - ip), std::min(kNR, cols - jp), k0 == 0 && !accumulate);
         }
       }
     }
@@ -139,16 +150,17 @@ void gemm_block(float* c, int64_t ldc, MatrixRef<float> a, MatrixRef<float> b, i
 void gemm(float* c, int64_t ldc, MatrixRef<float> a, MatrixRef<float> b, int64_t M, int64_t N,
           int64_t K, bool accumulate, ThreadPool& pool) {
   if (M <= 0 || N <= 0) return;
-  if (!accumulate) {
-    for (int64_t i = 0; i < M; ++i) std::fill(c + i * ldc, c + i * ldc + N, 0.0f);
+  if (K <= 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < M; ++i) std::fill(c + i * ldc, c + i * ldc + N, 0.0f);
+    return;
   }
-  if (K <= 0) return;
   // Split the output over threads along whichever dimension has more register
   // tiles; every element is still summed by one thread in k order.
   const int64_t tiles_m = (M + kMR - 1) / kMR, tiles_n = (N + kNR - 1) / kNR;
   const int n_threads = pool.size();
   if (n_threads == 1 || M * N * K < 32 * 32 * 32) {
-    gemm_block(c, ldc, a, b, 0, M, 0, N, K);
+    gemm_block(c, ldc, a, b, 0, M, 0, N, K, accumulate);
     return;
   }
   const bool split_n = tiles_n >= tiles_m || tiles_n >= 4 * int64_t(n_threads);
@@ -157,11 +169,26 @@ void gemm(float* c, int64_t ldc, MatrixRef<float> a, MatrixRef<float> b, int64_t
     const int64_t begin = tiles * t / nt, end = tiles * (t + 1) / nt;
     if (begin >= end) return;
     if (split_n) {
-      gemm_block(c, ldc, a, b, 0, M, begin * kNR, std::min(N, end * kNR), K);
+      gemm_block(c, ldc, a, b, 0, M, begin * kNR, std::min(N, end * kNR), K, accumulate);
     } else {
-      gemm_block(c, ldc, a, b, begin * kMR, std::min(M, end * kMR), 0, N, K);
+      gemm_block(c, ldc, a, b, begin * kMR, std::min(M, end * kMR), 0, N, K, accumulate);
     }
   });
+}
+
+template <typename Real>
+void gemm_in_thread(Real* c, int64_t ldc, MatrixRef<Real> a, MatrixRef<Real> b, int64_t M,
+                    int64_t N, int64_t K, bool accumulate) {
+  if constexpr (std::is_same_v<Real, float>) {
+    if (M <= 0 || N <= 0) return;
+    if (K > 0) {
+      gemm_block(c, ldc, a, b, 0, M, 0, N, K, accumulate);
+    } else if (!accumulate) {
+      for (int64_t i = 0; i < M; ++i) std::fill(c + i * ldc, c + i * ldc + N, 0.0f);
+    }
+  } else {
+    gemm_reference(c, ldc, a, b, M, N, K, accumulate);
+  }
 }
 
 template <typename Real>
@@ -216,6 +243,10 @@ void linear_backward(Real* dx, Real* dw, Real* dbias, const Real* dy, const Real
   }
 }
 
+template void gemm_in_thread<float>(float*, int64_t, MatrixRef<float>, MatrixRef<float>, int64_t,
+                                    int64_t, int64_t, bool);
+template void gemm_in_thread<double>(double*, int64_t, MatrixRef<double>, MatrixRef<double>,
+                                     int64_t, int64_t, int64_t, bool);
 template void gemm_reference<float>(float*, int64_t, MatrixRef<float>, MatrixRef<float>, int64_t,
                                     int64_t, int64_t, bool);
 template void gemm_reference<double>(double*, int64_t, MatrixRef<double>, MatrixRef<double>,

@@ -25,6 +25,13 @@ struct MatrixRef {
 void gemm(float* c, int64_t ldc, MatrixRef<float> a, MatrixRef<float> b, int64_t M, int64_t N,
           int64_t K, bool accumulate, ThreadPool& pool);
 
+// gemm on the calling thread only, for callers that already split their work
+// over the pool (attention runs one per (sequence, KV head)). float runs the
+// packed kernel, double the reference.
+template <typename Real>
+void gemm_in_thread(Real* c, int64_t ldc, MatrixRef<Real> a, MatrixRef<Real> b, int64_t M,
+                    int64_t N, int64_t K, bool accumulate);
+
 // The scalar reference of gemm (single-threaded, sums in Real).
 template <typename Real>
 void gemm_reference(Real* c, int64_t ldc, MatrixRef<Real> a, MatrixRef<Real> b, int64_t M,

@@ -1,0 +1,298 @@
+// toy train -o OUT.gguf --data FILE.txt [shape, optimizer and run flags]: trains
+// a dense llama-family model from scratch on a text file (nanoGPT / llm.c style)
+// and writes it as a standard GGUF that toy and llama.cpp load.
+//
+// `--preset shakespeare-char` fills in the configuration of the PyTorch
+// reference run (../shared/bench/REFERENCE.md); explicit flags override it.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "core/timer.h"
+#include "gguf/reader.h"
+#include "tokenizer/tokenizer.h"
+#include "train/dataset.h"
+#include "train/export.h"
+#include "train/params.h"
+#include "train/scratch_config.h"
+#include "train/trainer.h"
+#include "train/vocab.h"
+
+namespace toy::cli {
+namespace {
+
+struct Settings {
+  std::string out_path, data_path, vocab = "byte", vocab_from, preset, out_type = "f32";
+  double val_fraction = 0.1;
+  train::ScratchShape shape;
+  bool tied = false;
+  int64_t steps = 1000, batch = 8, accum = 1, warmup = 0;
+  int64_t eval_every = 0, eval_batches = 20, save_every = 0;
+  double lr = 1e-3, min_lr = -1.0, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.99, eps = 1e-8;
+  double grad_clip = 1.0, init_scale = 1.0;
+  std::string schedule = "cosine";
+  uint64_t seed = 1337;
+  int threads = 0;
+  bool quiet = false;
+};
+
+// Sets `var` to the preset's `value` unless the flag was given explicitly.
+template <typename T, typename V>
+void preset_value(const CLI::Option* option, T& var, V value) {
+  if (option->count() == 0) var = static_cast<T>(value);
+}
+
+std::string format_duration(double seconds) {
+  if (!(seconds >= 0.0) || seconds > 1e7) return "?";
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  if (s >= 3600) return str(s / 3600, "h", (s % 3600) / 60, "m");
+  if (s >= 60) return str(s / 60, "m", s % 60, "s");
+  return str(s, "s");
+}
+
+std::string read_corpus(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) fail("--data ", path, ": no such file");
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) fail("--data ", path, ": cannot open for reading");
+  std::string text;
+  char buffer[1 << 16];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), f)) > 0) text.append(buffer, n);
+  std::fclose(f);
+  if (text.empty()) fail("--data ", path, ": the file is empty");
+  return text;
+}
+
+}  // namespace
+
+int run_train(int argc, char** argv) {
+  Settings s;
+  CLI::App app{"Train a llama-family model from scratch on a text file; writes a GGUF.", "train"};
+  app.add_option("-o,--output", s.out_path, "output GGUF")->required();
+  app.add_option("--data", s.data_path, "training text file")->required();
+  auto* preset_opt = app.add_option("--preset", s.preset, "shakespeare-char");
+  auto* val_opt = app.add_option("--val-fraction", s.val_fraction, "held-out tail of the file")
+                      ->capture_default_str();
+  auto* vocab_opt = app.add_option("--vocab", s.vocab, "byte or chars")->capture_default_str();
+  app.add_option("--vocab-from", s.vocab_from, "use the vocabulary of this GGUF model");
+  auto* arch_opt =
+      app.add_option("--arch", s.shape.arch, "llama, qwen2 or qwen3")->capture_default_str();
+  auto* embd_opt = app.add_option("--n-embd", s.shape.n_embd, "embedding width");
+  auto* layer_opt = app.add_option("--n-layer", s.shape.n_layer, "layers");
+  auto* head_opt = app.add_option("--n-head", s.shape.n_head, "attention heads");
+  auto* head_kv_opt = app.add_option("--n-head-kv", s.shape.n_head_kv, "KV heads (default n-head)");
+  app.add_option("--head-dim", s.shape.head_dim, "head width (default n-embd / n-head)");
+  auto* ff_opt = app.add_option("--n-ff", s.shape.n_ff, "FFN width");
+  auto* ctx_opt = app.add_option("--ctx", s.shape.n_ctx, "context length T");
+  app.add_option("--rope-base", s.shape.rope_base, "RoPE base")->capture_default_str();
+  app.add_option("--rms-eps", s.shape.rms_eps, "RMSNorm epsilon")->capture_default_str();
+  auto* tied_opt = app.add_flag("--tied", s.tied, "tie the output projection to the embeddings");
+  auto* batch_opt =
+      app.add_option("--batch", s.batch, "sequences per micro-step B")->capture_default_str();
+  auto* steps_opt = app.add_option("--steps", s.steps, "optimizer steps")->capture_default_str();
+  auto* lr_opt = app.add_option("--lr", s.lr, "peak learning rate")->capture_default_str();
+  auto* min_lr_opt = app.add_option("--min-lr", s.min_lr, "final learning rate (default lr/10)");
+  auto* schedule_opt =
+      app.add_option("--lr-schedule", s.schedule, "cosine or constant")->capture_default_str();
+  auto* warmup_opt =
+      app.add_option("--warmup", s.warmup, "linear warm-up steps")->capture_default_str();
+  auto* wd_opt = app.add_option("--weight-decay", s.weight_decay, "AdamW decay (2-D weights)")
+                     ->capture_default_str();
+  auto* beta1_opt = app.add_option("--beta1", s.beta1, "AdamW beta1")->capture_default_str();
+  auto* beta2_opt = app.add_option("--beta2", s.beta2, "AdamW beta2")->capture_default_str();
+  app.add_option("--adam-eps", s.eps, "AdamW epsilon")->capture_default_str();
+  auto* clip_opt = app.add_option("--grad-clip", s.grad_clip, "global gradient-norm clip (0: off)")
+                       ->capture_default_str();
+  app.add_option("--accum", s.accum, "gradient accumulation micro-steps")->capture_default_str();
+  app.add_option("--init-scale", s.init_scale, "linear weights ~ N(0, scale/sqrt(fan_in))")
+      ->capture_default_str();
+  app.add_option("--seed", s.seed, "seed of the initialization and batches")->capture_default_str();
+  auto* eval_opt = app.add_option("--eval-every", s.eval_every, "validation every E steps (0: off)")
+                       ->capture_default_str();
+  app.add_option("--eval-batches", s.eval_batches, "batches per periodic validation")
+      ->capture_default_str();
+  app.add_option("--save-every", s.save_every, "write OUT every S steps (0: only at the end)")
+      ->capture_default_str();
+  app.add_option("--out-type", s.out_type, "f32, f16, bf16 or q8_0")->capture_default_str();
+  app.add_option("-t,--threads", s.threads, "threads (default: physical cores)");
+  app.add_flag("-q,--quiet", s.quiet, "no progress output on stderr");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  if (preset_opt->count() > 0) {
+    if (s.preset != "shakespeare-char")
+      fail("unknown --preset '", s.preset, "'; the presets are: shakespeare-char");
+    // The PyTorch reference configuration (REFERENCE.md), with nanoGPT's
+    // shakespeare_char schedule (100 warm-up steps, cosine to lr/10).
+    preset_value(vocab_opt, s.vocab, "chars");
+    preset_value(val_opt, s.val_fraction, 0.1);
+    preset_value(arch_opt, s.shape.arch, "llama");
+    preset_value(embd_opt, s.shape.n_embd, 128);
+    preset_value(layer_opt, s.shape.n_layer, 4);
+    preset_value(head_opt, s.shape.n_head, 4);
+    preset_value(head_kv_opt, s.shape.n_head_kv, 4);
+    preset_value(ff_opt, s.shape.n_ff, 384);
+    preset_value(ctx_opt, s.shape.n_ctx, 64);
+    preset_value(batch_opt, s.batch, 12);
+    preset_value(steps_opt, s.steps, 2000);
+    preset_value(lr_opt, s.lr, 1e-3);
+    preset_value(min_lr_opt, s.min_lr, 1e-4);
+    preset_value(schedule_opt, s.schedule, "cosine");
+    preset_value(warmup_opt, s.warmup, 100);
+    preset_value(wd_opt, s.weight_decay, 0.1);
+    preset_value(beta1_opt, s.beta1, 0.9);
+    preset_value(beta2_opt, s.beta2, 0.99);
+    preset_value(clip_opt, s.grad_clip, 1.0);
+    preset_value(eval_opt, s.eval_every, 250);
+    preset_value(tied_opt, s.tied, false);
+  }
+  auto require = [](const CLI::Option* option, int64_t value, const char* flag) {
+    if (option->count() == 0 && value == 0) fail("missing ", flag, " (or use --preset)");
+  };
+  require(embd_opt, s.shape.n_embd, "--n-embd");
+  require(layer_opt, s.shape.n_layer, "--n-layer");
+  require(head_opt, s.shape.n_head, "--n-head");
+  require(ff_opt, s.shape.n_ff, "--n-ff");
+  require(ctx_opt, s.shape.n_ctx, "--ctx");
+  if (s.batch < 1) fail("--batch must be at least 1, got ", s.batch);
+  if (s.steps < 1) fail("--steps must be at least 1, got ", s.steps);
+  if (s.accum < 1) fail("--accum must be at least 1, got ", s.accum);
+  if (!(s.lr > 0.0)) fail("--lr must be positive, got ", s.lr);
+  if (s.schedule != "cosine" && s.schedule != "constant")
+    fail("--lr-schedule must be cosine or constant, got '", s.schedule, "'");
+  if (s.threads < 0) fail("-t must be at least 1, got ", s.threads);
+  const DType out_type = train::parse_out_type(s.out_type);
+
+  // Text -> tokens, and the vocabulary the output file will carry.
+  const std::string text = read_corpus(s.data_path);
+  std::vector<int32_t> tokens;
+  std::function<void(gguf::Writer&)> tokenizer_metadata;
+  std::shared_ptr<gguf::File> vocab_file;
+  std::unique_ptr<train::TrainVocab> vocab;
+  if (!s.vocab_from.empty()) {
+    vocab_file = gguf::File::open(s.vocab_from);
+    auto tokenizer = tokenizer::Tokenizer::from_gguf(*vocab_file);
+    if (!tokenizer->has_text())
+      fail("--vocab-from ", s.vocab_from, ": the model has no vocabulary (tokenizer.ggml.model)");
+    tokens = tokenizer->tokenize(text);
+    s.shape.n_vocab = tokenizer->n_vocab();
+    tokenizer_metadata = [&](gguf::Writer& writer) {
+      for (size_t i = 0; i < vocab_file->metadata_count(); ++i) {
+        const gguf::ValueRef value = vocab_file->metadata(i);
+        if (value.key().starts_with("tokenizer."))
+          writer.set(std::string(value.key()), value.to_value());
+      }
+    };
+  } else {
+    if (s.vocab != "byte" && s.vocab != "chars")
+      fail("--vocab must be byte or chars, got '", s.vocab, "'");
+    vocab = std::make_unique<train::TrainVocab>(s.vocab == "chars" ? train::TrainVocab::chars(text)
+                                                                   : train::TrainVocab::bytes());
+    tokens = vocab->encode(text);
+    s.shape.n_vocab = vocab->size();
+    tokenizer_metadata = [&](gguf::Writer& writer) { vocab->write_metadata(writer); };
+  }
+  const int64_t n_tokens = static_cast<int64_t>(tokens.size());
+  const train::Dataset data(std::move(tokens), s.val_fraction, s.shape.n_ctx, s.data_path);
+
+  const ModelConfig config = train::scratch_config(s.shape);
+  train::ParamStore<float> store(config, [&](const TensorSpec& spec) {
+    if (spec.name == "output.weight") return !s.tied;
+    return spec.name.ends_with(".bias") && config.arch().qkv_bias;
+  });
+  train::init_random(store, s.seed, s.init_scale);
+
+  train::TrainOptions options;
+  options.steps = s.steps;
+  options.n_seq = s.batch;
+  options.n_pos = s.shape.n_ctx;
+  options.accum = s.accum;
+  options.adamw = {s.lr, s.beta1, s.beta2, s.eps, s.weight_decay};
+  options.schedule.lr = s.lr;
+  options.schedule.min_lr = s.min_lr >= 0.0 ? s.min_lr : s.lr / 10.0;
+  options.schedule.warmup = s.warmup;
+  options.schedule.total = s.steps;
+  options.schedule.cosine = s.schedule == "cosine";
+  options.grad_clip = s.grad_clip;
+  options.seed = s.seed;
+  options.eval_every = s.eval_every;
+  options.eval_batches = s.eval_batches;
+  options.save_every = s.save_every;
+
+  ThreadPool pool(s.threads > 0 ? s.threads : default_thread_count());
+  const std::string model_name = std::filesystem::path(s.out_path).stem().string();
+  auto save = [&] {
+    train::write_model_gguf(s.out_path, store, model_name, out_type, tokenizer_metadata);
+  };
+
+  if (!s.quiet) {
+    std::fprintf(
+        stderr,
+        "train: %s, %lld params, vocab %lld, %lld layers, n_embd %lld, %lld heads (%lld kv), "
+        "n_ff %lld, ctx %lld, batch %lld x %lld accum, %d threads\n",
+        config.arch().name.data(), static_cast<long long>(store.total()),
+        static_cast<long long>(config.n_vocab), static_cast<long long>(config.n_layer),
+        static_cast<long long>(config.n_embd), static_cast<long long>(config.n_head),
+        static_cast<long long>(config.n_head_kv), static_cast<long long>(config.n_ff),
+        static_cast<long long>(config.n_ctx_train), static_cast<long long>(s.batch),
+        static_cast<long long>(s.accum), pool.size());
+    std::fprintf(stderr, "train: %s: %lld tokens, %lld for training, %lld held out\n",
+                 s.data_path.c_str(), static_cast<long long>(n_tokens),
+                 static_cast<long long>(data.train_tokens()),
+                 static_cast<long long>(data.val_tokens()));
+  }
+
+  const bool tty = isatty(fileno(stderr));
+  const int64_t line_every = std::max<int64_t>(1, s.steps / 50);
+  double last_val = -1.0;
+  train::Trainer trainer(store, data, options, pool);
+  trainer.run(
+      [&](const train::StepReport& r) {
+        if (r.val_loss >= 0.0) last_val = r.val_loss;
+        if (s.quiet) return;
+        const double eta =
+            r.tokens_per_s > 0.0 ? r.seconds / double(r.step) * double(s.steps - r.step) : -1.0;
+        const std::string val = last_val >= 0.0 ? str(last_val) : std::string("-");
+        char line[256];
+        std::snprintf(line, sizeof(line),
+                      "step %lld/%lld | loss %.4f | val %s | lr %.2e | %.0f tok/s | ETA %s",
+                      static_cast<long long>(r.step), static_cast<long long>(s.steps), r.loss,
+                      val.c_str(), r.lr, r.tokens_per_s, format_duration(eta).c_str());
+        if (tty) {
+          std::fprintf(stderr, "\r%-100s%s", line, r.val_loss >= 0.0 ? "\n" : "");
+        } else if (r.step % line_every == 0 || r.val_loss >= 0.0 || r.step == s.steps) {
+          std::fprintf(stderr, "%s\n", line);
+        }
+      },
+      [&](int64_t step) {
+        save();
+        if (!s.quiet)
+          std::fprintf(stderr, "%strain: step %lld: wrote %s\n", tty ? "\n" : "",
+                       static_cast<long long>(step), s.out_path.c_str());
+      });
+  if (!s.quiet && tty) std::fprintf(stderr, "\n");
+
+  const double tokens_per_s = trainer.tokens_per_s();
+  const double train_loss = trainer.estimate_train_loss(20);
+  const double val_loss = data.val_windows() > 0 ? trainer.evaluate_val(0) : NAN;
+  save();
+  if (!s.quiet) std::fprintf(stderr, "train: wrote %s\n", s.out_path.c_str());
+  std::printf("final: steps %lld train_loss %.4f val_loss %.4f tokens_per_s %.0f\n",
+              static_cast<long long>(trainer.steps_done()), train_loss, val_loss, tokens_per_s);
+  return 0;
+}
+
+}  // namespace toy::cli

@@ -1,0 +1,91 @@
+#include "train/export.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "quant/quant.h"
+
+namespace toy::train {
+namespace {
+
+// llama.cpp's LLAMA_FTYPE_* of a file whose weight matrices are in `type`.
+uint32_t file_type_of(DType type) {
+  switch (type) {
+    case DType::F16:
+      return 1;
+    case DType::Q8_0:
+      return 7;
+    case DType::BF16:
+      return 32;
+    default:
+      return 0;  // ALL_F32
+  }
+}
+
+}  // namespace
+
+DType parse_out_type(const std::string& name) {
+  std::string lower = name;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "f32") return DType::F32;
+  if (lower == "f16") return DType::F16;
+  if (lower == "bf16") return DType::BF16;
+  if (lower == "q8_0") return DType::Q8_0;
+  fail("--out-type must be one of f32, f16, bf16, q8_0; got '", name, "'");
+}
+
+void write_model_gguf(const std::string& path, const ParamStore<float>& store,
+                      const std::string& model_name, DType out_type,
+                      const std::function<void(gguf::Writer&)>& tokenizer_metadata) {
+  using gguf::Value;
+  const ModelConfig& c = store.config();
+  const std::string arch(c.arch().name);
+  const std::string a = arch + ".";
+  auto u32 = [](int64_t v) { return Value::u32(static_cast<uint32_t>(v)); };
+  gguf::Writer writer;
+  writer.set("general.architecture", Value::string(arch));
+  writer.set("general.name", Value::string(model_name));
+  writer.set("general.file_type", Value::u32(file_type_of(out_type)));
+  if (dtype_info(out_type).quantized) writer.set("general.quantization_version", Value::u32(2));
+  writer.set(a + "vocab_size", u32(c.n_vocab));
+  writer.set(a + "context_length", u32(c.n_ctx_train));
+  writer.set(a + "embedding_length", u32(c.n_embd));
+  writer.set(a + "block_count", u32(c.n_layer));
+  writer.set(a + "feed_forward_length", u32(c.n_ff));
+  writer.set(a + "attention.head_count", u32(c.n_head));
+  writer.set(a + "attention.head_count_kv", u32(c.n_head_kv));
+  if (c.head_dim * c.n_head != c.n_embd) {
+    writer.set(a + "attention.key_length", u32(c.head_dim));
+    writer.set(a + "attention.value_length", u32(c.head_dim_v));
+  }
+  writer.set(a + "attention.layer_norm_rms_epsilon", Value::f32(c.rms_eps));
+  writer.set(a + "rope.freq_base", Value::f32(c.rope.freq_base));
+  writer.set(a + "rope.dimension_count", u32(c.rope.n_rot));
+  tokenizer_metadata(writer);
+
+  for (const ParamTensor& p : store.tensors()) {
+    std::vector<int64_t> ne(p.spec.ne.begin(), p.spec.ne.begin() + p.spec.n_dims);
+    const float* data = store.params() + p.offset;
+    // Matrices take the output type when their rows fit its blocks; vectors stay F32.
+    DType type = DType::F32;
+    if (p.spec.n_dims >= 2 && out_type != DType::F32 &&
+        p.spec.ne[0] % dtype_info(out_type).block_size == 0)
+      type = out_type;
+    if (type == DType::F32) {
+      writer.add_tensor(p.spec.name, type, ne, static_cast<const void*>(data));
+      continue;
+    }
+    const int64_t n = p.spec.ne[0], rows = p.numel / n;
+    const size_t row_size = static_cast<size_t>(row_bytes(type, n));
+    writer.add_tensor(p.spec.name, type, ne, [=](uint8_t* dst) {
+      for (int64_t r = 0; r < rows; ++r)
+        quant::quantize_row(type, data + r * n, dst + static_cast<size_t>(r) * row_size, n);
+    });
+  }
+  writer.write(path);
+}
+
+}  // namespace toy::train

@@ -1,0 +1,76 @@
+// The training loop: random batches, forward/backward with gradient
+// accumulation, global gradient-norm clipping, the learning-rate schedule and
+// AdamW, periodic validation and checkpoint callbacks (the loop of nanoGPT's
+// train.py / llm.c's train_gpt2.c).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <random>
+
+#include "core/thread_pool.h"
+#include "train/dataset.h"
+#include "train/model.h"
+#include "train/optimizer.h"
+#include "train/params.h"
+
+namespace toy::train {
+
+struct TrainOptions {
+  int64_t steps = 1;
+  int64_t n_seq = 1;  // batch B (sequences per micro-step)
+  int64_t n_pos = 1;  // context T
+  int64_t accum = 1;  // micro-steps per optimizer step
+  AdamWConfig adamw;
+  LrSchedule schedule;
+  double grad_clip = 1.0;  // <= 0: off
+  uint64_t seed = 1337;
+  int64_t eval_every = 0;     // 0: no periodic validation
+  int64_t eval_batches = 20;  // batches of the periodic validation
+  int64_t save_every = 0;     // 0: no periodic checkpoints
+};
+
+struct StepReport {
+  int64_t step = 0;        // 1-based, after the update
+  double loss = 0.0;       // mean training loss of the step's batches
+  double val_loss = -1.0;  // < 0: not evaluated at this step
+  double lr = 0.0;
+  double grad_norm = 0.0;     // before clipping
+  double tokens_per_s = 0.0;  // training tokens / training seconds so far
+  double seconds = 0.0;       // wall time so far
+};
+
+class Trainer {
+ public:
+  Trainer(ParamStore<float>& store, const Dataset& data, const TrainOptions& options,
+          ThreadPool& pool);
+
+  // One optimizer step.
+  StepReport step();
+  // Mean validation loss over up to max_batches batches of B windows (all when <= 0).
+  double evaluate_val(int64_t max_batches);
+  // Mean loss over `batches` random training batches (nanoGPT's estimate_loss).
+  double estimate_train_loss(int64_t batches);
+
+  // Runs options.steps steps; on_step after each, on_save(step) every save_every steps.
+  void run(const std::function<void(const StepReport&)>& on_step,
+           const std::function<void(int64_t)>& on_save);
+
+  int64_t steps_done() const { return step_; }
+  double tokens_per_s() const;
+
+ private:
+  ParamStore<float>& store_;
+  const Dataset& data_;
+  TrainOptions options_;
+  ThreadPool& pool_;
+  TrainModel<float> model_;
+  std::mt19937_64 rng_;
+  std::mt19937_64 eval_rng_;
+  Batch batch_;
+  int64_t step_ = 0;
+  double train_seconds_ = 0.0;
+  double wall_seconds_ = 0.0;
+};
+
+}  // namespace toy::train
