@@ -85,6 +85,7 @@ int run_jsonl(const tokenizer::Tokenizer& tok, tokenizer::TokenizeOptions option
 
 std::vector<int32_t> parse_ids(const std::string& list) {
   std::vector<int32_t> ids;
+  if (list.find_first_not_of(' ') == std::string::npos) return ids;  // no tokens: no text
   size_t begin = 0;
   while (begin <= list.size()) {
     size_t end = list.find(',', begin);
