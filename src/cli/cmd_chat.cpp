@@ -50,6 +50,13 @@ ChatTemplate choose_template(const std::string& requested, const tokenizer::Voca
   return family;
 }
 
+// The tokens of the part of `formatted` the model has not seen yet.
+std::vector<int32_t> feed_tokens(const tokenizer::Tokenizer& tok, const std::string& formatted,
+                                 size_t fed_chars, bool first) {
+  const std::string fresh = formatted.size() > fed_chars ? formatted.substr(fed_chars) : "";
+  return tok.tokenize(fresh, {.add_special = first, .parse_special = true});
+}
+
 }  // namespace
 
 int run_chat(int argc, char** argv) {
@@ -112,17 +119,25 @@ int run_chat(int argc, char** argv) {
     if (!std::getline(std::cin, line)) break;
     if (line.empty()) continue;
     messages.push_back({"user", line});
-    const std::string formatted = tokenizer::format_chat(family, messages, true);
-    const std::string fresh = formatted.size() > fed_chars ? formatted.substr(fed_chars) : "";
-    if (show_prompt) std::fprintf(stderr, "[prompt] %s\n", fresh.c_str());
-    const std::vector<int32_t> ids =
-        tok->tokenize(fresh, {.add_special = session.n_past() == 0, .parse_special = true});
+    std::string formatted = tokenizer::format_chat(family, messages, true);
+    std::vector<int32_t> ids = feed_tokens(*tok, formatted, fed_chars, session.n_past() == 0);
     if (session.n_past() + static_cast<int64_t>(ids.size()) >= session.n_ctx()) {
-      std::fprintf(stderr,
-                   "\ntoy chat: the conversation no longer fits the context (%lld tokens)\n",
+      // Out of room: start over with the system message and the new message only.
+      std::fprintf(stderr, "toy chat: context full (%lld tokens); earlier turns are forgotten\n",
                    static_cast<long long>(session.n_ctx()));
-      break;
+      std::vector<ChatMessage> kept;
+      if (!system_prompt.empty()) kept.push_back({"system", system_prompt});
+      kept.push_back(messages.back());
+      messages.swap(kept);
+      session.reset();
+      fed_chars = 0;
+      formatted = tokenizer::format_chat(family, messages, true);
+      ids = feed_tokens(*tok, formatted, fed_chars, true);
+      if (static_cast<int64_t>(ids.size()) >= session.n_ctx())
+        fail("the message (", ids.size(), " tokens with the template) does not fit the context of ",
+             session.n_ctx(), " tokens; raise it with -c");
     }
+    if (show_prompt) std::fprintf(stderr, "[prompt] %s\n", formatted.substr(fed_chars).c_str());
     for (int32_t id : ids) sampler.accept(id);
     std::span<const float> logits = session.prefill(ids);
 
@@ -130,7 +145,6 @@ int run_chat(int argc, char** argv) {
     std::string reply;
     int n_reply = 0;
     Timer timer;
-    bool context_full = false;
     while (max_reply < 0 || n_reply < max_reply) {
       const int32_t id = sampler.sample(logits);
       if (tok->is_eog(id)) break;
@@ -140,10 +154,7 @@ int run_chat(int argc, char** argv) {
       reply += text;
       std::fwrite(text.data(), 1, text.size(), stdout);
       std::fflush(stdout);
-      if (session.n_past() + 1 >= session.n_ctx()) {
-        context_full = true;
-        break;
-      }
+      if (session.n_past() + 1 >= session.n_ctx()) break;  // the next turn starts over
       logits = session.decode(id);
     }
     const std::string rest = stream.finish();
@@ -152,11 +163,6 @@ int run_chat(int argc, char** argv) {
     std::fputc('\n', stdout);
     std::fprintf(stderr, "[%d tokens, %.1f tokens/s]\n", n_reply,
                  n_reply / std::max(timer.seconds(), 1e-9));
-    if (context_full) {
-      std::fprintf(stderr, "toy chat: context full (%lld tokens)\n",
-                   static_cast<long long>(session.n_ctx()));
-      break;
-    }
 
     // The model has seen the prompt and its reply; the template's end-of-turn text
     // (not generated: sampling stopped at the end-of-generation token) is fed

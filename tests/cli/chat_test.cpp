@@ -64,6 +64,20 @@ TEST(ChatCli, TwoTurnsWithThePhi3Template) {
   std::remove(model.c_str());
 }
 
+TEST(ChatCli, StartsOverWhenTheContextIsFull) {
+  const std::string model = model_with_phi3_vocab();
+  std::string output;
+  const int rc = run_command("printf 'Hi\\nAgain\\n' | " + binary_dir() + "/toy chat -m " + model +
+                                 " --temp 0 -n 100 -c 40 --show-prompt",
+                             &output);
+  ASSERT_EQ(rc, 0) << output;
+  EXPECT_NE(output.find("earlier turns are forgotten"), std::string::npos) << output;
+  // After the reset the conversation is formatted from the start again.
+  EXPECT_NE(output.find("[prompt] <|user|>\nAgain<|end|>\n<|assistant|>\n"), std::string::npos)
+      << output;
+  std::remove(model.c_str());
+}
+
 TEST(ChatCli, ModelWithoutVocabularyIsAnError) {
   std::string output;
   EXPECT_EQ(run_command("printf 'Hi\\n' | " + binary_dir() + "/toy chat -m " +
