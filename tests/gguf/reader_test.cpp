@@ -231,6 +231,50 @@ TEST_F(GgufReader, ToValueCopiesEverything) {
   EXPECT_FALSE(f.get("t.nested").to_value() == Value::array(Array{ValueType::ARRAY, {}}));
 }
 
+TEST(GgufReaderFile, IntegerArraysConvertWithRangeChecks) {
+  RawFile raw;
+  Bytes u64s, i8s;
+  for (uint64_t v : {uint64_t{5}, uint64_t{1} << 40}) append(u64s, v);
+  for (int8_t v : {int8_t{-1}, int8_t{2}}) append(i8s, v);
+  raw.kvs.push_back({"a.u64s", kArray, encode_array(kU64, 2, u64s)});
+  raw.kvs.push_back({"a.i8s", kArray, encode_array(kI8, 2, i8s)});
+  raw.kvs.push_back({"a.bools", kArray, encode_array(kBool, 1, Bytes{1})});
+  Bytes bytes = raw.bytes();
+  auto file = File::from_memory(bytes.data(), bytes.size(), "ints.gguf");
+  EXPECT_EQ(file->get("a.i8s").i32s(), (std::vector<int32_t>{-1, 2}));
+  EXPECT_EQ(file->get("a.u64s").at(0).integer(), 5);
+  for (auto convert :
+       {+[](const ValueRef& v) { v.i32s(); }, +[](const ValueRef& v) { v.u32s(); }}) {
+    try {
+      convert(file->get("a.u64s"));
+      ADD_FAILURE() << "2^40 converted to 32 bits";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("'a.u64s' element 1"), std::string::npos) << e.what();
+    }
+  }
+  try {
+    file->get("a.i8s").u32s();
+    ADD_FAILURE() << "-1 converted to u32";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'a.i8s' element 0"), std::string::npos) << e.what();
+  }
+  try {
+    file->get("a.bools").i32s();
+    ADD_FAILURE() << "bools converted to integers";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("found array of bool"), std::string::npos) << e.what();
+  }
+}
+
+TEST(GgufReaderFile, NullMemoryIsAnEmptyFile) {
+  try {
+    File::from_memory(nullptr, 100, "null.gguf");
+    ADD_FAILURE() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("null.gguf: the file is empty"), std::string::npos);
+  }
+}
+
 TEST(GgufReaderFile, MetadataKeepsFileOrder) {
   RawFile raw = small_valid_file();
   Bytes bytes = raw.bytes();
