@@ -125,12 +125,23 @@ void Tokenizer::partition(std::string_view text, bool parse_special,
   if (text.empty()) return;
   out.push_back({-1, 0, static_cast<uint32_t>(text.size())});
   std::vector<Fragment> next;
+  // Which byte pairs occur in the text: a special token whose first two bytes do
+  // not occur is skipped without a search (vocabularies with thousands of
+  // special tokens would otherwise scan the text thousands of times).
+  const bool filter = vocab_.special_tokens().size() > 16;
+  std::vector<bool> pairs(filter ? 65536 : 0, false);
+  if (filter)
+    for (size_t i = 0; i + 1 < text.size(); ++i)
+      pairs[static_cast<uint8_t>(text[i]) << 8 | static_cast<uint8_t>(text[i + 1])] = true;
   // Longest special text first, each splitting every raw fragment at all of its
   // occurrences (llama.cpp tokenizer_st_partition).
   for (const int32_t id : vocab_.special_tokens()) {
     const TokenData& token = vocab_.token(id);
     if (!parse_special && (token.attr & (kAttrControl | kAttrUnknown))) continue;
     const std::string_view needle = token.text;
+    if (filter && needle.size() >= 2 &&
+        !pairs[static_cast<uint8_t>(needle[0]) << 8 | static_cast<uint8_t>(needle[1])])
+      continue;
     bool found = false;
     next.clear();
     for (const Fragment& fragment : out) {
