@@ -6,6 +6,12 @@
 
 #include "core/error.h"
 #include "kernels/activations.h"
+#include "quant/fp16.h"
+#include "quant/quant.h"
+
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
 
 namespace toy {
 namespace {
@@ -33,24 +39,53 @@ void axpy(float* y, float a, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-void attend_one(float* out, const float* q, const float* k, const float* v, int64_t pos,
+// n halves to floats (vectorized with F16C when available).
+void widen_f16(float* dst, const uint16_t* src, int64_t n) {
+  int64_t i = 0;
+#if defined(__F16C__)
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(dst + i,
+                     _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+#endif
+  for (; i < n; ++i) dst[i] = quant::f16_to_f32(src[i]);
+}
+
+// Head `offset / head_dim` of row j as floats: in place for F32, else widened into tmp.
+const float* head_of(const KvRows& rows, int64_t j, int64_t offset, int64_t n, float* tmp) {
+  const uint8_t* row =
+      static_cast<const uint8_t*>(rows.data) + static_cast<size_t>(j) * rows.row_bytes;
+  switch (rows.type) {
+    case DType::F32:
+      return reinterpret_cast<const float*>(row) + offset;
+    case DType::F16:
+      widen_f16(tmp, reinterpret_cast<const uint16_t*>(row) + offset, n);
+      return tmp;
+    default:  // whole blocks (checked by attention_reads_directly)
+      quant::dequantize_row(rows.type, row + static_cast<size_t>(toy::row_bytes(rows.type, offset)),
+                            tmp, n);
+      return tmp;
+  }
+}
+
+void attend_one(float* out, const float* q, const KvRows& k, const KvRows& v, int64_t pos,
                 int64_t kv_head, const AttentionParams& p, float* scores) {
-  const int64_t d = p.head_dim, kv_stride = p.n_head_kv * p.head_dim;
+  const int64_t d = p.head_dim, offset = kv_head * d;
   const int64_t first = first_visible(pos, p.window);
   const int64_t n = pos + 1 - first;
+  float tmp[kMaxAttentionHeadDim];
   for (int64_t j = 0; j < n; ++j)
-    scores[j] = dot(q, k + (first + j) * kv_stride + kv_head * d, d) * p.scale;
+    scores[j] = dot(q, head_of(k, first + j, offset, d, tmp), d) * p.scale;
   if (p.softcap > 0.0f) softcap(scores, n, p.softcap);
   softmax(scores, n);
   std::fill(out, out + d, 0.0f);
-  for (int64_t j = 0; j < n; ++j)
-    axpy(out, scores[j], v + (first + j) * kv_stride + kv_head * d, d);
+  for (int64_t j = 0; j < n; ++j) axpy(out, scores[j], head_of(v, first + j, offset, d, tmp), d);
 }
 
 // The arguments of one attention_forward call, shared by the threads.
 struct AttentionJob {
   float* out;
-  const float *q, *k, *v;
+  const float* q;
+  KvRows k, v;
   int64_t pos0, n_kv, n_items;
   int used;  // threads taking part
   const AttentionParams* p;
@@ -69,10 +104,28 @@ struct AttentionJob {
 
 }  // namespace
 
+bool attention_reads_directly(DType type, int64_t head_dim) {
+  if (head_dim > kMaxAttentionHeadDim) return false;
+  if (type == DType::F32 || type == DType::F16) return true;
+  return quant::can_dequantize(type) && head_dim % dtype_info(type).block_size == 0;
+}
+
 void attention_forward(float* out, const float* q, const float* k, const float* v, int64_t T,
                        int64_t pos0, int64_t n_kv, const AttentionParams& p, float* scores,
                        ThreadPool& pool) {
+  const size_t row_bytes = static_cast<size_t>(p.n_head_kv * p.head_dim) * sizeof(float);
+  attention_forward(out, q, KvRows{k, DType::F32, row_bytes}, KvRows{v, DType::F32, row_bytes}, T,
+                    pos0, n_kv, p, scores, pool);
+}
+
+void attention_forward(float* out, const float* q, const KvRows& k, const KvRows& v, int64_t T,
+                       int64_t pos0, int64_t n_kv, const AttentionParams& p, float* scores,
+                       ThreadPool& pool) {
   TOY_CHECK(p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0, "heads ", p.n_head, "/", p.n_head_kv);
+  TOY_CHECK(
+      attention_reads_directly(k.type, p.head_dim) && attention_reads_directly(v.type, p.head_dim),
+      "attention cannot read ", dtype_name(k.type), "/", dtype_name(v.type), " rows of head_dim ",
+      p.head_dim);
   TOY_CHECK(pos0 + T <= n_kv, "queries reach position ", pos0 + T, " past ", n_kv, " keys");
   const int64_t n_items = T * p.n_head;
   // Each (position, head) item costs ~4·n_kv·head_dim flops; small calls (decode of

@@ -13,9 +13,26 @@
 
 #include <cstdint>
 
+#include "core/dtype.h"
 #include "core/thread_pool.h"
 
 namespace toy {
+
+// Rows of keys or values as stored in a KV cache: row j (position j) holds
+// n_head_kv*head_dim values of `type` — F32, F16, or Q8_0 when head_dim is a
+// multiple of 32 (a head is then whole blocks). Heads are widened to F32 one at a
+// time as they are read, so a 16-bit or 8-bit cache is never copied whole.
+struct KvRows {
+  const void* data = nullptr;
+  DType type = DType::F32;
+  size_t row_bytes = 0;  // bytes between consecutive positions
+};
+
+// Whether attention_forward can read rows of `type` directly for this head size.
+bool attention_reads_directly(DType type, int64_t head_dim);
+
+// The largest head_dim attention_forward supports (its per-thread head buffers).
+inline constexpr int64_t kMaxAttentionHeadDim = 1024;
 
 struct AttentionParams {
   int64_t n_head = 0;
@@ -28,7 +45,12 @@ struct AttentionParams {
 
 // out: (T, n_head*head_dim); q: (T, n_head*head_dim);
 // k, v: (n_kv, n_head_kv*head_dim) for positions 0..n_kv-1 (n_kv >= pos0 + T);
+// (attention_reads_directly(type, head_dim) must hold for typed rows);
 // scores: pool.size() * n_kv floats of scratch. Splits (position, head) pairs over the pool.
+void attention_forward(float* out, const float* q, const KvRows& k, const KvRows& v, int64_t T,
+                       int64_t pos0, int64_t n_kv, const AttentionParams& p, float* scores,
+                       ThreadPool& pool);
+// The same over F32 rows (n_head_kv*head_dim floats each).
 void attention_forward(float* out, const float* q, const float* k, const float* v, int64_t T,
                        int64_t pos0, int64_t n_kv, const AttentionParams& p, float* scores,
                        ThreadPool& pool);

@@ -44,7 +44,7 @@ ForwardScratch::ForwardScratch(const ModelConfig& c, int64_t max_tokens, int64_t
   sized(proj, T * c.n_embd);
   sized(gate, T * ff);
   sized(up, T * ff);
-  if (kv_type != DType::F32) {
+  if (!attention_reads_directly(kv_type, c.head_dim)) {
     sized(k_f32, n_ctx * c.kv_dim());
     sized(v_f32, n_ctx * c.v_dim());
   }
@@ -109,8 +109,8 @@ class ForwardPass {
     store_rows(kv.k, s_.k.data(), KV);
     store_rows(kv.v, s_.v.data(), c_.v_dim());
     const int64_t n_kv = pos0_ + T_;
-    const float* keys = load_rows(kv.k, s_.k_f32, n_kv, KV);
-    const float* values = load_rows(kv.v, s_.v_f32, n_kv, c_.v_dim());
+    const KvRows keys = attention_rows(kv.k, s_.k_f32, n_kv, KV);
+    const KvRows values = attention_rows(kv.v, s_.v_f32, n_kv, c_.v_dim());
 
     AttentionParams ap;
     ap.n_head = c_.n_head;
@@ -251,17 +251,18 @@ class ForwardPass {
     }
   }
 
-  // Cache rows [0, n) as F32: the cache itself when it is F32, else a staged copy.
-  const float* load_rows(const Tensor& cache, std::vector<float>& staged, int64_t n,
-                         int64_t width) {
-    if (cache.type == DType::F32) return cache.ptr<const float>();
+  // Cache rows [0, n) as attention reads them: the cache itself when it can (F32, F16,
+  // Q8_0 with whole-block heads), else an F32 staged copy.
+  KvRows attention_rows(const Tensor& cache, std::vector<float>& staged, int64_t n, int64_t width) {
+    if (attention_reads_directly(cache.type, c_.head_dim))
+      return {cache.data, cache.type, cache.nb[1]};
     float* out = staged.data();
     parallel_rows(ctx_.pool, n, std::max<int64_t>(1, 16384 / width),
                   [&](int64_t begin, int64_t end) {
                     for (int64_t p = begin; p < end; ++p)
                       quant::dequantize_row(cache.type, cache.row(p), out + p * width, width);
                   });
-    return out;
+    return {out, DType::F32, static_cast<size_t>(width) * sizeof(float)};
   }
 
   const Model& m_;

@@ -27,7 +27,7 @@ enum class LogitRows { Last, All };
 class ForwardScratch {
  public:
   // max_tokens: the largest batch; n_ctx: the cache length; kv_type: the cache type
-  // (a non-F32 cache needs an F32 staging copy for attention); n_threads: pool size.
+  // (a type attention cannot read directly gets an F32 staging copy); n_threads: pool size.
   ForwardScratch(const ModelConfig& config, int64_t max_tokens, int64_t n_ctx, DType kv_type,
                  int n_threads);
   int64_t max_tokens() const { return max_tokens_; }

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "quant/fp16.h"
+#include "quant/quant.h"
 
 namespace toy {
 namespace {
@@ -31,6 +33,10 @@ void check(const AttentionParams& p, int64_t T, int64_t pos0, int n_threads) {
                     pool);
   attention_reference(ref.data(), q.data(), k.data(), v.data(), T, pos0, n_kv, p);
   for (size_t i = 0; i < ours.size(); ++i) ASSERT_NEAR(ours[i], ref[i], 2e-6) << "at " << i;
+}
+
+int64_t row_bytes_of(DType type, int64_t n) {
+  return row_bytes(type, n);
 }
 
 AttentionParams params(int64_t n_head, int64_t n_head_kv, int64_t head_dim) {
@@ -79,6 +85,37 @@ TEST(Attention, LargeBatchAcrossThreads) {
   check(p, 48, 80, 3);
   p.window = 20;
   check(p, 48, 80, 2);
+}
+
+// Typed cache rows read in place give the same result as attention over the
+// same rows widened to F32 beforehand.
+TEST(Attention, ReadsF16AndQ8RowsDirectly) {
+  const AttentionParams p = params(4, 2, 32);
+  const int64_t T = 5, pos0 = 6, n_kv = 11, width = 64;
+  const auto q = random_values(static_cast<size_t>(T * 128), 4, 2.0f);
+  const auto k = random_values(static_cast<size_t>(n_kv * width), 5, 2.0f);
+  const auto v = random_values(static_cast<size_t>(n_kv * width), 6);
+  ThreadPool pool(2);
+  std::vector<float> scores(static_cast<size_t>(2 * n_kv));
+  for (DType type : {DType::F16, DType::Q8_0}) {
+    ASSERT_TRUE(attention_reads_directly(type, 32));
+    const size_t row_bytes = static_cast<size_t>(row_bytes_of(type, width));
+    std::vector<uint8_t> kq(row_bytes * n_kv), vq(row_bytes * n_kv);
+    std::vector<float> kw(k.size()), vw(v.size());
+    for (int64_t j = 0; j < n_kv; ++j) {
+      quant::quantize_row(type, &k[j * width], &kq[j * row_bytes], width);
+      quant::quantize_row(type, &v[j * width], &vq[j * row_bytes], width);
+      quant::dequantize_row(type, &kq[j * row_bytes], &kw[j * width], width);
+      quant::dequantize_row(type, &vq[j * row_bytes], &vw[j * width], width);
+    }
+    std::vector<float> direct(q.size()), widened(q.size());
+    attention_forward(direct.data(), q.data(), KvRows{kq.data(), type, row_bytes},
+                      KvRows{vq.data(), type, row_bytes}, T, pos0, n_kv, p, scores.data(), pool);
+    attention_forward(widened.data(), q.data(), kw.data(), vw.data(), T, pos0, n_kv, p,
+                      scores.data(), pool);
+    for (size_t i = 0; i < direct.size(); ++i) ASSERT_FLOAT_EQ(direct[i], widened[i]) << i;
+  }
+  EXPECT_FALSE(attention_reads_directly(DType::Q8_0, 16));  // half a block per head
 }
 
 // The first position sees only itself: the output is its own value row.
