@@ -124,6 +124,22 @@ TEST(Tokenizer, InvalidUtf8) {
   }
 }
 
+TEST(Tokenizer, CleanUpSpacesFollowsLlamaCpp) {
+  std::string text = "a , b ! c ? d . e 's f 'm g 're h 've i 't j 'd k 'll l ' m";
+  clean_up_spaces(text);
+  EXPECT_EQ(text, "a, b! c? d. e's f'm g're h've i 't j 'd k 'll l'm");
+  std::string empty;
+  clean_up_spaces(empty);
+  EXPECT_EQ(empty, "");
+  // gpt-2 applies it by default; it can be turned off.
+  auto tok = load("gpt-2");
+  const Ids ids = tok->tokenize("Hi ?");
+  EXPECT_EQ(tok->detokenize(ids), "Hi?");
+  DetokenizeOptions raw;
+  raw.clean_spaces = false;
+  EXPECT_EQ(tok->detokenize(ids, raw), "Hi ?");
+}
+
 TEST(Tokenizer, TinyShakespeareTokenCountsMatchLlamaCpp) {
   // ../shared/bench/REFERENCE.md: llama.cpp's token counts for the whole file.
   const std::string text = testing::read_text(testing::fixture_path("text/tinyshakespeare.txt"));
