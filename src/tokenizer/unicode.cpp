@@ -1,5 +1,7 @@
 #include "tokenizer/unicode.h"
 
+#include <cstring>
+
 namespace toy::tokenizer {
 
 void append_utf8(std::string& out, uint32_t cpt) {
@@ -34,7 +36,7 @@ bool is_valid_utf8(std::string_view text) {
     // ASCII fast path, 8 bytes at a time.
     while (i + 8 <= n) {
       uint64_t word;
-      __builtin_memcpy(&word, p + i, 8);
+      std::memcpy(&word, p + i, 8);
       if (word & 0x8080808080808080ull) break;
       i += 8;
     }
