@@ -225,11 +225,12 @@ class ForwardPass {
       // Qwen2-MoE: sigmoid(ffn_gate_inp_shexp . x) * shared_ffn(x), added to the routed sum.
       gated_ffn(s_.expert_out.data(), s_.xn.data(), l.ffn_gate_shexp, l.ffn_up_shexp,
                 l.ffn_down_shexp, T_);
-      const float* gw = l.ffn_gate_inp_shexp.ptr<const float>();
+      // The gate vector [n_embd] is a one-row matrix, so it goes through linear() too.
+      Tensor gate = l.ffn_gate_inp_shexp;
+      gate.n_dims = 2;
+      linear(s_.shared_gate.data(), s_.xn.data(), gate, T_, ctx_);
       for (int64_t t = 0; t < T_; ++t) {
-        float dot = 0.0f;
-        for (int64_t j = 0; j < E; ++j) dot += gw[j] * s_.xn[t * E + j];
-        const float g = 1.0f / (1.0f + std::exp(-dot));
+        const float g = 1.0f / (1.0f + std::exp(-s_.shared_gate[t]));
         for (int64_t j = 0; j < E; ++j) s_.proj[t * E + j] += g * s_.expert_out[t * E + j];
       }
     }
