@@ -130,6 +130,10 @@ ModelConfig ModelConfig::from_gguf(const gguf::File& file) {
     fail(file.path(), ": ", keys.key("attention.layer_norm_rms_epsilon"), " must be positive");
   c.rope = read_rope(file, keys, *c.traits, c.head_dim);
 
+  // Gemma 2 27B (46 layers) scales by 1/sqrt(n_embd/n_head) instead, as llama.cpp does.
+  const bool gemma2_27b = c.traits->arch == Arch::Gemma2 && c.n_layer == 46;
+  c.attn_scale =
+      1.0f / std::sqrt(static_cast<float>(gemma2_27b ? c.n_embd / c.n_head : c.head_dim));
   if (c.traits->softcaps) {
     // llama.cpp's defaults for Gemma 2 when the keys are absent.
     c.attn_softcap = static_cast<float>(keys.number_or("attn_logit_softcapping", 50.0));

@@ -43,6 +43,7 @@ struct ModelConfig {
   float rms_eps = 1e-5f;
   RopeConfig rope;
 
+  float attn_scale = 0.0f;     // attention score scale, usually 1/sqrt(head_dim)
   float attn_softcap = 0.0f;   // 0: off
   float final_softcap = 0.0f;  // 0: off
   int64_t sliding_window = 0;  // 0: off; else the window of the sliding-window layers

@@ -116,7 +116,7 @@ class ForwardPass {
     ap.n_head = c_.n_head;
     ap.n_head_kv = c_.n_head_kv;
     ap.head_dim = d;
-    ap.scale = 1.0f / std::sqrt(static_cast<float>(d));
+    ap.scale = c_.attn_scale;
     ap.softcap = c_.attn_softcap;
     ap.window = c_.layer_uses_window(il) ? c_.sliding_window : 0;
     attention_forward(s_.att.data(), s_.q.data(), keys, values, T_, pos0_, n_kv, ap,
