@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "gguf/reader.h"
+#include "kernels/attention.h"
 
 namespace toy {
 namespace {
@@ -120,6 +121,9 @@ ModelConfig ModelConfig::from_gguf(const gguf::File& file) {
   const int64_t default_head_dim = c.n_embd % c.n_head == 0 ? c.n_embd / c.n_head : 0;
   c.head_dim = keys.integer_or("attention.key_length", default_head_dim);
   require_positive(file, keys.key("attention.key_length"), c.head_dim);
+  if (c.head_dim > kMaxAttentionHeadDim)
+    fail(file.path(), ": ", keys.key("attention.key_length"), " = ", c.head_dim,
+         " is larger than the ", kMaxAttentionHeadDim, " this engine supports");
   c.head_dim_v = keys.integer_or("attention.value_length", c.head_dim);
   if (c.head_dim_v != c.head_dim)
     fail(file.path(), ": ", keys.key("attention.value_length"), " (", c.head_dim_v,
