@@ -8,7 +8,7 @@ namespace toy::tokenizer {
 
 namespace {
 
-constexpr size_t kMaxCachedWords = 1 << 20;
+constexpr size_t kMaxCachedWords = 1 << 18;  // bounds the cache to tens of MB
 constexpr size_t kMaxCachedWordBytes = 256;
 
 // Heap order: lowest rank first, then leftmost (llama.cpp's llm_bigram_bpe::comparator).

@@ -10,7 +10,7 @@ namespace toy::tokenizer {
 namespace {
 
 constexpr std::string_view kSpaceMarker = "\xE2\x96\x81";  // U+2581 "▁"
-constexpr size_t kMaxCachedWords = 1 << 20;
+constexpr size_t kMaxCachedWords = 1 << 18;                // bounds the cache to tens of MB
 constexpr size_t kMaxCachedWordBytes = 256;
 
 // Heap order: highest score first, then leftmost (llama.cpp's llm_bigram_spm::comparator).
