@@ -23,10 +23,10 @@ struct BigramLess {
 
 }  // namespace
 
-SpmEncoder::SpmEncoder(const Vocab& vocab) : vocab_(vocab) {
+SpmEncoder::SpmEncoder(const Vocab& vocab, bool split_words) : vocab_(vocab) {
   for (int b = 0; b < 256; ++b) byte_tokens_[b] = vocab.byte_token(static_cast<uint8_t>(b));
   // Safe to encode word by word when no piece has "▁" right after another character.
-  word_split_safe_ = true;
+  word_split_safe_ = split_words;
   for (int32_t id = 0; id < vocab.size() && word_split_safe_; ++id) {
     const std::string& text = vocab.token(id).text;
     for (size_t pos = text.find(kSpaceMarker, 1); pos != std::string::npos;

@@ -24,7 +24,9 @@ namespace toy::tokenizer {
 
 class SpmEncoder {
  public:
-  explicit SpmEncoder(const Vocab& vocab);
+  // `split_words = false` always encodes whole fragments (the reference path the
+  // word-by-word path is tested against).
+  explicit SpmEncoder(const Vocab& vocab, bool split_words = true);
 
   // Encodes `text` (raw, spaces not yet replaced by "▁") and appends the ids.
   // Not thread-safe (word cache, scratch buffers).
