@@ -67,18 +67,29 @@ const float* head_of(const KvRows& rows, int64_t j, int64_t offset, int64_t n, f
   }
 }
 
-void attend_one(float* out, const float* q, const KvRows& k, const KvRows& v, int64_t pos,
-                int64_t kv_head, const AttentionParams& p, float* scores) {
+// Query heads kv_head*group .. +group of one position, which all read KV head
+// `kv_head`: each key and value row is widened once for the whole group.
+// q, out: the group's heads (group*head_dim, contiguous); scores: (group, n_kv).
+void attend_group(float* out, const float* q, const KvRows& k, const KvRows& v, int64_t pos,
+                  int64_t kv_head, int64_t group, int64_t n_kv, const AttentionParams& p,
+                  float* scores) {
   const int64_t d = p.head_dim, offset = kv_head * d;
   const int64_t first = first_visible(pos, p.window);
   const int64_t n = pos + 1 - first;
   float tmp[kMaxAttentionHeadDim];
-  for (int64_t j = 0; j < n; ++j)
-    scores[j] = dot(q, head_of(k, first + j, offset, d, tmp), d) * p.scale;
-  if (p.softcap > 0.0f) softcap(scores, n, p.softcap);
-  softmax(scores, n);
-  std::fill(out, out + d, 0.0f);
-  for (int64_t j = 0; j < n; ++j) axpy(out, scores[j], head_of(v, first + j, offset, d, tmp), d);
+  for (int64_t j = 0; j < n; ++j) {
+    const float* kj = head_of(k, first + j, offset, d, tmp);
+    for (int64_t g = 0; g < group; ++g) scores[g * n_kv + j] = dot(q + g * d, kj, d) * p.scale;
+  }
+  for (int64_t g = 0; g < group; ++g) {
+    if (p.softcap > 0.0f) softcap(scores + g * n_kv, n, p.softcap);
+    softmax(scores + g * n_kv, n);
+  }
+  std::fill(out, out + group * d, 0.0f);
+  for (int64_t j = 0; j < n; ++j) {
+    const float* vj = head_of(v, first + j, offset, d, tmp);
+    for (int64_t g = 0; g < group; ++g) axpy(out + g * d, scores[g * n_kv + j], vj, d);
+  }
 }
 
 // The arguments of one attention_forward call, shared by the threads.
@@ -91,18 +102,22 @@ struct AttentionJob {
   const AttentionParams* p;
   float* scores;
 
-  // Items [begin, end) of the (position, head) pairs, in position-major order.
+  // Items [begin, end) of the (position, KV head) pairs, in position-major order.
   void run(int64_t begin, int64_t end, float* my_scores) const {
     const int64_t group = p->n_head / p->n_head_kv, q_stride = p->n_head * p->head_dim;
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t t = item / p->n_head, h = item % p->n_head;
-      const int64_t offset = t * q_stride + h * p->head_dim;
-      attend_one(out + offset, q + offset, k, v, pos0 + t, h / group, *p, my_scores);
+      const int64_t t = item / p->n_head_kv, kv_head = item % p->n_head_kv;
+      const int64_t offset = t * q_stride + kv_head * group * p->head_dim;
+      attend_group(out + offset, q + offset, k, v, pos0 + t, kv_head, group, n_kv, *p, my_scores);
     }
   }
 };
 
 }  // namespace
+
+int64_t attention_scratch_floats(int n_threads, int64_t n_kv, const AttentionParams& p) {
+  return static_cast<int64_t>(n_threads) * n_kv * (p.n_head / p.n_head_kv);
+}
 
 bool attention_reads_directly(DType type, int64_t head_dim) {
   if (head_dim > kMaxAttentionHeadDim) return false;
@@ -127,10 +142,10 @@ void attention_forward(float* out, const float* q, const KvRows& k, const KvRows
       "attention cannot read ", dtype_name(k.type), "/", dtype_name(v.type), " rows of head_dim ",
       p.head_dim);
   TOY_CHECK(pos0 + T <= n_kv, "queries reach position ", pos0 + T, " past ", n_kv, " keys");
-  const int64_t n_items = T * p.n_head;
-  // Each (position, head) item costs ~4·n_kv·head_dim flops; small calls (decode of
-  // a short context) stay on the calling thread rather than waking the pool.
-  const int64_t per_item = std::max<int64_t>(1, 4 * n_kv * p.head_dim);
+  const int64_t n_items = T * p.n_head_kv;
+  // Each (position, KV head) item costs ~4·n_kv·head_dim flops per query head; small calls
+  // (decode of a short context) stay on the calling thread rather than waking the pool.
+  const int64_t per_item = std::max<int64_t>(1, 4 * n_kv * p.head_dim * (p.n_head / p.n_head_kv));
   const int64_t min_items = std::max<int64_t>(1, (int64_t{1} << 16) / per_item);
   const int used =
       static_cast<int>(std::min<int64_t>(pool.size(), (n_items + min_items - 1) / min_items));
@@ -145,7 +160,9 @@ void attention_forward(float* out, const float* q, const KvRows& k, const KvRows
     if (thread >= jp->used) return;
     const int64_t begin = jp->n_items * thread / jp->used;
     const int64_t end = jp->n_items * (thread + 1) / jp->used;
-    jp->run(begin, end, jp->scores + static_cast<int64_t>(thread) * jp->n_kv);
+    jp->run(
+        begin, end,
+        jp->scores + static_cast<int64_t>(thread) * jp->n_kv * (jp->p->n_head / jp->p->n_head_kv));
   });
 }
 

@@ -43,10 +43,15 @@ struct AttentionParams {
   int64_t window = 0;    // 0: full causal attention
 };
 
+// Floats of scratch attention_forward needs: a (n_head/n_head_kv, n_kv) score block per thread.
+int64_t attention_scratch_floats(int n_threads, int64_t n_kv, const AttentionParams& p);
+
 // out: (T, n_head*head_dim); q: (T, n_head*head_dim);
 // k, v: (n_kv, n_head_kv*head_dim) for positions 0..n_kv-1 (n_kv >= pos0 + T);
 // (attention_reads_directly(type, head_dim) must hold for typed rows);
-// scores: pool.size() * n_kv floats of scratch. Splits (position, head) pairs over the pool.
+// scores: attention_scratch_floats(pool.size(), n_kv, p) floats of scratch.
+// Splits (position, KV head) pairs over the pool; the query heads sharing a KV head
+// are done together so each cached row is read (and widened) once per position.
 void attention_forward(float* out, const float* q, const KvRows& k, const KvRows& v, int64_t T,
                        int64_t pos0, int64_t n_kv, const AttentionParams& p, float* scores,
                        ThreadPool& pool);

@@ -48,7 +48,10 @@ ForwardScratch::ForwardScratch(const ModelConfig& c, int64_t max_tokens, int64_t
     sized(k_f32, n_ctx * c.kv_dim());
     sized(v_f32, n_ctx * c.v_dim());
   }
-  sized(scores, static_cast<int64_t>(n_threads) * n_ctx);
+  AttentionParams heads;
+  heads.n_head = c.n_head;
+  heads.n_head_kv = c.n_head_kv;
+  sized(scores, attention_scratch_floats(n_threads, n_ctx, heads));
   if (c.is_moe()) {
     sized(router, T * c.n_expert);
     sized(expert_ids, T * c.n_expert_used);

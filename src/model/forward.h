@@ -46,7 +46,7 @@ class ForwardScratch {
   std::vector<float> up;      // (T, max FFN width)
   std::vector<float> k_f32;   // (n_ctx, n_head_kv*head_dim) staged keys (non-F32 cache)
   std::vector<float> v_f32;   // (n_ctx, n_head_kv*head_dim) staged values
-  std::vector<float> scores;  // (n_threads, n_ctx) attention scores
+  std::vector<float> scores;  // (n_threads, n_head/n_head_kv, n_ctx) attention scores
   // Mixture of experts.
   std::vector<float> router;        // (T, n_expert)
   std::vector<int32_t> expert_ids;  // (T, n_expert_used)

@@ -28,7 +28,7 @@ void check(const AttentionParams& p, int64_t T, int64_t pos0, int n_threads) {
   const auto v = random_values(static_cast<size_t>(n_kv * p.n_head_kv * p.head_dim), 3);
   std::vector<float> ours(q.size()), ref(q.size());
   ThreadPool pool(n_threads);
-  std::vector<float> scores(static_cast<size_t>(n_threads * n_kv));
+  std::vector<float> scores(static_cast<size_t>(attention_scratch_floats(n_threads, n_kv, p)));
   attention_forward(ours.data(), q.data(), k.data(), v.data(), T, pos0, n_kv, p, scores.data(),
                     pool);
   attention_reference(ref.data(), q.data(), k.data(), v.data(), T, pos0, n_kv, p);
@@ -96,7 +96,7 @@ TEST(Attention, ReadsF16AndQ8RowsDirectly) {
   const auto k = random_values(static_cast<size_t>(n_kv * width), 5, 2.0f);
   const auto v = random_values(static_cast<size_t>(n_kv * width), 6);
   ThreadPool pool(2);
-  std::vector<float> scores(static_cast<size_t>(2 * n_kv));
+  std::vector<float> scores(static_cast<size_t>(attention_scratch_floats(2, n_kv, p)));
   for (DType type : {DType::F16, DType::Q8_0}) {
     ASSERT_TRUE(attention_reads_directly(type, 32));
     const size_t row_bytes = static_cast<size_t>(row_bytes_of(type, width));
@@ -122,7 +122,7 @@ TEST(Attention, ReadsF16AndQ8RowsDirectly) {
 TEST(Attention, FirstPositionCopiesValue) {
   const AttentionParams p = params(2, 1, 4);
   const std::vector<float> q = {1, 2, 3, 4, -1, 0, 1, 0}, k = {5, 6, 7, 8}, v = {0.5f, -2, 3, 9};
-  std::vector<float> out(8), scores(1);
+  std::vector<float> out(8), scores(static_cast<size_t>(attention_scratch_floats(1, 1, p)));
   ThreadPool pool(1);
   attention_forward(out.data(), q.data(), k.data(), v.data(), 1, 0, 1, p, scores.data(), pool);
   for (int h = 0; h < 2; ++h)
