@@ -8,7 +8,9 @@
 # converts it with `toy quantize` to F16, Q8_0 and Q4_K, runs `toy bench` (pp512,
 # tg128, median of 3 after a warm-up, F16 KV cache) on each and prints a markdown
 # table with llama.cpp's numbers and our ratio. Environment: THREADS (2), REPS (3),
-# PP (512), TG (128). The machine is shared: compare runs made the same day.
+# PP (512), TG (128). The machine is shared: compare runs made the same day; the
+# "per CPU-s" columns (tokens per process CPU second x threads) show the speed the
+# code would have on dedicated cores when other work competes for them.
 set -euo pipefail
 
 BUILD_DIR=${1:-build}
@@ -41,31 +43,34 @@ for entry in "${REFERENCE[@]}"; do
   read -r type ref_pp ref_tg <<<"$entry"
   model="$WORK_DIR/smollm2-135m-shape-$type.gguf"
   if [[ "$type" != f32 && ! -s "$model" ]]; then
-    if ! "$TOY" quantize "$BASE" "$model" "$type" -t "$THREADS" >&2; then
-      rows+=("| ${type^^} | quantize failed | | | | | | | |")
+    echo "toy quantize -> $type" >&2
+    if ! "$TOY" quantize "$BASE" "$model" "$type" -t "$THREADS" >/dev/null; then
+      rows+=("| ${type^^} | quantize failed | | | | | | | | | | |")
       continue
     fi
   fi
   [[ "$type" == f32 ]] && model="$BASE"
   echo "toy bench: $model" >&2
   if ! out=$("$TOY" bench -m "$model" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" --json); then
-    rows+=("| ${type^^} | bench failed | | | | | | | |")
+    rows+=("| ${type^^} | bench failed | | | | | | | | | | |")
     continue
   fi
   pp=$(json_field "$out" pp_tps)
   tg=$(json_field "$out" tg_tps)
   rss=$(json_field "$out" peak_rss_mb)
   file_mb=$(json_field "$out" file_mb)
+  pp_cpu=$(json_field "$out" pp_tps_cpu)
+  tg_cpu=$(json_field "$out" tg_tps_cpu)
   stored=$(json_field "$out" type)
   rows+=("$(awk -v t="${type^^}" -v s="$stored" -v f="$file_mb" -v pp="$pp" -v rpp="$ref_pp" \
-    -v tg="$tg" -v rtg="$ref_tg" -v rss="$rss" 'BEGIN {
-      printf "| %s | %s | %.0f | %.1f | %.0f | %.2fx | %.1f | %.1f | %.2fx | %.0f |",
-             t, s, f, pp, rpp, pp / rpp, tg, rtg, tg / rtg, rss }')")
+    -v tg="$tg" -v rtg="$ref_tg" -v rss="$rss" -v ppc="$pp_cpu" -v tgc="$tg_cpu" 'BEGIN {
+      printf "| %s | %s | %.0f | %.1f | %.0f | %.2fx | %.1f | %.1f | %.2fx | %.1f | %.1f | %.0f |",
+             t, s, f, pp, rpp, pp / rpp, tg, rtg, tg / rtg, ppc, tgc, rss }')")
 done
 
 echo
 echo "SmolLM2-135M-shaped model, $THREADS threads, pp$PP / tg$TG, median of $REPS, F16 KV cache"
 echo
-echo "| weights | stored as | file MiB | toy pp$PP t/s | llama.cpp pp512 | ratio | toy tg$TG t/s | llama.cpp tg128 | ratio | peak RSS MB |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| weights | stored as | file MiB | toy pp$PP t/s | llama.cpp pp512 | ratio | toy tg$TG t/s | llama.cpp tg128 | ratio | pp per CPU-s | tg per CPU-s | peak RSS MB |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"

@@ -5,7 +5,9 @@
 // Each test runs once to warm up, then r times; the median tokens/s is reported.
 // Tokens are random ids (the speed does not depend on them). Also reports the
 // process's peak resident set (getrusage ru_maxrss: the mapped weights count once
-// touched, plus the KV cache and scratch).
+// touched, plus the KV cache and scratch). --json also gives the speed per CPU
+// second (tokens / (process CPU time / threads)): on a machine shared with other
+// work the wall-clock speed mostly measures the other work.
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -94,17 +96,34 @@ std::string human_count(uint64_t n) {
   return text;
 }
 
-// Tokens/s of `run(tokens)` over r timed repetitions after one warm-up.
+// Seconds of CPU time (user + system) the process has used so far.
+double cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec * 1e-6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+struct Speed {
+  double tps = 0.0;      // tokens per wall-clock second (median)
+  double cpu_tps = 0.0;  // tokens per (CPU second / threads) (median): the speed on
+                         // dedicated cores, for machines shared with other work
+};
+
+// Speed of `run()` (n_tokens each) over r timed repetitions after one warm-up.
 template <typename Run>
-double measure(int repetitions, int64_t n_tokens, Run&& run) {
+Speed measure(int repetitions, int64_t n_tokens, int threads, Run&& run) {
   run();  // warm-up: faults the weights in, sizes scratch, trains the branch predictors
-  std::vector<double> rates;
+  std::vector<double> rates, cpu_rates;
   for (int r = 0; r < repetitions; ++r) {
+    const double cpu0 = cpu_seconds();
     Timer timer;
     run();
-    rates.push_back(static_cast<double>(n_tokens) / timer.seconds());
+    const double wall = timer.seconds(), cpu = cpu_seconds() - cpu0;
+    rates.push_back(static_cast<double>(n_tokens) / wall);
+    cpu_rates.push_back(static_cast<double>(n_tokens) / std::max(cpu / threads, 1e-9));
   }
-  return median(rates);
+  return {median(rates), median(cpu_rates)};
 }
 
 int run(const BenchOptions& o) {
@@ -132,15 +151,15 @@ int run(const BenchOptions& o) {
   std::vector<int32_t> generated(static_cast<size_t>(o.n_gen));
   for (int32_t& t : generated) t = token(rng);
 
-  double pp_tps = 0.0, tg_tps = 0.0;
+  Speed pp, tg;
   if (o.n_prompt > 0) {
-    pp_tps = measure(o.repetitions, o.n_prompt, [&] {
+    pp = measure(o.repetitions, o.n_prompt, threads, [&] {
       session.reset();
       session.prefill(prompt);
     });
   }
   if (o.n_gen > 0) {
-    tg_tps = measure(o.repetitions, o.n_gen, [&] {
+    tg = measure(o.repetitions, o.n_gen, threads, [&] {
       session.reset();
       for (int32_t t : generated) session.decode(t);
     });
@@ -156,9 +175,11 @@ int run(const BenchOptions& o) {
     j["type"] = type;
     j["threads"] = threads;
     j["pp"] = o.n_prompt;
-    j["pp_tps"] = pp_tps;
+    j["pp_tps"] = pp.tps;
     j["tg"] = o.n_gen;
-    j["tg_tps"] = tg_tps;
+    j["tg_tps"] = tg.tps;
+    j["pp_tps_cpu"] = pp.cpu_tps;
+    j["tg_tps_cpu"] = tg.cpu_tps;
     j["peak_rss_mb"] = rss;
     j["file_mb"] = static_cast<double>(file.file_size()) / (1024.0 * 1024.0);
     j["kv_type"] = o.kv_type;
@@ -177,8 +198,8 @@ int run(const BenchOptions& o) {
     std::printf("| %-24s | %10s | %8s | %-12s | %7d | %6s | %10.2f |\n", name.c_str(), size.c_str(),
                 params.c_str(), type.c_str(), threads, test.c_str(), tps);
   };
-  if (o.n_prompt > 0) row("pp" + std::to_string(o.n_prompt), pp_tps);
-  if (o.n_gen > 0) row("tg" + std::to_string(o.n_gen), tg_tps);
+  if (o.n_prompt > 0) row("pp" + std::to_string(o.n_prompt), pp.tps);
+  if (o.n_gen > 0) row("tg" + std::to_string(o.n_gen), tg.tps);
   std::printf("\npeak RSS %.1f MB (file %.1f MB, KV cache %s)\n", rss,
               static_cast<double>(file.file_size()) / (1024.0 * 1024.0), o.kv_type.c_str());
   return 0;
