@@ -265,12 +265,13 @@ int run_train(int argc, char** argv) {
         if (s.quiet) return;
         const double eta =
             r.tokens_per_s > 0.0 ? r.seconds / double(r.step) * double(s.steps - r.step) : -1.0;
-        const std::string val = last_val >= 0.0 ? str(last_val) : std::string("-");
+        char val[32] = "-";
+        if (last_val >= 0.0) std::snprintf(val, sizeof(val), "%.4f", last_val);
         char line[256];
         std::snprintf(line, sizeof(line),
                       "step %lld/%lld | loss %.4f | val %s | lr %.2e | %.0f tok/s | ETA %s",
-                      static_cast<long long>(r.step), static_cast<long long>(s.steps), r.loss,
-                      val.c_str(), r.lr, r.tokens_per_s, format_duration(eta).c_str());
+                      static_cast<long long>(r.step), static_cast<long long>(s.steps), r.loss, val,
+                      r.lr, r.tokens_per_s, format_duration(eta).c_str());
         if (tty) {
           std::fprintf(stderr, "\r%-100s%s", line, r.val_loss >= 0.0 ? "\n" : "");
         } else if (r.step % line_every == 0 || r.val_loss >= 0.0 || r.step == s.steps) {
