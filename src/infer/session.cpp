@@ -69,6 +69,11 @@ void Session::prefill_all(std::span<const int32_t> tokens, float* out) {
                 logits_.begin());
 }
 
+void Session::truncate(int64_t n) {
+  if (n < 0 || n > n_past_) fail("cannot keep ", n, " positions of a sequence of ", n_past_);
+  n_past_ = n;
+}
+
 std::span<const float> Session::decode(int32_t token) {
   return prefill(std::span<const int32_t>(&token, 1));
 }

@@ -32,6 +32,7 @@ struct SessionOptions {
   int64_t max_batch = 512;  // positions per forward pass (longer prompts are chunked)
 };
 
+// Not thread-safe: one thread drives a session (the pool parallelizes inside each call).
 class Session {
  public:
   // The model and the pool must outlive the session.
@@ -50,6 +51,8 @@ class Session {
   int64_t n_ctx() const { return cache_.n_ctx(); }
   int64_t n_vocab() const { return model_.config.n_vocab; }
   void reset() { n_past_ = 0; }  // forget the sequence (the cache is overwritten as it refills)
+  // Keeps the first n positions (a shared prompt prefix) and forgets the rest.
+  void truncate(int64_t n);
   const Model& model() const { return model_; }
   const KvCache& cache() const { return cache_; }
 

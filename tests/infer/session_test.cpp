@@ -98,6 +98,25 @@ TEST(Session, ResetStartsOver) {
   for (size_t i = 0; i < expected.size(); ++i) EXPECT_FLOAT_EQ(again[i], expected[i]);
 }
 
+TEST(Session, TruncateKeepsAPrefix) {
+  const Model model = load("llama");
+  ThreadPool pool(1);
+  Session session(model, pool, {.kv_type = DType::F32});
+  session.prefill(prompt(10));
+  session.truncate(6);
+  EXPECT_EQ(session.n_past(), 6);
+  session.decode(9);
+  const auto last = session.decode(9);  // sequence: prompt(6), 9, 9
+  const std::vector<float> after_truncate(last.begin(), last.end());
+  Session fresh(model, pool, {.kv_type = DType::F32});
+  std::vector<int32_t> ids = prompt(6);
+  ids.push_back(9);
+  fresh.prefill(ids);
+  const auto expected = fresh.decode(9);
+  for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(after_truncate[i], expected[i], 1e-5f);
+  EXPECT_NE(error_of([&] { session.truncate(20); }).find("cannot keep"), std::string::npos);
+}
+
 TEST(KvCache, TypesAndSizes) {
   const Model model = load("llama");  // 2 layers, K/V rows of 2 heads x 16
   EXPECT_EQ(KvCache(model.config, 10, DType::F32).bytes(), 2u * 2 * 10 * 32 * 4);
