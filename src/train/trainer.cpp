@@ -30,6 +30,9 @@ StepReport Trainer::step() {
     loss_sum += r.loss_sum / double(r.counted);
     model_.backward(1.0 / (double(r.counted) * double(options_.accum)), pool_);
   }
+  if (!std::isfinite(loss_sum))
+    fail("the training loss is not finite at step ", step_ + 1, "; lower --lr (", options_.adamw.lr,
+         ") or --init-scale, or enable --grad-clip");
   StepReport report;
   report.grad_norm = std::sqrt(squared_norm(store_.grads(), store_.total()));
   clip_by_global_norm(store_.grads(), store_.total(), report.grad_norm, options_.grad_clip);

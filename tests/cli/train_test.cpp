@@ -115,6 +115,29 @@ TEST(TrainCommand, SameSeedGivesTheSameFileAndQ8OutputLoads) {
       << output;
 }
 
+TEST(TrainCommand, VocabFromAModelUsesItsTokenizerAndCopiesIt) {
+  const std::string out = temp_path(".gguf");
+  const std::string vocab = fixture_path("tokenizer/ggml-vocab-llama-spm.gguf");
+  std::string output;
+  ASSERT_EQ(run_command(binary_dir() + "/toy train -o " + out + " --data " + small_corpus() +
+                            " --vocab-from " + vocab +
+                            " --n-embd 32 --n-layer 1 --n-head 2 --n-ff 64 --ctx 16 --batch 2"
+                            " --steps 3 --eval-batches 2 -t 1 -q",
+                        &output),
+            0)
+      << output;
+  parse_final(output);
+  auto file = toy::gguf::File::open(out);
+  auto source = toy::gguf::File::open(vocab);
+  EXPECT_EQ(file->get("tokenizer.ggml.tokens").array_size(),
+            source->get("tokenizer.ggml.tokens").array_size());
+  EXPECT_EQ(file->get_integer("llama.vocab_size"),
+            static_cast<int64_t>(source->get("tokenizer.ggml.tokens").array_size()));
+  EXPECT_EQ(
+      run_command(binary_dir() + "/toy generate -m " + out + " -p \"To be\" -n 4 -t 1", &output), 0)
+      << output;
+}
+
 TEST(TrainCommand, BadInputFailsWithAMessage) {
   std::string output;
   const std::string out = temp_path(".gguf");
