@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <type_traits>
 
 #include "core/error.h"
@@ -28,6 +29,34 @@ Real* grad_of(const Tensor& t) {
 template <typename Real>
 void zero(Real* p, int64_t n) {
   std::memset(p, 0, static_cast<size_t>(n) * sizeof(Real));
+}
+
+// Elementwise work over n items split across the pool (chunks of >= 4096 items).
+void parallel_elements(ThreadPool& pool, int64_t n,
+                       const std::function<void(int64_t, int64_t)>& fn) {
+  pool.parallel_for(n, fn, 4096);
+}
+
+// rmsnorm_backward over rows split across the pool. Each block of kNormChunk rows
+// accumulates its own partial dw, and the partials are summed in block order, so
+// the result does not depend on the thread count.
+constexpr int64_t kNormChunk = 64;
+
+template <typename Real>
+void norm_backward(Real* dx, Real* dw, const Real* dout, const Real* x, const Real* w, int64_t rows,
+                   int64_t n, float eps, ThreadPool& pool, std::vector<Real>& partial) {
+  const int64_t chunks = (rows + kNormChunk - 1) / kNormChunk;
+  partial.assign(static_cast<size_t>(chunks * n), Real(0));
+  pool.parallel_for(chunks, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      const int64_t r0 = c * kNormChunk, r1 = std::min(rows, r0 + kNormChunk);
+      rmsnorm_backward(dx + r0 * n, partial.data() + c * n, dout + r0 * n, x + r0 * n, w, r1 - r0,
+                       n, eps);
+    }
+  });
+  if (!dw) return;
+  for (int64_t c = 0; c < chunks; ++c)
+    for (int64_t i = 0; i < n; ++i) dw[i] += partial[c * n + i];
 }
 
 }  // namespace
@@ -124,13 +153,28 @@ void TrainModel<Real>::norm(Real* out, const Real* x, const Tensor& w, int64_t r
 }
 
 template <typename Real>
-void TrainModel<Real>::rope(Real* x, int64_t n_heads) {
+void TrainModel<Real>::rope(Real* x, int64_t n_heads, ThreadPool& pool) {
+  const int64_t row = n_heads * c_.head_dim;
   if constexpr (std::is_same_v<Real, float>) {
-    for (int64_t b = 0; b < B_; ++b)
-      rope_forward(x + b * T_ * n_heads * c_.head_dim, T_, n_heads, 0, rope_params_);
+    pool.parallel_for(B_, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b)
+        rope_forward(x + b * T_ * row, T_, n_heads, 0, rope_params_);
+    });
   } else {
     rope_rotate(x, positions_.data(), BT_, n_heads, rope_table_, +1);
   }
+}
+
+template <typename Real>
+void TrainModel<Real>::rope_backward(Real* dx, int64_t n_heads, ThreadPool& pool) {
+  const int64_t row = n_heads * c_.head_dim;
+  pool.parallel_for(
+      BT_,
+      [&](int64_t begin, int64_t end) {
+        rope_rotate(dx + begin * row, positions_.data() + begin, end - begin, n_heads, rope_table_,
+                    -1);
+      },
+      16);
 }
 
 template <typename Real>
@@ -171,12 +215,14 @@ void TrainModel<Real>::attention_block(int64_t il, ThreadPool& pool) {
     std::copy(a.q, a.q + BT_ * Q, a.qr);
     std::copy(a.k, a.k + BT_ * KV, a.kr);
   }
-  rope(a.qr, c_.n_head);
-  rope(a.kr, c_.n_head_kv);
+  rope(a.qr, c_.n_head, pool);
+  rope(a.kr, c_.n_head_kv, pool);
   attention_forward_train(a.att, a.probs, a.qr, a.kr, a.v, attn_dims_, pool);
   linear_forward(proj_, a.att, data_of<Real>(lw.attn_output), static_cast<const Real*>(nullptr),
                  BT_, Q, E, pool);
-  for (int64_t i = 0; i < BT_ * E; ++i) a.x_mid[i] = a.x[i] + proj_[i];
+  parallel_elements(pool, BT_ * E, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) a.x_mid[i] = a.x[i] + proj_[i];
+  });
 }
 
 template <typename Real>
@@ -190,14 +236,18 @@ void TrainModel<Real>::ffn_block(int64_t il, ThreadPool& pool) {
   linear_forward(a.up, a.xn2, data_of<Real>(lw.ffn_up), static_cast<const Real*>(nullptr), BT_, E,
                  F, pool);
   if constexpr (std::is_same_v<Real, float>) {
-    gated_activation(a.act, a.gate, a.up, BT_ * F, Activation::Silu);
+    parallel_elements(pool, BT_ * F, [&](int64_t begin, int64_t end) {
+      gated_activation(a.act + begin, a.gate + begin, a.up + begin, end - begin, Activation::Silu);
+    });
   } else {
     swiglu_reference(a.act, a.gate, a.up, BT_ * F);
   }
   linear_forward(proj_, a.act, data_of<Real>(lw.ffn_down), static_cast<const Real*>(nullptr), BT_,
                  F, E, pool);
   Real* next = il + 1 < c_.n_layer ? layers_[il + 1].x : x_final_;
-  for (int64_t i = 0; i < BT_ * E; ++i) next[i] = a.x_mid[i] + proj_[i];
+  parallel_elements(pool, BT_ * E, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) next[i] = a.x_mid[i] + proj_[i];
+  });
 }
 
 template <typename Real>
@@ -212,8 +262,8 @@ void TrainModel<Real>::backward(double grad_scale, ThreadPool& pool) {
                   xf_, data_of<Real>(w.output_matrix()), BT_, E, V, pool);
   // xf = output_norm(x_final)
   zero(d_x_, BT_ * E);
-  rmsnorm_backward(d_x_, grad_of<Real>(g.output_norm), d_norm_, x_final_,
-                   data_of<Real>(w.output_norm), BT_, E, c_.rms_eps);
+  norm_backward(d_x_, grad_of<Real>(g.output_norm), d_norm_, x_final_, data_of<Real>(w.output_norm),
+                BT_, E, c_.rms_eps, pool, norm_partial_);
   for (int64_t il = c_.n_layer - 1; il >= 0; --il) {
     ffn_block_backward(il, pool);
     attention_block_backward(il, pool);
@@ -234,14 +284,17 @@ void TrainModel<Real>::ffn_block_backward(int64_t il, ThreadPool& pool) {
                   data_of<Real>(lw.ffn_down), BT_, F, E, pool);
   zero(d_gate_, BT_ * F);
   zero(d_up_, BT_ * F);
-  swiglu_backward(d_gate_, d_up_, d_act_, a.gate, a.up, BT_ * F);
+  parallel_elements(pool, BT_ * F, [&](int64_t begin, int64_t end) {
+    swiglu_backward(d_gate_ + begin, d_up_ + begin, d_act_ + begin, a.gate + begin, a.up + begin,
+                    end - begin);
+  });
   zero(d_norm_, BT_ * E);
   linear_backward(d_norm_, grad_of<Real>(lg.ffn_gate), no_bias, d_gate_, a.xn2,
                   data_of<Real>(lw.ffn_gate), BT_, E, F, pool);
   linear_backward(d_norm_, grad_of<Real>(lg.ffn_up), no_bias, d_up_, a.xn2,
                   data_of<Real>(lw.ffn_up), BT_, E, F, pool);
-  rmsnorm_backward(d_x_, grad_of<Real>(lg.ffn_norm), d_norm_, a.x_mid, data_of<Real>(lw.ffn_norm),
-                   BT_, E, c_.rms_eps);
+  norm_backward(d_x_, grad_of<Real>(lg.ffn_norm), d_norm_, a.x_mid, data_of<Real>(lw.ffn_norm), BT_,
+                E, c_.rms_eps, pool, norm_partial_);
 }
 
 template <typename Real>
@@ -259,17 +312,17 @@ void TrainModel<Real>::attention_block_backward(int64_t il, ThreadPool& pool) {
   zero(d_kr_, BT_ * KV);
   zero(d_v_, BT_ * KV);
   attention_backward(d_qr_, d_kr_, d_v_, d_att_, a.qr, a.kr, a.v, a.probs, attn_dims_, pool);
-  rope_rotate(d_qr_, positions_.data(), BT_, c_.n_head, rope_table_, -1);
-  rope_rotate(d_kr_, positions_.data(), BT_, c_.n_head_kv, rope_table_, -1);
+  rope_backward(d_qr_, c_.n_head, pool);
+  rope_backward(d_kr_, c_.n_head_kv, pool);
   Real* dq = d_qr_;
   Real* dk = d_kr_;
   if (lw.attn_q_norm.data) {
     zero(d_q_, BT_ * Q);
     zero(d_k_, BT_ * KV);
-    rmsnorm_backward(d_q_, grad_of<Real>(lg.attn_q_norm), d_qr_, a.q, data_of<Real>(lw.attn_q_norm),
-                     BT_ * c_.n_head, D, c_.rms_eps);
-    rmsnorm_backward(d_k_, grad_of<Real>(lg.attn_k_norm), d_kr_, a.k, data_of<Real>(lw.attn_k_norm),
-                     BT_ * c_.n_head_kv, D, c_.rms_eps);
+    norm_backward(d_q_, grad_of<Real>(lg.attn_q_norm), d_qr_, a.q, data_of<Real>(lw.attn_q_norm),
+                  BT_ * c_.n_head, D, c_.rms_eps, pool, norm_partial_);
+    norm_backward(d_k_, grad_of<Real>(lg.attn_k_norm), d_kr_, a.k, data_of<Real>(lw.attn_k_norm),
+                  BT_ * c_.n_head_kv, D, c_.rms_eps, pool, norm_partial_);
     dq = d_q_;
     dk = d_k_;
   }
@@ -280,8 +333,8 @@ void TrainModel<Real>::attention_block_backward(int64_t il, ThreadPool& pool) {
                   data_of<Real>(lw.attn_k), BT_, E, KV, pool);
   linear_backward(d_norm_, grad_of<Real>(lg.attn_v), grad_of<Real>(lg.attn_v_bias), d_v_, a.xn,
                   data_of<Real>(lw.attn_v), BT_, E, KV, pool);
-  rmsnorm_backward(d_x_, grad_of<Real>(lg.attn_norm), d_norm_, a.x, data_of<Real>(lw.attn_norm),
-                   BT_, E, c_.rms_eps);
+  norm_backward(d_x_, grad_of<Real>(lg.attn_norm), d_norm_, a.x, data_of<Real>(lw.attn_norm), BT_,
+                E, c_.rms_eps, pool, norm_partial_);
 }
 
 template class TrainModel<float>;

@@ -67,7 +67,8 @@ class TrainModel {
   void attention_block_backward(int64_t il, ThreadPool& pool);
   void ffn_block_backward(int64_t il, ThreadPool& pool);
   void norm(Real* out, const Real* x, const Tensor& w, int64_t rows, int64_t n, ThreadPool& pool);
-  void rope(Real* x, int64_t n_heads);
+  void rope(Real* x, int64_t n_heads, ThreadPool& pool);
+  void rope_backward(Real* dx, int64_t n_heads, ThreadPool& pool);
 
   ParamStore<Real>& store_;
   const ModelConfig& c_;
@@ -77,6 +78,7 @@ class TrainModel {
   RopeParams rope_params_;
   std::vector<int32_t> positions_;  // (BT) position of each row within its sequence
   std::vector<int32_t> tokens_, targets_;
+  std::vector<Real> norm_partial_;  // per-block partial norm-weight gradients
 
   Arena arena_;
   std::vector<LayerActs> layers_;

@@ -184,11 +184,36 @@ void load_params(ParamStore<Real>& store, const ModelConfig& source_config, cons
 }
 
 template <typename Real>
-void adamw_step(ParamStore<Real>& store, const AdamWConfig& config, double lr, int64_t step) {
+void adamw_step(ParamStore<Real>& store, const AdamWConfig& config, double lr, int64_t step,
+                ThreadPool* pool) {
   for (const ParamTensor& p : store.tensors()) {
-    adamw_update(store.params() + p.offset, store.grads() + p.offset, store.moment1() + p.offset,
-                 store.moment2() + p.offset, p.numel, config, lr, step, p.decay);
+    auto update = [&](int64_t begin, int64_t end) {
+      const int64_t o = p.offset + begin;
+      adamw_update(store.params() + o, store.grads() + o, store.moment1() + o, store.moment2() + o,
+                   end - begin, config, lr, step, p.decay);
+    };
+    if (pool) {
+      pool->parallel_for(p.numel, update, 16384);
+    } else {
+      update(0, p.numel);
+    }
   }
+}
+
+template <typename Real>
+double grad_norm(const ParamStore<Real>& store, ThreadPool& pool) {
+  constexpr int64_t kBlock = 1 << 16;
+  const int64_t blocks = (store.total() + kBlock - 1) / kBlock;
+  std::vector<double> partial(static_cast<size_t>(blocks), 0.0);
+  pool.parallel_for(blocks, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const int64_t first = b * kBlock, n = std::min(kBlock, store.total() - first);
+      partial[b] = squared_norm(store.grads() + first, n);
+    }
+  });
+  double sum = 0.0;
+  for (double p : partial) sum += p;
+  return std::sqrt(sum);
 }
 
 template class ParamStore<float>;
@@ -196,8 +221,12 @@ template class ParamStore<double>;
 template void init_random<float>(ParamStore<float>&, uint64_t, double);
 template void init_random<double>(ParamStore<double>&, uint64_t, double);
 template void load_params<float>(ParamStore<float>&, const ModelConfig&, const Weights&);
-template void adamw_step<float>(ParamStore<float>&, const AdamWConfig&, double, int64_t);
-template void adamw_step<double>(ParamStore<double>&, const AdamWConfig&, double, int64_t);
+template void adamw_step<float>(ParamStore<float>&, const AdamWConfig&, double, int64_t,
+                                ThreadPool*);
+template void adamw_step<double>(ParamStore<double>&, const AdamWConfig&, double, int64_t,
+                                 ThreadPool*);
+template double grad_norm<float>(const ParamStore<float>&, ThreadPool&);
+template double grad_norm<double>(const ParamStore<double>&, ThreadPool&);
 template void load_params<double>(ParamStore<double>&, const ModelConfig&, const Weights&);
 
 }  // namespace toy::train

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/arena.h"
+#include "core/thread_pool.h"
 #include "model/config.h"
 #include "model/weights.h"
 #include "train/optimizer.h"
@@ -78,7 +79,15 @@ void load_params(ParamStore<Real>& store, const ModelConfig& source_config, cons
 
 // One AdamW update of every tensor (decay on the 2-D ones) with the store's
 // gradients at (1-based) step `step`.
+// With a pool, each tensor's elements are split across its threads (elementwise: the
+// result is the same for any thread count).
 template <typename Real>
-void adamw_step(ParamStore<Real>& store, const AdamWConfig& config, double lr, int64_t step);
+void adamw_step(ParamStore<Real>& store, const AdamWConfig& config, double lr, int64_t step,
+                ThreadPool* pool = nullptr);
+
+// Global L2 norm of all gradients, in fixed blocks summed in order (the same for any
+// thread count).
+template <typename Real>
+double grad_norm(const ParamStore<Real>& store, ThreadPool& pool);
 
 }  // namespace toy::train

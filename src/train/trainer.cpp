@@ -34,11 +34,11 @@ StepReport Trainer::step() {
     fail("the training loss is not finite at step ", step_ + 1, "; lower --lr (", options_.adamw.lr,
          ") or --init-scale, or enable --grad-clip");
   StepReport report;
-  report.grad_norm = std::sqrt(squared_norm(store_.grads(), store_.total()));
+  report.grad_norm = grad_norm(store_, pool_);
   clip_by_global_norm(store_.grads(), store_.total(), report.grad_norm, options_.grad_clip);
   report.lr = options_.schedule.at(step_);
   ++step_;
-  adamw_step(store_, options_.adamw, report.lr, step_);
+  adamw_step(store_, options_.adamw, report.lr, step_, &pool_);
   report.step = step_;
   report.loss = loss_sum / double(options_.accum);
   train_seconds_ += timer.seconds();
