@@ -109,11 +109,7 @@ FloatWeight float_weight(DType type) {
 // Rounds x to the weight's 16-bit type (what ggml does to activations before an F16 /
 // BF16 dot product), keeping F32 storage.
 void round_activations(float* dst, const float* x, int64_t count, DType type) {
-  if (type == DType::F16) {
-    for (int64_t i = 0; i < count; ++i) dst[i] = quant::f16_to_f32(quant::f32_to_f16(x[i]));
-  } else {
-    for (int64_t i = 0; i < count; ++i) dst[i] = quant::bf16_to_f32(quant::f32_to_bf16(x[i]));
-  }
+  round_to_16bit(dst, x, count, float_weight(type));
 }
 
 void matmul_float_path(float* y, const float* x, const Tensor& w, int64_t T, ThreadPool& pool,
@@ -260,7 +256,11 @@ void matmul_fast_reference(float* y, const float* x, const Tensor& w, int64_t T)
     return;
   }
   std::vector<float> rounded(static_cast<size_t>(T * n_in));
-  round_activations(rounded.data(), x, T * n_in, w.type);
+  // The scalar conversions of quant/fp16.h, independent of the SIMD rounding above.
+  for (int64_t i = 0; i < T * n_in; ++i) {
+    rounded[i] = w.type == DType::F16 ? quant::f16_to_f32(quant::f32_to_f16(x[i]))
+                                      : quant::bf16_to_f32(quant::f32_to_bf16(x[i]));
+  }
   matmul_reference(y, rounded.data(), w, T);
 }
 

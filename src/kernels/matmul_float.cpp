@@ -173,6 +173,34 @@ void widen_rows(float* dst, const void* w, size_t w_stride, FloatWeight type, in
   }
 }
 
+void round_to_16bit(float* dst, const float* x, int64_t n, FloatWeight type) {
+  int64_t i = 0;
+#ifdef TOY_GEMM_AVX512
+  if (type == FloatWeight::F16) {
+    for (; i + 16 <= n; i += 16) {
+      const __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+      _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(h));
+    }
+  } else {
+    // BF16: add 0x7FFF plus the lowest kept bit, clear the 16 dropped bits; NaNs untouched.
+    for (; i + 16 <= n; i += 16) {
+      const __m512 v = _mm512_loadu_ps(x + i);
+      const __m512i bits = _mm512_castps_si512(v);
+      const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+      const __m512i rounded =
+          _mm512_and_si512(_mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))),
+                           _mm512_set1_epi32(static_cast<int>(0xFFFF0000u)));
+      const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+      _mm512_storeu_ps(dst + i, _mm512_mask_mov_ps(_mm512_castsi512_ps(rounded), nan, v));
+    }
+  }
+#endif
+  for (; i < n; ++i) {
+    dst[i] = type == FloatWeight::F16 ? quant::f16_to_f32(quant::f32_to_f16(x[i]))
+                                      : quant::bf16_to_f32(quant::f32_to_bf16(x[i]));
+  }
+}
+
 void gemm_float(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t T, const void* w,
                 size_t w_stride, FloatWeight type, int64_t n_rows, int64_t K) {
   const auto* wb = static_cast<const uint8_t*>(w);

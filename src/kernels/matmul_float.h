@@ -20,4 +20,8 @@ void gemm_float(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t T, c
 void widen_rows(float* dst, const void* w, size_t w_stride, FloatWeight type, int64_t rows,
                 int64_t K);
 
+// dst[i] = x[i] rounded to the nearest F16 (or BF16) value, ties to even, kept as F32:
+// what ggml does to activations before an F16 / BF16 dot product. type != F32.
+void round_to_16bit(float* dst, const float* x, int64_t n, FloatWeight type);
+
 }  // namespace toy

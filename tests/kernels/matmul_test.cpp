@@ -10,8 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "kernels/matmul_float.h"
 #include "quant/dot_pack.h"
 #include "quant/dot_ref.h"
+#include "quant/fp16.h"
 #include "quant/quant.h"
 
 namespace toy {
@@ -169,6 +171,38 @@ TEST(DotPack, ActivationCodesMatchTheReferenceQuantizer) {
         code = reinterpret_cast<const quant::BlockQ8_0*>(ref.data())[i / 32].qs[i % 32];
       }
       ASSERT_EQ(packed.q[i], code) << dtype_name(type) << " element " << i;
+    }
+  }
+}
+
+// The SIMD F16 / BF16 activation rounding gives ggml's bits (quant/fp16.h), ties and
+// special values included, over a length with a scalar tail.
+TEST(Matmul, ActivationRoundingTo16BitMatchesScalarConversions) {
+  std::vector<float> x = random_floats(1000 + 7, 5, 10.0f);
+  const float specials[] = {0.0f,
+                            -0.0f,
+                            1.0f + 1.0f / 2048,  // F16 tie
+                            1.0f + 1.0f / 256,   // BF16 tie
+                            65504.0f,
+                            70000.0f,
+                            1e-6f,
+                            -3e-8f,
+                            INFINITY,
+                            -INFINITY,
+                            NAN};
+  for (size_t i = 0; i < std::size(specials); ++i) x[i * 37] = specials[i];
+  for (FloatWeight type : {FloatWeight::F16, FloatWeight::BF16}) {
+    std::vector<float> rounded(x.size());
+    round_to_16bit(rounded.data(), x.data(), static_cast<int64_t>(x.size()), type);
+    for (size_t i = 0; i < x.size(); ++i) {
+      const float expected = type == FloatWeight::F16
+                                 ? quant::f16_to_f32(quant::f32_to_f16(x[i]))
+                                 : quant::bf16_to_f32(quant::f32_to_bf16(x[i]));
+      if (std::isnan(expected)) {
+        EXPECT_TRUE(std::isnan(rounded[i])) << i;
+      } else {
+        EXPECT_EQ(rounded[i], expected) << "element " << i << " = " << x[i];
+      }
     }
   }
 }
