@@ -32,7 +32,7 @@ fi
 
 # Evaluate only at the end, so the periodic validation does not dilute the timing.
 final=$("$TOY" train -o "$OUT" --data "$DATA" --preset shakespeare-char --steps "$STEPS" \
-  --eval-every 0 -t "$THREADS" | grep '^final:')
+  --eval-every 0 -t "$THREADS" -q | grep '^final:')
 echo "$final"
 tokens_per_s=$(sed -n 's/.*tokens_per_s \([0-9.]*\).*/\1/p' <<<"$final")
 awk -v t="$tokens_per_s" -v threads="$THREADS" 'BEGIN {
