@@ -11,7 +11,7 @@ echo "== style"
 ./scripts/check-format.sh
 
 echo "== build (Release)"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DTOY_TESTS=ON -DTOY_BENCH=ON >/dev/null
 cmake --build build -j"$jobs"
 
 echo "== tests"

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "infer/session.h"
 #include "infer/token_list.h"
 #include "model/model.h"
+#include "tokenizer/stream.h"
 #include "tokenizer/tokenizer.h"
 
 namespace toy::cli {
@@ -91,6 +93,14 @@ int run_generate(int argc, char** argv) {
   std::span<const float> logits = session.prefill(prompt_ids);
   const double prompt_seconds = prompt_timer.seconds();
 
+  // Like llama-cli, the text output starts with the prompt; generated text is
+  // streamed so a character split across tokens is printed once it is complete.
+  std::optional<tokenizer::StreamingDetokenizer> stream;
+  if (!print_ids && tok) {
+    stream.emplace(*tok);
+    if (prompt_opt->count()) std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+  }
+
   std::vector<int32_t> generated;
   generated.reserve(static_cast<size_t>(n_predict));
   Timer gen_timer;
@@ -99,9 +109,9 @@ int run_generate(int argc, char** argv) {
     if (tok && tok->is_eog(id)) break;
     generated.push_back(id);
     sampler.accept(id);
-    if (!print_ids && tok) {
-      const std::string_view piece = tok->piece(id);
-      std::fwrite(piece.data(), 1, piece.size(), stdout);
+    if (stream) {
+      const std::string text = stream->push(id);
+      std::fwrite(text.data(), 1, text.size(), stdout);
       std::fflush(stdout);
     }
     if (static_cast<int>(generated.size()) == n_predict) break;
@@ -113,6 +123,10 @@ int run_generate(int argc, char** argv) {
     logits = session.decode(id);
   }
   const double gen_seconds = gen_timer.seconds();
+  if (stream) {
+    const std::string rest = stream->finish();
+    std::fwrite(rest.data(), 1, rest.size(), stdout);
+  }
 
   if (print_ids || !tok) {
     for (size_t i = 0; i < generated.size(); ++i) std::printf(i ? " %d" : "%d", generated[i]);

@@ -165,10 +165,28 @@ TEST(ToyGenerate, StreamsTextWithAVocabulary) {
       "-m " + path + " -p \"Once upon a time\" -n 12 --temp 0 --print-ids -t 1", &status));
   ASSERT_EQ(status, 0) << ids;
   std::istringstream in(ids);
-  int id, count = 0;
-  while (in >> id) ++count;
-  EXPECT_GT(count, 0);
-  EXPECT_LE(count, 12);
+  std::vector<int> generated;
+  int id;
+  while (in >> id) generated.push_back(id);
+  EXPECT_GT(generated.size(), 0u);
+  EXPECT_LE(generated.size(), 12u);
+  // The text is the prompt followed by the generated tokens: the same as
+  // detokenizing the prompt's ids and the generated ids in one go.
+  std::string prompt_ids;
+  status = run_command("{ " + binary_dir() + "/toy tokenize -m " + path +
+                           " --text \"Once upon a time\" 2>/dev/null; }",
+                       &prompt_ids);
+  ASSERT_EQ(status, 0) << prompt_ids;
+  std::istringstream prompt_in(prompt_ids);
+  std::vector<int> all;
+  while (prompt_in >> id) all.push_back(id);
+  all.insert(all.end(), generated.begin(), generated.end());
+  std::string detok;
+  status = run_command("{ " + binary_dir() + "/toy detokenize -m " + path + " --ids " +
+                           joined(all, ",") + " 2>/dev/null; }",
+                       &detok);
+  ASSERT_EQ(status, 0) << detok;
+  EXPECT_EQ(text, detok + "\n");
   std::filesystem::remove(path);
 }
 
