@@ -77,7 +77,12 @@ void check_trainable(const ModelConfig& c) {
 
 template <typename Real>
 TrainModel<Real>::TrainModel(ParamStore<Real>& store, int64_t n_seq, int64_t n_pos)
-    : store_(store), c_(store.config()), B_(n_seq), T_(n_pos), BT_(n_seq * n_pos) {
+    : store_(store),
+      grads_(&store.grad_weights()),
+      c_(store.config()),
+      B_(n_seq),
+      T_(n_pos),
+      BT_(n_seq * n_pos) {
   check_trainable(c_);
   TOY_CHECK(B_ > 0 && T_ > 0, "batch ", B_, " x ", T_);
   const int64_t E = c_.n_embd, Q = c_.q_dim(), KV = c_.kv_dim(), F = c_.n_ff, V = c_.n_vocab;
@@ -253,7 +258,7 @@ void TrainModel<Real>::ffn_block(int64_t il, ThreadPool& pool) {
 template <typename Real>
 void TrainModel<Real>::backward(double grad_scale, ThreadPool& pool) {
   const Weights& w = store_.weights();
-  Weights& g = store_.grad_weights();
+  Weights& g = *grads_;
   const int64_t E = c_.n_embd, V = c_.n_vocab;
   cross_entropy_forward_backward(d_logits_, logits_, targets_.data(), BT_, V, grad_scale, pool);
   // logits = xf · Woutᵀ
@@ -274,7 +279,7 @@ void TrainModel<Real>::backward(double grad_scale, ThreadPool& pool) {
 template <typename Real>
 void TrainModel<Real>::ffn_block_backward(int64_t il, ThreadPool& pool) {
   const LayerWeights& lw = store_.weights().layers[il];
-  LayerWeights& lg = store_.grad_weights().layers[il];
+  LayerWeights& lg = grads_->layers[il];
   LayerActs& a = layers_[il];
   const int64_t E = c_.n_embd, F = c_.n_ff;
   Real* no_bias = nullptr;
@@ -300,7 +305,7 @@ void TrainModel<Real>::ffn_block_backward(int64_t il, ThreadPool& pool) {
 template <typename Real>
 void TrainModel<Real>::attention_block_backward(int64_t il, ThreadPool& pool) {
   const LayerWeights& lw = store_.weights().layers[il];
-  LayerWeights& lg = store_.grad_weights().layers[il];
+  LayerWeights& lg = grads_->layers[il];
   LayerActs& a = layers_[il];
   const int64_t E = c_.n_embd, Q = c_.q_dim(), KV = c_.kv_dim(), D = c_.head_dim;
   Real* no_bias = nullptr;

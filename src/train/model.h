@@ -42,7 +42,11 @@ class TrainModel {
   // grad_scale (1/counted for the mean); accumulates into the store's gradients.
   void backward(double grad_scale, ThreadPool& pool);
 
-  const Real* logits() const { return logits_; }  // (B·T, n_vocab) of the last forward
+  const Real* logits() const { return logits_; }
+
+  // Accumulate gradients into `grads` (views in the store's layout, e.g. a
+  // GradBuffer of a data-parallel replica) instead of the store's own.
+  void set_gradients(Weights& grads) { grads_ = &grads; }  // (B·T, n_vocab) of the last forward
 
  private:
   struct LayerActs {
@@ -71,6 +75,7 @@ class TrainModel {
   void rope_backward(Real* dx, int64_t n_heads, ThreadPool& pool);
 
   ParamStore<Real>& store_;
+  Weights* grads_;  // where backward accumulates (the store's gradients by default)
   const ModelConfig& c_;
   int64_t B_, T_, BT_;
   AttentionDims attn_dims_{};

@@ -102,19 +102,34 @@ ParamStore<Real>::ParamStore(const ModelConfig& config,
   m_ = take<Real>(arena_m_, total_);
   v_ = take<Real>(arena_v_, total_);
   // Pass 2: point the Weights slots at the arenas.
+  weights_ = views_over(params_);
+  grad_weights_ = views_over(grads_);
+}
+
+template <typename Real>
+Weights ParamStore<Real>::views_over(Real* base) const {
+  Weights w;
+  w.layers.resize(static_cast<size_t>(config_.n_layer));
   size_t index = 0;
-  auto bind = [&](Weights& w, Real* base) {
-    index = 0;
-    for_each_tensor(config_, w, [&](const TensorSpec& spec, Tensor& tensor) {
-      if (index < tensors_.size() && tensors_[index].spec.name == spec.name) {
-        tensor = view_of(dtype_of<Real>(), base + tensors_[index].offset, spec);
-        ++index;
-      }
-    });
-  };
-  bind(weights_, params_);
-  bind(grad_weights_, grads_);
+  for_each_tensor(config_, w, [&](const TensorSpec& spec, Tensor& tensor) {
+    if (index < tensors_.size() && tensors_[index].spec.name == spec.name) {
+      tensor = view_of(dtype_of<Real>(), base + tensors_[index].offset, spec);
+      ++index;
+    }
+  });
   TOY_CHECK(index == tensors_.size(), "parameter layout and visitor disagree");
+  return w;
+}
+
+template <typename Real>
+GradBuffer<Real>::GradBuffer(const ParamStore<Real>& store) : total_(store.total()) {
+  data_ = take<Real>(arena_, total_);
+  weights_ = store.views_over(data_);
+}
+
+template <typename Real>
+void GradBuffer<Real>::zero() {
+  std::memset(data_, 0, static_cast<size_t>(total_) * sizeof(Real));
 }
 
 template <typename Real>
@@ -217,6 +232,8 @@ double grad_norm(const ParamStore<Real>& store, ThreadPool& pool) {
 }
 
 template class ParamStore<float>;
+template class GradBuffer<float>;
+template class GradBuffer<double>;
 template class ParamStore<double>;
 template void init_random<float>(ParamStore<float>&, uint64_t, double);
 template void init_random<double>(ParamStore<double>&, uint64_t, double);

@@ -54,6 +54,10 @@ class ParamStore {
 
   void zero_grads();
 
+  // Weights whose tensors view `base` (total() elements) in this store's layout:
+  // extra gradient buffers for data-parallel replicas.
+  Weights views_over(Real* base) const;
+
  private:
   ModelConfig config_;
   std::vector<ParamTensor> tensors_;
@@ -64,6 +68,23 @@ class ParamStore {
   Real* m_ = nullptr;
   Real* v_ = nullptr;
   Weights weights_, grad_weights_;
+};
+
+// A gradient buffer with the layout of a store (one contiguous arena), for a
+// data-parallel replica whose gradients are summed into the store's afterwards.
+template <typename Real>
+class GradBuffer {
+ public:
+  explicit GradBuffer(const ParamStore<Real>& store);
+  Real* data() { return data_; }
+  Weights& weights() { return weights_; }
+  void zero();
+
+ private:
+  int64_t total_;
+  Arena arena_;
+  Real* data_;
+  Weights weights_;
 };
 
 // Initialization from a seed (same seed → same bits): token embeddings N(0, 0.02),

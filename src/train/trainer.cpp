@@ -13,32 +13,72 @@ Trainer::Trainer(ParamStore<float>& store, const Dataset& data, const TrainOptio
       data_(data),
       options_(options),
       pool_(pool),
-      model_(store, options.n_seq, options.n_pos),
       rng_(options.seed),
       eval_rng_(options.seed ^ 0x5DEECE66Dull) {
   TOY_CHECK(options.accum >= 1 && options.steps >= 0, "accum ", options.accum);
+  const int64_t n_replicas = options.n_seq >= pool.size() ? pool.size() : 1;
+  for (int64_t r = 0; r < n_replicas; ++r) {
+    Replica replica;
+    replica.first_seq = options.n_seq * r / n_replicas;
+    const int64_t n_seq = options.n_seq * (r + 1) / n_replicas - replica.first_seq;
+    replica.model = std::make_unique<TrainModel<float>>(store, n_seq, options.n_pos);
+    if (n_replicas > 1) replica.local = std::make_unique<ThreadPool>(1);
+    if (r > 0) {
+      replica.grads = std::make_unique<GradBuffer<float>>(store);
+      replica.model->set_gradients(replica.grads->weights());
+    }
+    replicas_.push_back(std::move(replica));
+  }
+  store.zero_grads();
+}
+
+CrossEntropyResult Trainer::run_batch(double grad_scale) {
+  const int64_t T = options_.n_pos;
+  std::vector<CrossEntropyResult> results(replicas_.size());
+  auto work = [&](size_t r, ThreadPool& pool) {
+    Replica& replica = replicas_[r];
+    const int64_t offset = replica.first_seq * T;
+    results[r] =
+        replica.model->forward(batch_.tokens.data() + offset, batch_.targets.data() + offset, pool);
+    if (grad_scale > 0.0) replica.model->backward(grad_scale, pool);
+  };
+  if (replicas_.size() == 1) {
+    work(0, pool_);
+  } else {
+    pool_.run([&](int t, int) {
+      if (static_cast<size_t>(t) < replicas_.size()) work(t, *replicas_[t].local);
+    });
+  }
+  CrossEntropyResult total;
+  for (const CrossEntropyResult& r : results) {
+    total.loss_sum += r.loss_sum;
+    total.counted += r.counted;
+  }
+  return total;
 }
 
 StepReport Trainer::step() {
   Timer timer;
-  store_.zero_grads();
-  double loss_sum = 0.0;
+  double loss_sum = 0.0;  // gradients are zero here (constructor, update_parameters)
   for (int64_t micro = 0; micro < options_.accum; ++micro) {
     data_.sample_train(batch_, options_.n_seq, rng_);
-    const CrossEntropyResult r = model_.forward(batch_.tokens.data(), batch_.targets.data(), pool_);
-    TOY_CHECK(r.counted > 0, "a training batch with no counted positions");
+    int64_t counted = 0;
+    for (int32_t t : batch_.targets) counted += t >= 0;
+    TOY_CHECK(counted > 0, "a training batch with no counted positions");
+    const CrossEntropyResult r = run_batch(1.0 / (double(counted) * double(options_.accum)));
     loss_sum += r.loss_sum / double(r.counted);
-    model_.backward(1.0 / (double(r.counted) * double(options_.accum)), pool_);
   }
   if (!std::isfinite(loss_sum))
     fail("the training loss is not finite at step ", step_ + 1, "; lower --lr (", options_.adamw.lr,
          ") or --init-scale, or enable --grad-clip");
   StepReport report;
-  report.grad_norm = grad_norm(store_, pool_);
-  clip_by_global_norm(store_.grads(), store_.total(), report.grad_norm, options_.grad_clip);
   report.lr = options_.schedule.at(step_);
   ++step_;
-  adamw_step(store_, options_.adamw, report.lr, step_, &pool_);
+  report.grad_norm = reduce_gradients();
+  const double clip = options_.grad_clip > 0.0 && report.grad_norm > options_.grad_clip
+                          ? options_.grad_clip / (report.grad_norm + 1e-6)
+                          : 1.0;
+  update_parameters(report.lr, clip);
   report.step = step_;
   report.loss = loss_sum / double(options_.accum);
   train_seconds_ += timer.seconds();
@@ -46,6 +86,49 @@ StepReport Trainer::step() {
   report.tokens_per_s = tokens_per_s();
   report.seconds = wall_seconds_;
   return report;
+}
+
+// One parallel region: sum the replicas' gradients into the store's (in replica
+// order) and zero them, and the squared norm in fixed blocks summed in order.
+double Trainer::reduce_gradients() {
+  const int64_t total = store_.total();
+  const int64_t blocks = (total + kBlock - 1) / kBlock;
+  std::vector<double> partial(static_cast<size_t>(blocks), 0.0);
+  float* grads = store_.grads();
+  pool_.parallel_for(blocks, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const int64_t first = b * kBlock, last = std::min(total, first + kBlock);
+      for (size_t r = 1; r < replicas_.size(); ++r) {
+        float* g = replicas_[r].grads->data();
+        for (int64_t i = first; i < last; ++i) grads[i] += g[i];
+        std::fill(g + first, g + last, 0.0f);
+      }
+      partial[b] = squared_norm(grads + first, last - first);
+    }
+  });
+  double sum = 0.0;
+  for (double p : partial) sum += p;
+  return std::sqrt(sum);
+}
+
+// One parallel region: clip, AdamW on every tensor's part in the thread's blocks
+// (decay on 2-D tensors), and zero the gradients for the next step.
+void Trainer::update_parameters(double lr, double clip) {
+  const int64_t total = store_.total();
+  const int64_t blocks = (total + kBlock - 1) / kBlock;
+  float* grads = store_.grads();
+  pool_.parallel_for(blocks, [&](int64_t begin, int64_t end) {
+    const int64_t first = begin * kBlock, last = std::min(total, end * kBlock);
+    if (clip != 1.0)
+      for (int64_t i = first; i < last; ++i) grads[i] = float(double(grads[i]) * clip);
+    for (const ParamTensor& p : store_.tensors()) {
+      const int64_t lo = std::max(first, p.offset), hi = std::min(last, p.offset + p.numel);
+      if (lo >= hi) continue;
+      adamw_update(store_.params() + lo, grads + lo, store_.moment1() + lo, store_.moment2() + lo,
+                   hi - lo, options_.adamw, lr, step_, p.decay);
+    }
+    std::fill(grads + first, grads + last, 0.0f);
+  });
 }
 
 double Trainer::tokens_per_s() const {
@@ -66,7 +149,7 @@ double Trainer::evaluate_val(int64_t max_batches) {
                               ? i * options_.n_seq
                               : (windows - options_.n_seq) * i / std::max<int64_t>(1, batches - 1);
     data_.val_batch(batch_, options_.n_seq, first);
-    const CrossEntropyResult r = model_.forward(batch_.tokens.data(), batch_.targets.data(), pool_);
+    const CrossEntropyResult r = run_batch(0.0);
     loss_sum += r.loss_sum;
     counted += r.counted;
   }
@@ -80,7 +163,7 @@ double Trainer::estimate_train_loss(int64_t batches) {
   int64_t counted = 0;
   for (int64_t i = 0; i < batches; ++i) {
     data_.sample_train(batch_, options_.n_seq, eval_rng_);
-    const CrossEntropyResult r = model_.forward(batch_.tokens.data(), batch_.targets.data(), pool_);
+    const CrossEntropyResult r = run_batch(0.0);
     loss_sum += r.loss_sum;
     counted += r.counted;
   }

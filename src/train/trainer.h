@@ -2,11 +2,20 @@
 // accumulation, global gradient-norm clipping, the learning-rate schedule and
 // AdamW, periodic validation and checkpoint callbacks (the loop of nanoGPT's
 // train.py / llm.c's train_gpt2.c).
+//
+// Threads: when the batch has at least as many sequences as the pool has
+// threads, each thread runs the whole model on its own slice of the batch
+// (data parallel, single-threaded kernels, its own gradient buffer, summed in
+// thread order) — one synchronization per micro-step instead of one per op,
+// which keeps two threads busy even on a shared, oversubscribed machine.
+// Otherwise the kernels split each op across the pool.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <random>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "train/dataset.h"
@@ -60,11 +69,27 @@ class Trainer {
   double tokens_per_s() const;
 
  private:
+  // One slice of the batch on one thread.
+  struct Replica {
+    int64_t first_seq = 0;              // of the batch
+    std::unique_ptr<ThreadPool> local;  // a 1-thread pool for its kernels
+    std::unique_ptr<TrainModel<float>> model;
+    std::unique_ptr<GradBuffer<float>> grads;  // null for replica 0 (the store's own)
+  };
+
+  // Forward (and backward when grad_scale > 0) of the batch in batch_ over all
+  // replicas; returns the loss sum and count.
+  CrossEntropyResult run_batch(double grad_scale);
+  double reduce_gradients();  // returns the global gradient norm
+  void update_parameters(double lr, double clip);
+
+  static constexpr int64_t kBlock = 1 << 16;  // elements per block of the optimizer regions
+
   ParamStore<float>& store_;
   const Dataset& data_;
   TrainOptions options_;
   ThreadPool& pool_;
-  TrainModel<float> model_;
+  std::vector<Replica> replicas_;
   std::mt19937_64 rng_;
   std::mt19937_64 eval_rng_;
   Batch batch_;
