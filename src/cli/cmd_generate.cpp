@@ -32,6 +32,7 @@ int run_generate(int argc, char** argv) {
   SamplerParams sampling;
   int64_t seed = -1;
   bool print_ids = false, exact = false;
+  bool no_context_shift = false;
   int threads = default_thread_count();
   int64_t n_ctx = 0;
   app.add_option("-m,--model", model_path, "GGUF model")->required();
@@ -48,6 +49,8 @@ int run_generate(int argc, char** argv) {
   app.add_option("--repeat-last-n", sampling.repeat_last_n, "tokens the penalty looks back over")
       ->capture_default_str();
   app.add_option("--seed", seed, "random seed (default: random)");
+  app.add_flag("--no-context-shift", no_context_shift,
+               "stop when the context is full (default: keep the newest half and go on)");
   app.add_flag("--print-ids", print_ids, "print the generated token ids instead of text");
   app.add_option("--kv-type", kv_type_name, "KV cache type: f32, f16 or q8_0")
       ->capture_default_str();
@@ -116,9 +119,21 @@ int run_generate(int argc, char** argv) {
     }
     if (static_cast<int>(generated.size()) == n_predict) break;
     if (session.n_past() >= session.n_ctx()) {
-      std::fprintf(stderr, "\ntoy generate: context full (%lld tokens), stopping\n",
-                   static_cast<long long>(session.n_ctx()));
-      break;
+      if (no_context_shift || session.n_ctx() < 2) {
+        std::fprintf(stderr, "\ntoy generate: context full (%lld tokens), stopping\n",
+                     static_cast<long long>(session.n_ctx()));
+        break;
+      }
+      // Context shift: start over from the newest half of the text so far (prompt +
+      // generated), recomputing its cache, like llama-cli's default context shift.
+      std::vector<int32_t> history = prompt_ids;
+      history.insert(history.end(), generated.begin(), generated.end());
+      const size_t keep = static_cast<size_t>(session.n_ctx() / 2);
+      const std::vector<int32_t> tail(history.end() - static_cast<std::ptrdiff_t>(keep),
+                                      history.end());
+      session.reset();
+      logits = session.prefill(tail);
+      continue;
     }
     logits = session.decode(id);
   }

@@ -68,6 +68,23 @@ TEST(ToyGenerate, GreedyIdsMatchStoriesFromBos) {
   EXPECT_EQ(first_line(fast), joined(first8, " ") + "\n");
 }
 
+// A full context shifts (keeps the newest half and goes on) unless --no-context-shift.
+TEST(ToyGenerate, ContextShiftKeepsGoingUnlessDisabled) {
+  int status = -1;
+  const std::string args = "-m " + fixture_path("models/stories260K.gguf") +
+                           " --tokens 1,2,3 -c 8 -n 20 --temp 0 --print-ids -t 1";
+  std::istringstream shifted(first_line(toy_generate(args, &status)));
+  ASSERT_EQ(status, 0);
+  int id, count = 0;
+  while (shifted >> id) ++count;
+  EXPECT_EQ(count, 20);
+  std::istringstream stopped(first_line(toy_generate(args + " --no-context-shift", &status)));
+  ASSERT_EQ(status, 0);
+  count = 0;
+  while (stopped >> id) ++count;
+  EXPECT_EQ(count, 8 - 3 + 1);  // the last sampled token needs no cache slot
+}
+
 TEST(ToyGenerate, GreedyIdsMatchLlamaFixture) {
   const auto ref = ref_json("llama");
   const std::vector<int> tokens = ref.at("tokens"), greedy = ref.at("greedy");
