@@ -21,5 +21,5 @@ echo "demo: corpus $corpus ($(wc -c <"$corpus") bytes)" >&2
 ./build/toy info out/demo.gguf | head -30
 echo
 echo "demo: sampling 400 characters from out/demo.gguf:" >&2
-./build/toy generate -m out/demo.gguf -p "This License" -n 400 --temp 0.8 --seed 1
+./build/toy generate -m out/demo.gguf -p "This License" -n 400 --temp 0.7 --seed 1
 echo
