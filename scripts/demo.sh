@@ -18,7 +18,7 @@ echo "demo: corpus $corpus ($(wc -c <"$corpus") bytes)" >&2
   --n-embd 128 --n-layer 4 --n-head 4 --n-ff 384 --ctx 128 --batch 12 \
   --steps "${DEMO_STEPS:-1500}" --lr 2e-3 --warmup 50 --eval-every 250
 
-./build/toy info out/demo.gguf | head -30
+./build/toy info out/demo.gguf
 echo
 echo "demo: sampling 400 characters from out/demo.gguf:" >&2
 ./build/toy generate -m out/demo.gguf -p "This License" -n 400 --temp 0.7 --seed 1
