@@ -3,7 +3,10 @@
 //
 // Weight matrices (n_dims >= 2, name ending in ".weight", not a norm, not the MoE
 // router `ffn_gate_inp`) are converted row by row — 3-D expert tensors per row too;
-// everything else is copied unchanged. TYPE = f32 dequantizes every tensor, so the
+// everything else is copied unchanged. TYPE q4_k_m / q5_k_m / q4_k_s / q5_k_s are
+// llama.cpp's K-quant mixtures (output and some attn_v / ffn_down layers get more bits);
+// rows that do not fit a K-quant's 256 block fall back to a block-32 type like
+// llama-quantize does (quant/quant_policy.h). TYPE = f32 dequantizes every tensor, so the
 // output holds exactly the values the engine computes with. Metadata is copied and
 // general.file_type (llama.cpp's LLAMA_FTYPE numbering) updated. The output is
 // written atomically: on any error nothing appears under OUT.
@@ -13,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,24 +30,39 @@
 #include "gguf/reader.h"
 #include "gguf/writer.h"
 #include "quant/quant.h"
+#include "quant/quant_policy.h"
 
 namespace toy::cli {
 namespace {
 
-// The output types and their llama.cpp file type (LLAMA_FTYPE_*). A pure K-quant file
-// is the "_S" variant (every weight in that type), as llama.cpp names it.
+// The output types and their llama.cpp file type (LLAMA_FTYPE_*). A plain K-quant name
+// (q4_k) is pure: every weight in that type, like `llama-quantize --pure Q4_K_S`. The _s/_m
+// names are llama.cpp's mixtures (see quant/quant_policy.h).
 struct TargetType {
   std::string_view name;
   DType type;
   uint32_t file_type;
+  quant::Mix mix = quant::Mix::kPure;
 };
 
 constexpr TargetType kTargets[] = {
-    {"f32", DType::F32, 0},    {"f16", DType::F16, 1},    {"bf16", DType::BF16, 32},
-    {"q8_0", DType::Q8_0, 7},  {"q4_0", DType::Q4_0, 2},  {"q4_1", DType::Q4_1, 3},
-    {"q5_0", DType::Q5_0, 8},  {"q5_1", DType::Q5_1, 9},  {"q2_k", DType::Q2_K, 10},
-    {"q3_k", DType::Q3_K, 11}, {"q4_k", DType::Q4_K, 14}, {"q5_k", DType::Q5_K, 16},
+    {"f32", DType::F32, 0},
+    {"f16", DType::F16, 1},
+    {"bf16", DType::BF16, 32},
+    {"q8_0", DType::Q8_0, 7},
+    {"q4_0", DType::Q4_0, 2},
+    {"q4_1", DType::Q4_1, 3},
+    {"q5_0", DType::Q5_0, 8},
+    {"q5_1", DType::Q5_1, 9},
+    {"q2_k", DType::Q2_K, 10},
+    {"q3_k", DType::Q3_K, 11},
+    {"q4_k", DType::Q4_K, 14},
+    {"q5_k", DType::Q5_K, 16},
     {"q6_k", DType::Q6_K, 18},
+    {"q4_k_s", DType::Q4_K, 14, quant::Mix::kQ4_K_S},
+    {"q4_k_m", DType::Q4_K, 15, quant::Mix::kQ4_K_M},
+    {"q5_k_s", DType::Q5_K, 16, quant::Mix::kQ5_K_S},
+    {"q5_k_m", DType::Q5_K, 17, quant::Mix::kQ5_K_M},
 };
 
 constexpr uint32_t kQuantizationVersion = 2;  // ggml's GGML_QNT_VERSION
@@ -82,28 +101,58 @@ struct Plan {
   const gguf::TensorInfo* info;
   DType out_type;
   bool convert;      // dequantize + quantize rows (false: copy the bytes)
-  std::string note;  // why a weight keeps its type, if it does
+  std::string note;  // why a weight did not get the wanted type, if it did not
 };
 
-Plan plan_tensor(const gguf::TensorInfo& info, const TargetType& target) {
+Plan plan_tensor(const gguf::TensorInfo& info, const TargetType& target,
+                 const quant::ModelLayout& layout) {
   Plan plan{&info, info.type, false, ""};
   // f32 is a full dequantization: every tensor, weight or not.
   const bool wanted = target.type == DType::F32 ? info.type != DType::F32 : is_weight_matrix(info);
-  if (!wanted || info.type == target.type) return plan;
+  if (!wanted) return plan;
+  const std::string name(info.name);
+  const DType chosen = quant::mixture_type(target.mix, target.type, name, info.ne[0], layout);
+  if (info.type == chosen) return plan;
   if (!quant::can_dequantize(info.type)) {
     plan.note =
         str("cannot convert from ", dtype_name(info.type), "; kept as ", dtype_name(info.type));
     return plan;
   }
-  const int64_t block = dtype_info(target.type).block_size;
-  if (info.ne[0] % block != 0) {
-    plan.note = str("row length ", info.ne[0], " is not a multiple of ", dtype_name(target.type),
-                    "'s block size ", block, "; kept as ", dtype_name(info.type));
+  const std::optional<DType> fitting = quant::fitting_type(chosen, info.ne[0]);
+  const int64_t block = dtype_info(chosen).block_size;
+  if (!fitting) {
+    plan.note =
+        str(name, ": row length ", info.ne[0], " is not a multiple of ", dtype_name(chosen),
+            "'s block size ", block, " and no fallback fits; kept as ", dtype_name(info.type));
     return plan;
   }
-  plan.out_type = target.type;
+  if (*fitting != chosen) {
+    plan.note = str(name, ": row length ", info.ne[0], " is not a multiple of ", dtype_name(chosen),
+                    "'s block size ", block, "; wanted ", dtype_name(chosen), ", using fallback ",
+                    dtype_name(*fitting), " (as llama-quantize)");
+  }
+  if (info.type == *fitting) return plan;  // the fallback is the source type: copy
+  plan.out_type = *fitting;
   plan.convert = true;
   return plan;
+}
+
+// What the mixtures need to know about the model, from its metadata and tensor names.
+quant::ModelLayout model_layout(const gguf::File& file) {
+  const std::string arch = file.get_string_or("general.architecture", "");
+  quant::ModelLayout layout;
+  layout.n_layer = static_cast<int>(file.get_integer_or(arch + ".block_count", 0));
+  // Without a block count (not a model file llama.cpp would load), count the blocks.
+  if (layout.n_layer <= 0) {
+    for (const gguf::TensorInfo& info : file.tensors()) {
+      int layer = -1;
+      if (std::sscanf(std::string(info.name).c_str(), "blk.%d.", &layer) == 1)
+        layout.n_layer = std::max(layout.n_layer, layer + 1);
+    }
+  }
+  layout.n_expert = static_cast<int>(file.get_integer_or(arch + ".expert_count", 0));
+  layout.has_output = file.find_tensor("output.weight") != nullptr;
+  return layout;
 }
 
 // Converts every row of `src` (rows of ne[0] elements in src.type) into `dst` as `type`,
@@ -164,7 +213,12 @@ int run_quantize(int argc, char** argv) {
   int threads = default_thread_count();
   app.add_option("input", in_path, "input GGUF file")->required();
   app.add_option("output", out_path, "output GGUF file (written atomically)")->required();
-  app.add_option("type", type_name, "target weight type: " + valid_type_list())->required();
+  app.add_option("type", type_name,
+                 "target weight type: " + valid_type_list() +
+                     ". q4_k, q5_k, ... give every weight that type; q4_k_m, q5_k_m, q4_k_s, "
+                     "q5_k_s are llama.cpp's mixtures. Rows that do not fit a K-quant's 256 "
+                     "block use q5_0 (q4_k), q5_1 (q5_k), q8_0 (q6_k) or q4_0 (q2_k, q3_k)")
+      ->required();
   app.add_option("-t,--threads", threads, "threads converting rows")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
@@ -178,8 +232,10 @@ int run_quantize(int argc, char** argv) {
   check_paths(in_path, out_path);
   const auto file = gguf::File::open(in_path);
 
+  const quant::ModelLayout layout = model_layout(*file);
   std::vector<Plan> plans;
-  for (const gguf::TensorInfo& info : file->tensors()) plans.push_back(plan_tensor(info, target));
+  for (const gguf::TensorInfo& info : file->tensors())
+    plans.push_back(plan_tensor(info, target, layout));
 
   gguf::Writer writer;
   gguf::copy_metadata(*file, writer);

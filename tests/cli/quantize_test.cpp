@@ -1,7 +1,8 @@
 // `toy quantize` end to end: dequantizing the fixtures to F32 reproduces llama.cpp's
 // values bit for bit, quantizing the F32 base reproduces llama.cpp's files where the
 // reference quantizer is deterministic, tensor selection (weights, norms, router,
-// expert tensors, rows that do not fit the block) and the error cases.
+// expert tensors, rows that do not fit the block and llama.cpp's fallback types), the
+// K-quant mixtures (q4_k_m tensor types equal llama.cpp's file) and the error cases.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -9,9 +10,11 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "core/dtype.h"
 #include "gguf/reader.h"
+#include "gguf/writer.h"
 #include "support/fixtures.h"
 
 namespace toy {
@@ -129,11 +132,12 @@ TEST(Quantize, ConvertsWeightMatricesAndKeepsEverythingElse) {
 
 TEST(Quantize, EveryTypeWritesAValidFileWithItsFileType) {
   const std::map<std::string, std::pair<DType, int>> types = {
-      {"f32", {DType::F32, 0}},    {"f16", {DType::F16, 1}},    {"bf16", {DType::BF16, 32}},
-      {"q8_0", {DType::Q8_0, 7}},  {"q4_0", {DType::Q4_0, 2}},  {"q4_1", {DType::Q4_1, 3}},
-      {"q5_0", {DType::Q5_0, 8}},  {"q5_1", {DType::Q5_1, 9}},  {"q2_k", {DType::Q2_K, 10}},
-      {"q3_k", {DType::Q3_K, 11}}, {"q4_k", {DType::Q4_K, 14}}, {"q5_k", {DType::Q5_K, 16}},
-      {"q6_k", {DType::Q6_K, 18}}};
+      {"f32", {DType::F32, 0}},      {"f16", {DType::F16, 1}},      {"bf16", {DType::BF16, 32}},
+      {"q8_0", {DType::Q8_0, 7}},    {"q4_0", {DType::Q4_0, 2}},    {"q4_1", {DType::Q4_1, 3}},
+      {"q5_0", {DType::Q5_0, 8}},    {"q5_1", {DType::Q5_1, 9}},    {"q2_k", {DType::Q2_K, 10}},
+      {"q3_k", {DType::Q3_K, 11}},   {"q4_k", {DType::Q4_K, 14}},   {"q5_k", {DType::Q5_K, 16}},
+      {"q6_k", {DType::Q6_K, 18}},   {"q4_k_s", {DType::Q4_K, 14}}, {"q4_k_m", {DType::Q4_K, 15}},
+      {"q5_k_s", {DType::Q5_K, 16}}, {"q5_k_m", {DType::Q5_K, 17}}};
   for (const auto& [name, expected] : types) {
     const auto out = convert(model("llama-q"), name);
     EXPECT_EQ(out->get_integer("general.file_type"), expected.second) << name;
@@ -168,23 +172,134 @@ TEST(Quantize, ExpertTensorsAreConvertedPerRowAndTheRouterIsKept) {
   EXPECT_EQ(out->find_tensor("blk.0.ffn_norm.weight")->type, DType::F32);
 }
 
-TEST(Quantize, RowsThatDoNotFitTheBlockKeepTheirType) {
-  // stories260K: ffn_down rows have 172 elements (not a multiple of 32), and no row is a
-  // multiple of 256.
+TEST(Quantize, RowsThatFitNoBlockKeepTheirType) {
+  // stories260K: n_embd 64, ffn_down rows have 172 elements (not a multiple of 32), and no
+  // row is a multiple of 256.
   std::string log;
   const auto q8 = convert(model("stories260K"), "q8_0", &log);
   EXPECT_EQ(q8->find_tensor("blk.0.ffn_down.weight")->type, DType::F32);
   EXPECT_EQ(q8->find_tensor("blk.0.ffn_up.weight")->type, DType::Q8_0);
-  EXPECT_NE(log.find("note: row length 172 is not a multiple of q8_0's block size 32"),
+  EXPECT_NE(log.find("note: blk.0.ffn_down.weight: row length 172 is not a multiple of q8_0's "
+                     "block size 32 and no fallback fits; kept as f32"),
             std::string::npos)
       << log;
+  // q4_k: the 64-wide rows take llama.cpp's fallback q5_0; 172 fits neither.
   const auto q4k = convert(model("stories260K"), "q4_k", &log);
-  for (const gguf::TensorInfo& info : q4k->tensors()) EXPECT_EQ(info.type, DType::F32);
-  EXPECT_NE(log.find("kept as f32"), std::string::npos);
+  int fell_back = 0;
+  for (const gguf::TensorInfo& info : q4k->tensors()) {
+    if (info.n_dims < 2 || info.ne[0] == 172) {
+      EXPECT_EQ(info.type, DType::F32) << info.name;
+    } else {
+      EXPECT_EQ(info.ne[0], 64) << info.name;
+      EXPECT_EQ(info.type, DType::Q5_0) << info.name;
+      ++fell_back;
+    }
+  }
+  EXPECT_GE(fell_back, 10);
+  EXPECT_NE(log.find("note: blk.0.attn_q.weight: row length 64 is not a multiple of q4_k's "
+                     "block size 256; wanted q4_k, using fallback q5_0"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("blk.0.ffn_down.weight: row length 172 is not a multiple of q4_k's block "
+                     "size 256 and no fallback fits; kept as f32"),
+            std::string::npos)
+      << log;
   // rope_freqs is never converted.
   const auto rope = convert(model("llama3-rope"), "f16");
   EXPECT_EQ(rope->find_tensor("rope_freqs.weight")->type, DType::F32);
   EXPECT_EQ(rope->find_tensor("blk.0.attn_q.weight")->type, DType::F16);
+}
+
+// A llama-shaped file with SmolLM2-135M's 576-wide rows (not a multiple of 256) and one
+// 512-wide matrix that fits the K-quant block. Tensor values are a smooth ramp.
+std::string write_576_wide_model() {
+  const std::string path = testing::temp_path("-576.gguf");
+  gguf::Writer writer;
+  writer.set("general.architecture", gguf::Value::string("llama"));
+  writer.set("llama.block_count", gguf::Value::u32(1));
+  std::vector<float> values(576 * 64);  // (576, 64), also the (512, 64) prefix
+  for (size_t i = 0; i < values.size(); ++i) values[i] = 0.01f * static_cast<float>(i % 97) - 0.4f;
+  writer.add_tensor("blk.0.attn_q.weight", DType::F32, {576, 64}, values.data());
+  writer.add_tensor("blk.0.ffn_down.weight", DType::F32, {512, 64}, values.data());
+  writer.add_tensor("output.weight", DType::F32, {576, 64}, values.data());
+  writer.write(path);
+  return path;
+}
+
+TEST(Quantize, RowsThatDoNotFitAKQuantUseLlamaCppsFallback) {
+  const std::string in = write_576_wide_model();
+  // Pure K types: the 576-wide matrices take the block-32 fallback, the 512-wide one fits.
+  for (const auto& [type, expected] : std::map<std::string, std::pair<DType, DType>>{
+           {"q4_k", {DType::Q4_K, DType::Q5_0}},
+           {"q5_k", {DType::Q5_K, DType::Q5_1}},
+           {"q6_k", {DType::Q6_K, DType::Q8_0}},
+           {"q3_k", {DType::Q3_K, DType::Q4_0}},  // llama.cpp: IQ4_NL, which toy lacks
+           {"q2_k", {DType::Q2_K, DType::Q4_0}}}) {
+    std::string log;
+    const auto out = convert(in, type, &log);
+    EXPECT_EQ(out->find_tensor("blk.0.attn_q.weight")->type, expected.second) << type;
+    EXPECT_EQ(out->find_tensor("output.weight")->type, expected.second) << type;
+    EXPECT_EQ(out->find_tensor("blk.0.ffn_down.weight")->type, expected.first) << type;
+    const std::string note = "note: blk.0.attn_q.weight: row length 576 is not a multiple of " +
+                             type + "'s block size 256; wanted " + type + ", using fallback " +
+                             std::string(dtype_name(expected.second));
+    EXPECT_NE(log.find(note), std::string::npos) << log;
+  }
+  // q4_k_m: output goes straight to q8_0 (llama.cpp's rule for rows that do not fit), the
+  // (only, hence last) layer's ffn_down is q6_k, attn_q falls back to q5_0.
+  const auto mixed = convert(in, "q4_k_m");
+  EXPECT_EQ(mixed->find_tensor("output.weight")->type, DType::Q8_0);
+  EXPECT_EQ(mixed->find_tensor("blk.0.ffn_down.weight")->type, DType::Q6_K);
+  EXPECT_EQ(mixed->find_tensor("blk.0.attn_q.weight")->type, DType::Q5_0);
+  fs::remove(in);
+}
+
+// llama.cpp's use_more_bits for 2 layers: only layer 1 (the last eighth).
+TEST(Quantize, MixturesFollowLlamaCppsRules) {
+  const auto in = gguf::File::open(model("llama-q"));
+  ASSERT_EQ(in->get_integer("llama.block_count"), 2);
+  struct Expected {
+    int file_type;
+    DType base, output, attn_v[2], ffn_down[2];
+  };
+  const std::map<std::string, Expected> mixes = {
+      {"q4_k_m",
+       {15, DType::Q4_K, DType::Q6_K, {DType::Q4_K, DType::Q6_K}, {DType::Q4_K, DType::Q6_K}}},
+      {"q5_k_m",
+       {17, DType::Q5_K, DType::Q6_K, {DType::Q5_K, DType::Q6_K}, {DType::Q5_K, DType::Q6_K}}},
+      // Q4_K_S: attn_v of the first 4 layers is q5_k; ffn_down's first eighth is empty here.
+      {"q4_k_s",
+       {14, DType::Q4_K, DType::Q6_K, {DType::Q5_K, DType::Q5_K}, {DType::Q4_K, DType::Q4_K}}},
+      {"q5_k_s",
+       {16, DType::Q5_K, DType::Q6_K, {DType::Q5_K, DType::Q5_K}, {DType::Q5_K, DType::Q5_K}}},
+  };
+  for (const auto& [type, e] : mixes) {
+    const auto out = convert(model("llama-q"), type);
+    EXPECT_EQ(out->get_integer("general.file_type"), e.file_type) << type;
+    for (const gguf::TensorInfo& info : out->tensors()) {
+      const std::string name(info.name);
+      DType expected = info.n_dims < 2 ? DType::F32 : e.base;
+      if (name == "output.weight") expected = e.output;
+      for (int layer = 0; layer < 2; ++layer) {
+        const std::string blk = "blk." + std::to_string(layer) + ".";
+        if (name == blk + "attn_v.weight") expected = e.attn_v[layer];
+        if (name == blk + "ffn_down.weight") expected = e.ffn_down[layer];
+      }
+      EXPECT_EQ(info.type, expected) << type << " " << name;
+    }
+  }
+}
+
+TEST(Quantize, Q4KMHasTheTensorTypesOfLlamaCppsFile) {
+  const auto ours = convert(model("llama-q"), "q4_k_m");
+  const auto theirs = gguf::File::open(model("llama-q4_k_m"));
+  EXPECT_EQ(ours->get_integer("general.file_type"), theirs->get_integer("general.file_type"));
+  ASSERT_EQ(ours->tensors().size(), theirs->tensors().size());
+  for (const gguf::TensorInfo& info : theirs->tensors()) {
+    const gguf::TensorInfo* mine = ours->find_tensor(info.name);
+    ASSERT_NE(mine, nullptr) << info.name;
+    EXPECT_EQ(dtype_name(mine->type), dtype_name(info.type)) << info.name;
+  }
 }
 
 // Every error: exit status 1, a message naming the problem, and no output file.
@@ -198,8 +313,10 @@ void expect_failure(const std::string& args, const std::string& out, const std::
 TEST(Quantize, BadInputFailsCleanly) {
   const std::string out = testing::temp_path(".gguf");
   expect_failure("/nonexistent/model.gguf " + out + " q4_k", out, "/nonexistent/model.gguf");
-  expect_failure(model("llama-q") + " " + out + " q4_k_m", out,
-                 "unknown TYPE 'q4_k_m'; valid types: f32, f16, bf16, q8_0, q4_0");
+  expect_failure(model("llama-q") + " " + out + " q4_k_l", out,
+                 "unknown TYPE 'q4_k_l'; valid types: f32, f16, bf16, q8_0, q4_0");
+  expect_failure(model("llama-q") + " " + out + " q7_k", out,
+                 "q6_k, q4_k_s, q4_k_m, q5_k_s, q5_k_m");
   expect_failure(model("llama-q") + " /nonexistent-dir/out.gguf q8_0", "/nonexistent-dir/out.gguf",
                  "directory /nonexistent-dir does not exist");
   expect_failure(model("llama-q") + " " + out, out, "type is required");
@@ -209,6 +326,14 @@ TEST(Quantize, BadInputFailsCleanly) {
   ASSERT_EQ(testing::run_command("echo hello > " + text, nullptr), 0);
   expect_failure(text + " " + out + " q8_0", out, text);
   fs::remove(text);
+}
+
+TEST(Quantize, HelpListsTheTypesAndTheFallback) {
+  std::string log;
+  EXPECT_EQ(quantize("--help", &log), 0) << log;
+  EXPECT_NE(log.find("q4_k_m"), std::string::npos) << log;
+  EXPECT_NE(log.find("q5_k_m"), std::string::npos) << log;
+  EXPECT_NE(log.find("q5_0 (q4_k)"), std::string::npos) << log;
 }
 
 TEST(Quantize, RefusesToOverwriteItsInput) {
