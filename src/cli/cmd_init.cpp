@@ -110,21 +110,9 @@ ModelConfig make_config(const InitOptions& o) {
 
 void set_metadata(gguf::Writer& writer, const InitOptions& o, const ModelConfig& c) {
   using gguf::Value;
-  const std::string a = o.arch + ".";
-  auto u32 = [](int64_t v) { return Value::u32(static_cast<uint32_t>(v)); };
-  writer.set("general.architecture", Value::string(o.arch));
+  c.write_gguf_metadata(writer);
   writer.set("general.name", Value::string(o.name));
   writer.set("general.file_type", Value::u32(0));  // LLAMA_FTYPE_ALL_F32
-  writer.set(a + "context_length", u32(c.n_ctx_train));
-  writer.set(a + "embedding_length", u32(c.n_embd));
-  writer.set(a + "block_count", u32(c.n_layer));
-  writer.set(a + "feed_forward_length", u32(c.n_ff));
-  writer.set(a + "attention.head_count", u32(c.n_head));
-  writer.set(a + "attention.head_count_kv", u32(c.n_head_kv));
-  writer.set(a + "attention.layer_norm_rms_epsilon", Value::f32(c.rms_eps));
-  writer.set(a + "rope.freq_base", Value::f32(c.rope.freq_base));
-  writer.set(a + "rope.dimension_count", u32(c.rope.n_rot));
-  writer.set(a + "vocab_size", u32(c.n_vocab));
   writer.set("tokenizer.ggml.model", Value::string("none"));
 }
 

@@ -10,7 +10,8 @@
 namespace toy {
 namespace gguf {
 class File;
-}
+class Writer;
+}  // namespace gguf
 
 enum class RopeScaling { None, Linear, Yarn };
 
@@ -68,6 +69,9 @@ struct ModelConfig {
 
   // Reads and validates every hyper-parameter; throws toy::Error naming the key.
   static ModelConfig from_gguf(const gguf::File& file);
+  // The inverse for a dense model: general.architecture and the `<arch>.` keys
+  // that from_gguf reads (what `toy init` and `toy train` write).
+  void write_gguf_metadata(gguf::Writer& writer) const;
 };
 
 }  // namespace toy

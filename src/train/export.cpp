@@ -41,29 +41,11 @@ void write_model_gguf(const std::string& path, const ParamStore<float>& store,
                       const std::string& model_name, DType out_type,
                       const std::function<void(gguf::Writer&)>& tokenizer_metadata) {
   using gguf::Value;
-  const ModelConfig& c = store.config();
-  const std::string arch(c.arch().name);
-  const std::string a = arch + ".";
-  auto u32 = [](int64_t v) { return Value::u32(static_cast<uint32_t>(v)); };
   gguf::Writer writer;
-  writer.set("general.architecture", Value::string(arch));
+  store.config().write_gguf_metadata(writer);
   writer.set("general.name", Value::string(model_name));
   writer.set("general.file_type", Value::u32(file_type_of(out_type)));
   if (dtype_info(out_type).quantized) writer.set("general.quantization_version", Value::u32(2));
-  writer.set(a + "vocab_size", u32(c.n_vocab));
-  writer.set(a + "context_length", u32(c.n_ctx_train));
-  writer.set(a + "embedding_length", u32(c.n_embd));
-  writer.set(a + "block_count", u32(c.n_layer));
-  writer.set(a + "feed_forward_length", u32(c.n_ff));
-  writer.set(a + "attention.head_count", u32(c.n_head));
-  writer.set(a + "attention.head_count_kv", u32(c.n_head_kv));
-  if (c.head_dim * c.n_head != c.n_embd) {
-    writer.set(a + "attention.key_length", u32(c.head_dim));
-    writer.set(a + "attention.value_length", u32(c.head_dim_v));
-  }
-  writer.set(a + "attention.layer_norm_rms_epsilon", Value::f32(c.rms_eps));
-  writer.set(a + "rope.freq_base", Value::f32(c.rope.freq_base));
-  writer.set(a + "rope.dimension_count", u32(c.rope.n_rot));
   tokenizer_metadata(writer);
 
   for (const ParamTensor& p : store.tensors()) {

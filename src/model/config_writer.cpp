@@ -1,0 +1,31 @@
+// ModelConfig -> GGUF metadata: the keys llama.cpp (and ModelConfig::from_gguf)
+// read for a dense llama-family model, written in one place for every producer.
+#include "gguf/writer.h"
+#include "model/config.h"
+
+namespace toy {
+
+void ModelConfig::write_gguf_metadata(gguf::Writer& writer) const {
+  using gguf::Value;
+  const std::string arch_name(arch().name);
+  const std::string a = arch_name + ".";
+  auto u32 = [](int64_t v) { return Value::u32(static_cast<uint32_t>(v)); };
+  writer.set("general.architecture", Value::string(arch_name));
+  writer.set(a + "vocab_size", u32(n_vocab));
+  writer.set(a + "context_length", u32(n_ctx_train));
+  writer.set(a + "embedding_length", u32(n_embd));
+  writer.set(a + "block_count", u32(n_layer));
+  writer.set(a + "feed_forward_length", u32(n_ff));
+  writer.set(a + "attention.head_count", u32(n_head));
+  writer.set(a + "attention.head_count_kv", u32(n_head_kv));
+  // llama.cpp derives the head width from n_embd / n_head unless these are present.
+  if (head_dim * n_head != n_embd || head_dim_v != head_dim) {
+    writer.set(a + "attention.key_length", u32(head_dim));
+    writer.set(a + "attention.value_length", u32(head_dim_v));
+  }
+  writer.set(a + "attention.layer_norm_rms_epsilon", Value::f32(rms_eps));
+  writer.set(a + "rope.freq_base", Value::f32(rope.freq_base));
+  writer.set(a + "rope.dimension_count", u32(rope.n_rot));
+}
+
+}  // namespace toy
