@@ -1,6 +1,8 @@
 #include "kernels/linear_backward.h"
 
+#if defined(__AVX512F__)
 #include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <type_traits>
@@ -67,6 +69,7 @@ void pack_b(float* dst, MatrixRef<float> b, int64_t k0, int64_t kc, int64_t c0, 
   }
 }
 
+#if defined(__AVX512F__)
 __mmask16 lane_mask(int64_t n) {
   if (n <= 0) return 0;
   if (n >= 16) return 0xFFFF;
@@ -117,6 +120,25 @@ void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t 
     _mm512_mask_storeu_ps(row + 16, m1, hi);
   }
 }
+#else
+// Without AVX-512F (-DTOY_NATIVE=OFF): the same register tile as plain arrays,
+// summed in the same k order, so the compiler can vectorize the j loops.
+void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                  int64_t m_valid, int64_t n_valid, bool overwrite) {
+  float acc[kMR][kNR] = {};  // (kMR rows, kNR columns)
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* bk = b + k * kNR;
+    for (int64_t i = 0; i < kMR; ++i) {
+      const float ai = a[k * kMR + i];
+      for (int64_t j = 0; j < kNR; ++j) acc[i][j] += ai * bk[j];
+    }
+  }
+  for (int64_t i = 0; i < m_valid; ++i) {
+    float* row = c + i * ldc;
+    for (int64_t j = 0; j < n_valid; ++j) row[j] = overwrite ? acc[i][j] : row[j] + acc[i][j];
+  }
+}
+#endif
 
 // Pack buffers reused across calls (training calls gemm thousands of times).
 thread_local std::vector<float> tls_pack_a, tls_pack_b;

@@ -15,6 +15,7 @@ void swiglu_reference(Real* h, const Real* g, const Real* u, int64_t n) {
 template <typename Real>
 void swiglu_backward(Real* dg, Real* du, const Real* dh, const Real* g, const Real* u, int64_t n) {
   int64_t i = 0;
+#if defined(__AVX512F__)
   if constexpr (std::is_same_v<Real, float>) {
     const __m512 one = _mm512_set1_ps(1.0f);
     for (; i + 16 <= n; i += 16) {
@@ -30,6 +31,8 @@ void swiglu_backward(Real* dg, Real* du, const Real* dh, const Real* g, const Re
                        _mm512_fmadd_ps(_mm512_mul_ps(dhi, ui), dsilu, _mm512_loadu_ps(dg + i)));
     }
   }
+#endif
+  // Tail of the vector loop, and every element without AVX-512F.
   for (; i < n; ++i) {
     const Real sigmoid = Real(1) / (Real(1) + std::exp(-g[i]));
     const Real silu = g[i] * sigmoid;

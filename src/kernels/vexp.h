@@ -4,15 +4,21 @@
 // its degree-6 Taylor polynomial (relative error < 2e-7 before rounding), and
 // 2^n applied exactly with vscalefps. Inputs below −87.3 give 0 (or a denormal),
 // above 88.7 give +inf, like expf.
+// Without AVX-512F (-DTOY_NATIVE=OFF or an older CPU) exp_ps does not exist and
+// exp_shifted falls back to std::exp per element, the reference the vector
+// version approximates.
 #pragma once
 
+#if defined(__AVX512F__)
 #include <immintrin.h>
+#endif
 
 #include <cmath>
 #include <cstdint>
 
 namespace toy {
 
+#if defined(__AVX512F__)
 inline __m512 exp_ps(__m512 x) {
   const __m512 log2e = _mm512_set1_ps(1.44269504088896341f);
   const __m512 ln2_hi = _mm512_set1_ps(0.693359375f);
@@ -43,6 +49,12 @@ inline void exp_shifted(float* y, const float* x, float shift, int64_t n) {
     _mm512_mask_storeu_ps(y + i, m, exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), s)));
   }
 }
+#else
+// y[i] = exp(x[i] − shift) for n values (y may alias x).
+inline void exp_shifted(float* y, const float* x, float shift, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i] - shift);
+}
+#endif
 
 // The double-precision versions are plain std::exp (gradient checks).
 inline void exp_shifted(double* y, const double* x, double shift, int64_t n) {
