@@ -2,15 +2,13 @@
 // prefill and decode order, compared with llama.cpp's reference logits.
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "support/fixtures.h"
+#include "support/model_reference.h"
 
 namespace {
 
@@ -25,37 +23,6 @@ std::vector<float> floats(const std::vector<uint8_t>& bytes) {
   return v;
 }
 
-struct Reference {
-  std::string tokens;  // "175,132,..."
-  std::vector<float> logits;
-};
-
-Reference reference(const std::string& name, bool exact) {
-  const std::string stem = fixture_path("models/" + name + (exact ? ".exact" : ""));
-  const auto json = nlohmann::json::parse(toy::testing::read_text(stem + ".ref.json"));
-  Reference r;
-  for (int id : json.at("tokens")) r.tokens += (r.tokens.empty() ? "" : ",") + std::to_string(id);
-  r.logits =
-      floats(read_bytes(fixture_path("models/" + json.at("logits_file").get<std::string>())));
-  return r;
-}
-
-// The fixture tolerance (fixtures/README.md).
-bool within_tolerance(const std::vector<float>& ours, const std::vector<float>& ref) {
-  if (ours.size() != ref.size()) return false;
-  double max_d = 0, sq_d = 0, max_r = 0, sq_r = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    const double d = double(ours[i]) - ref[i];
-    max_d = std::max(max_d, std::abs(d));
-    sq_d += d * d;
-    max_r = std::max(max_r, std::abs(double(ref[i])));
-    sq_r += double(ref[i]) * ref[i];
-  }
-  const double n = double(ref.size());
-  return max_d <= 1e-3 * std::max(1.0, max_r) &&
-         std::sqrt(sq_d / n) <= 1e-4 * std::max(1.0, std::sqrt(sq_r / n));
-}
-
 std::string toy_logits(const std::string& args, int* status) {
   std::string output;
   *status = run_command(binary_dir() + "/toy logits " + args, &output);
@@ -63,14 +30,21 @@ std::string toy_logits(const std::string& args, int* status) {
 }
 
 void expect_fixture(const std::string& name, const std::string& extra, bool exact_ref) {
-  const Reference ref = reference(name, exact_ref);
+  const auto refs = toy::testing::load_references(name);
+  ASSERT_EQ(refs.size(), exact_ref ? 2u : 1u) << name;
+  const toy::testing::Reference& ref = refs.back();
+  std::string tokens;
+  for (int32_t id : ref.tokens) tokens += (tokens.empty() ? "" : ",") + std::to_string(id);
   const std::string out = toy::testing::temp_path(".f32");
   int status = -1;
   const std::string log = toy_logits("-m " + fixture_path("models/" + name + ".gguf") +
-                                         " --tokens " + ref.tokens + " -o " + out + " " + extra,
+                                         " --tokens " + tokens + " -o " + out + " " + extra,
                                      &status);
   ASSERT_EQ(status, 0) << log;
-  EXPECT_TRUE(within_tolerance(floats(read_bytes(out)), ref.logits)) << name << " " << extra;
+  const auto closeness = toy::testing::compare_logits(floats(read_bytes(out)), ref.logits);
+  EXPECT_TRUE(closeness.ok()) << name << " " << extra << ": max " << closeness.max_abs << " (limit "
+                              << closeness.max_limit << "), rms " << closeness.rms << " (limit "
+                              << closeness.rms_limit << ")";
   std::filesystem::remove(out);
 }
 

@@ -11,8 +11,8 @@
 
 #include "infer/session.h"
 #include "model/model.h"
-#include "reference.h"
 #include "support/fixtures.h"
+#include "support/model_reference.h"
 
 namespace toy {
 namespace {

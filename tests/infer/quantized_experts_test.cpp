@@ -15,8 +15,8 @@
 #include "infer/session.h"
 #include "model/model.h"
 #include "quant/quant.h"
-#include "reference.h"
 #include "support/fixtures.h"
+#include "support/model_reference.h"
 
 namespace toy {
 namespace {

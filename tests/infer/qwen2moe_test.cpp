@@ -15,8 +15,8 @@
 #include "gguf/writer.h"
 #include "infer/session.h"
 #include "model/model.h"
-#include "reference.h"
 #include "support/fixtures.h"
+#include "support/model_reference.h"
 
 namespace toy {
 namespace {

@@ -1,4 +1,4 @@
-#include "reference.h"
+#include "support/model_reference.h"
 
 #include <algorithm>
 #include <cmath>
