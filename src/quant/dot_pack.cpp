@@ -8,6 +8,10 @@
 #include "quant/blocks.h"
 #include "quant/fp16.h"
 
+#ifdef __F16C__
+#include <immintrin.h>  // _cvtsh_ss / _cvtss_sh (F16C without AVX-512)
+#endif
+
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
 #define TOY_PACK_AVX512 1
 #include <immintrin.h>
