@@ -15,17 +15,21 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/compute.h"
+#include "kernels/cpu/features.h"
 #include "kernels/matmul.h"
 #include "quant/quant.h"
 
 namespace toy {
 namespace {
 
-// Threads: 2 (the machine's cores), or $TOY_BENCH_THREADS.
-ThreadPool& pool() {
+// Threads: 2 (the machine's cores), or $TOY_BENCH_THREADS; the backend of this
+// CPU, or $TOY_BACKEND.
+const Compute& compute() {
   static ThreadPool p(std::getenv("TOY_BENCH_THREADS") ? std::atoi(std::getenv("TOY_BENCH_THREADS"))
                                                        : 2);
-  return p;
+  static const Compute cx{p, cpu::host_backend()};
+  return cx;
 }
 
 std::vector<float> gaussian(int64_t n, uint32_t seed) {
@@ -60,7 +64,7 @@ void Prefill(benchmark::State& state) {
   const std::vector<float> x = gaussian(T * n_in, 7);
   std::vector<float> y(static_cast<size_t>(T * n_out));
   for (auto _ : state) {
-    matmul(y.data(), x.data(), w, T, pool(), mode);
+    matmul(y.data(), x.data(), w, T, compute(), mode);
     benchmark::DoNotOptimize(y.data());
   }
   state.SetLabel(std::string(dtype_name(type)) + (state.range(3) ? " exact" : " fast"));
@@ -79,7 +83,7 @@ void Decode(benchmark::State& state) {
   int c = 0;
   for (auto _ : state) {
     const Tensor w = Tensor::view(type, bytes.data() + c * one, {n_in, n_out});
-    matmul(y.data(), x.data(), w, 1, pool(), MatmulMode::Fast);
+    matmul(y.data(), x.data(), w, 1, compute(), MatmulMode::Fast);
     benchmark::DoNotOptimize(y.data());
     c = (c + 1) % copies;
   }

@@ -1,29 +1,23 @@
-// toy version: the version and the build configuration (compiler, CPU features).
+// toy version: the version, the compiler, the CPU features found at run time
+// and the kernel backend chosen from them (TOY_BACKEND forces one).
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "kernels/cpu/features.h"
 
 namespace toy::cli {
 
 int run_version(int argc, char** argv) {
+  const cpu::Features& features = cpu::host_features();
+  const cpu::Backend& backend = cpu::host_backend();  // a bad TOY_BACKEND fails before output
   std::printf("toy 0.1.0\n");
   std::printf("compiler: %s\n", __VERSION__);
-  std::printf("cpu features:");
-#ifdef __AVX2__
-  std::printf(" avx2");
-#endif
-#ifdef __FMA__
-  std::printf(" fma");
-#endif
-#ifdef __AVX512F__
-  std::printf(" avx512f");
-#endif
-#ifdef __AVX512VNNI__
-  std::printf(" avx512vnni");
-#endif
-#ifdef __AVX512BF16__
-  std::printf(" avx512bf16");
-#endif
+  std::printf("cpu features: %s\n", features.describe().c_str());
+  std::printf("backends available:");
+  for (const cpu::Backend* b : cpu::runnable_backends(features)) std::printf(" %s", b->name);
+  std::printf("\n");
+  std::printf("backend: %s", backend.name);
+  if (&backend == cpu::avx512_backend(false)) std::printf(" (no VNNI: int8 kernels from avx2)");
   std::printf("\n");
   return 0;
 }

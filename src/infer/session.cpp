@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "kernels/cpu/features.h"
 
 namespace toy {
 namespace {
@@ -17,12 +18,15 @@ int64_t context_length(const Model& model, const SessionOptions& options) {
 }  // namespace
 
 Session::Session(const Model& model, ThreadPool& pool, const SessionOptions& options)
+    : Session(model, Compute{pool, cpu::host_backend()}, options) {}
+
+Session::Session(const Model& model, const Compute& compute, const SessionOptions& options)
     : model_(model),
-      pool_(pool),
+      compute_(compute),
       options_(options),
       cache_(model.config, context_length(model, options), options.kv_type),
       scratch_(model.config, std::clamp<int64_t>(options.max_batch, 1, cache_.n_ctx()),
-               cache_.n_ctx(), options.kv_type, pool.size()),
+               cache_.n_ctx(), options.kv_type, compute.size()),
       logits_(static_cast<size_t>(model.config.n_vocab)) {}
 
 void Session::check_tokens(std::span<const int32_t> tokens) const {
@@ -44,7 +48,7 @@ void Session::check_room(int64_t n) const {
 
 std::span<const float> Session::prefill(std::span<const int32_t> tokens) {
   check_tokens(tokens);
-  const LinearContext ctx{pool_, options_.mode};
+  const LinearContext ctx{compute_, options_.mode};
   const size_t chunk = static_cast<size_t>(scratch_.max_tokens());
   for (size_t begin = 0; begin < tokens.size(); begin += chunk) {
     const auto part = tokens.subspan(begin, std::min(chunk, tokens.size() - begin));
@@ -56,7 +60,7 @@ std::span<const float> Session::prefill(std::span<const int32_t> tokens) {
 
 void Session::prefill_all(std::span<const int32_t> tokens, float* out) {
   check_tokens(tokens);
-  const LinearContext ctx{pool_, options_.mode};
+  const LinearContext ctx{compute_, options_.mode};
   const size_t chunk = static_cast<size_t>(scratch_.max_tokens());
   for (size_t begin = 0; begin < tokens.size(); begin += chunk) {
     const auto part = tokens.subspan(begin, std::min(chunk, tokens.size() - begin));

@@ -15,6 +15,7 @@
 
 #include "core/thread_pool.h"
 #include "infer/kv_cache.h"
+#include "kernels/compute.h"
 #include "kernels/matmul.h"
 #include "model/forward.h"
 #include "model/model.h"
@@ -35,7 +36,10 @@ struct SessionOptions {
 // Not thread-safe: one thread drives a session (the pool parallelizes inside each call).
 class Session {
  public:
-  // The model and the pool must outlive the session.
+  // The model and the pool must outlive the session. `compute` names the pool and
+  // the CPU backend; the ThreadPool form runs this machine's best backend
+  // (cpu::host_backend(), which TOY_BACKEND can force).
+  Session(const Model& model, const Compute& compute, const SessionOptions& options = {});
   Session(const Model& model, ThreadPool& pool, const SessionOptions& options = {});
 
   // Runs the tokens (at positions n_past()..) and returns the logits of the last
@@ -61,7 +65,7 @@ class Session {
   void check_room(int64_t n) const;
 
   const Model& model_;
-  ThreadPool& pool_;
+  Compute compute_;
   SessionOptions options_;
   KvCache cache_;
   ForwardScratch scratch_;

@@ -9,10 +9,6 @@
 #include "quant/fp16.h"
 #include "quant/quant.h"
 
-#if defined(__F16C__)
-#include <immintrin.h>
-#endif
-
 namespace toy {
 namespace {
 
@@ -39,26 +35,16 @@ void axpy(float* y, float a, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-// n halves to floats (vectorized with F16C when available).
-void widen_f16(float* dst, const uint16_t* src, int64_t n) {
-  int64_t i = 0;
-#if defined(__F16C__)
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(dst + i,
-                     _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
-#endif
-  for (; i < n; ++i) dst[i] = quant::f16_to_f32(src[i]);
-}
-
 // Head `offset / head_dim` of row j as floats: in place for F32, else widened into tmp.
-const float* head_of(const KvRows& rows, int64_t j, int64_t offset, int64_t n, float* tmp) {
+const float* head_of(const cpu::Backend& cpu, const KvRows& rows, int64_t j, int64_t offset,
+                     int64_t n, float* tmp) {
   const uint8_t* row =
       static_cast<const uint8_t*>(rows.data) + static_cast<size_t>(j) * rows.row_bytes;
   switch (rows.type) {
     case DType::F32:
       return reinterpret_cast<const float*>(row) + offset;
     case DType::F16:
-      widen_f16(tmp, reinterpret_cast<const uint16_t*>(row) + offset, n);
+      cpu.f16_to_f32_row(tmp, reinterpret_cast<const uint16_t*>(row) + offset, n);
       return tmp;
     default:  // whole blocks (checked by attention_reads_directly)
       quant::dequantize_row(rows.type, row + static_cast<size_t>(toy::row_bytes(rows.type, offset)),
@@ -70,15 +56,15 @@ const float* head_of(const KvRows& rows, int64_t j, int64_t offset, int64_t n, f
 // Query heads kv_head*group .. +group of one position, which all read KV head
 // `kv_head`: each key and value row is widened once for the whole group.
 // q, out: the group's heads (group*head_dim, contiguous); scores: (group, n_kv).
-void attend_group(float* out, const float* q, const KvRows& k, const KvRows& v, int64_t pos,
-                  int64_t kv_head, int64_t group, int64_t n_kv, const AttentionParams& p,
-                  float* scores) {
+void attend_group(const cpu::Backend& cpu, float* out, const float* q, const KvRows& k,
+                  const KvRows& v, int64_t pos, int64_t kv_head, int64_t group, int64_t n_kv,
+                  const AttentionParams& p, float* scores) {
   const int64_t d = p.head_dim, offset = kv_head * d;
   const int64_t first = first_visible(pos, p.window);
   const int64_t n = pos + 1 - first;
   float tmp[kMaxAttentionHeadDim];
   for (int64_t j = 0; j < n; ++j) {
-    const float* kj = head_of(k, first + j, offset, d, tmp);
+    const float* kj = head_of(cpu, k, first + j, offset, d, tmp);
     for (int64_t g = 0; g < group; ++g) scores[g * n_kv + j] = dot(q + g * d, kj, d) * p.scale;
   }
   for (int64_t g = 0; g < group; ++g) {
@@ -87,13 +73,14 @@ void attend_group(float* out, const float* q, const KvRows& k, const KvRows& v, 
   }
   std::fill(out, out + group * d, 0.0f);
   for (int64_t j = 0; j < n; ++j) {
-    const float* vj = head_of(v, first + j, offset, d, tmp);
+    const float* vj = head_of(cpu, v, first + j, offset, d, tmp);
     for (int64_t g = 0; g < group; ++g) axpy(out + g * d, scores[g * n_kv + j], vj, d);
   }
 }
 
 // The arguments of one attention_forward call, shared by the threads.
 struct AttentionJob {
+  const cpu::Backend* cpu;
   float* out;
   const float* q;
   KvRows k, v;
@@ -108,7 +95,8 @@ struct AttentionJob {
     for (int64_t item = begin; item < end; ++item) {
       const int64_t t = item / p->n_head_kv, kv_head = item % p->n_head_kv;
       const int64_t offset = t * q_stride + kv_head * group * p->head_dim;
-      attend_group(out + offset, q + offset, k, v, pos0 + t, kv_head, group, n_kv, *p, my_scores);
+      attend_group(*cpu, out + offset, q + offset, k, v, pos0 + t, kv_head, group, n_kv, *p,
+                   my_scores);
     }
   }
 };
@@ -127,15 +115,15 @@ bool attention_reads_directly(DType type, int64_t head_dim) {
 
 void attention_forward(float* out, const float* q, const float* k, const float* v, int64_t T,
                        int64_t pos0, int64_t n_kv, const AttentionParams& p, float* scores,
-                       ThreadPool& pool) {
+                       const Compute& cx) {
   const size_t row_bytes = static_cast<size_t>(p.n_head_kv * p.head_dim) * sizeof(float);
   attention_forward(out, q, KvRows{k, DType::F32, row_bytes}, KvRows{v, DType::F32, row_bytes}, T,
-                    pos0, n_kv, p, scores, pool);
+                    pos0, n_kv, p, scores, cx);
 }
 
 void attention_forward(float* out, const float* q, const KvRows& k, const KvRows& v, int64_t T,
                        int64_t pos0, int64_t n_kv, const AttentionParams& p, float* scores,
-                       ThreadPool& pool) {
+                       const Compute& cx) {
   TOY_CHECK(p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0, "heads ", p.n_head, "/", p.n_head_kv);
   TOY_CHECK(
       attention_reads_directly(k.type, p.head_dim) && attention_reads_directly(v.type, p.head_dim),
@@ -148,15 +136,15 @@ void attention_forward(float* out, const float* q, const KvRows& k, const KvRows
   const int64_t per_item = std::max<int64_t>(1, 4 * n_kv * p.head_dim * (p.n_head / p.n_head_kv));
   const int64_t min_items = std::max<int64_t>(1, (int64_t{1} << 16) / per_item);
   const int used =
-      static_cast<int>(std::min<int64_t>(pool.size(), (n_items + min_items - 1) / min_items));
-  const AttentionJob job{out, q, k, v, pos0, n_kv, n_items, used, &p, scores};
+      static_cast<int>(std::min<int64_t>(cx.size(), (n_items + min_items - 1) / min_items));
+  const AttentionJob job{&cx.cpu, out, q, k, v, pos0, n_kv, n_items, used, &p, scores};
   if (used <= 1) {
     job.run(0, n_items, scores);
     return;
   }
   // One pointer captured: fits std::function's small buffer, so nothing is allocated.
   const AttentionJob* jp = &job;
-  pool.run([jp](int thread, int) {
+  cx.run([jp](int thread, int) {
     if (thread >= jp->used) return;
     const int64_t begin = jp->n_items * thread / jp->used;
     const int64_t end = jp->n_items * (thread + 1) / jp->used;

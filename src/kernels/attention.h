@@ -14,7 +14,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
-#include "core/thread_pool.h"
+#include "kernels/compute.h"
 
 namespace toy {
 
@@ -49,16 +49,16 @@ int64_t attention_scratch_floats(int n_threads, int64_t n_kv, const AttentionPar
 // out: (T, n_head*head_dim); q: (T, n_head*head_dim);
 // k, v: (n_kv, n_head_kv*head_dim) for positions 0..n_kv-1 (n_kv >= pos0 + T);
 // (attention_reads_directly(type, head_dim) must hold for typed rows);
-// scores: attention_scratch_floats(pool.size(), n_kv, p) floats of scratch.
-// Splits (position, KV head) pairs over the pool; the query heads sharing a KV head
+// scores: attention_scratch_floats(cx.size(), n_kv, p) floats of scratch.
+// Splits (position, KV head) pairs over the threads; the query heads sharing a KV head
 // are done together so each cached row is read (and widened) once per position.
 void attention_forward(float* out, const float* q, const KvRows& k, const KvRows& v, int64_t T,
                        int64_t pos0, int64_t n_kv, const AttentionParams& p, float* scores,
-                       ThreadPool& pool);
+                       const Compute& cx);
 // The same over F32 rows (n_head_kv*head_dim floats each).
 void attention_forward(float* out, const float* q, const float* k, const float* v, int64_t T,
                        int64_t pos0, int64_t n_kv, const AttentionParams& p, float* scores,
-                       ThreadPool& pool);
+                       const Compute& cx);
 
 // Double-precision, single-threaded reference (for tests).
 void attention_reference(float* out, const float* q, const float* k, const float* v, int64_t T,

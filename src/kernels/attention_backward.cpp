@@ -6,7 +6,6 @@
 
 #include "core/error.h"
 #include "kernels/linear_backward.h"
-#include "kernels/vexp.h"
 
 namespace toy {
 namespace {
@@ -17,8 +16,17 @@ void check_dims(const AttentionDims& d) {
 }
 
 // In place on scores (T, T): scale, causal mask and softmax of each row.
+// exp(x - shift) over n values: the backend's vector exp for float, std::exp for
+// double (gradient checks).
+void exp_shifted(const cpu::Backend& cpu, float* y, const float* x, float shift, int64_t n) {
+  cpu.exp_shifted(y, x, shift, n);
+}
+void exp_shifted(const cpu::Backend&, double* y, const double* x, double shift, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i] - shift);
+}
+
 template <typename Real>
-void causal_softmax(Real* scores, int64_t T, Real scale) {
+void causal_softmax(const cpu::Backend& cpu, Real* scores, int64_t T, Real scale) {
   for (int64_t i = 0; i < T; ++i) {
     Real* p = scores + i * T;
     Real max_score = -INFINITY;
@@ -26,7 +34,7 @@ void causal_softmax(Real* scores, int64_t T, Real scale) {
       p[j] *= scale;
       max_score = std::max(max_score, p[j]);
     }
-    exp_shifted(p, p, max_score, i + 1);
+    exp_shifted(cpu, p, p, max_score, i + 1);
     Real sum = 0;
     for (int64_t j = 0; j <= i; ++j) sum += p[j];
     const Real inv = Real(1) / sum;
@@ -41,11 +49,11 @@ void causal_softmax(Real* scores, int64_t T, Real scale) {
 // causal mask, O_h = P·V_g — three matrix products per head on one thread.
 template <typename Real>
 void attention_forward_train(Real* out, Real* probs, const Real* q, const Real* k, const Real* v,
-                             const AttentionDims& d, ThreadPool& pool) {
+                             const AttentionDims& d, const Compute& cx) {
   check_dims(d);
   const int64_t T = d.n_pos, D = d.head_dim, group = d.n_head / d.n_head_kv;
   const int64_t qs = d.n_head * D, kvs = d.n_head_kv * D;  // row strides
-  pool.parallel_for(d.n_seq * d.n_head_kv, [&](int64_t begin, int64_t end) {
+  cx.parallel_for(d.n_seq * d.n_head_kv, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / d.n_head_kv, g = task % d.n_head_kv;
       const Real* kg = k + b * T * kvs + g * D;  // (T, D) rows kvs apart
@@ -53,9 +61,10 @@ void attention_forward_train(Real* out, Real* probs, const Real* q, const Real* 
       for (int64_t h = g * group; h < (g + 1) * group; ++h) {
         const Real* qh = q + b * T * qs + h * D;       // (T, D) rows qs apart
         Real* p = probs + (b * d.n_head + h) * T * T;  // (T, T)
-        gemm_in_thread<Real>(p, T, {qh, qs, 1}, {kg, 1, kvs}, T, T, D, false);
-        causal_softmax(p, T, Real(d.scale));
-        gemm_in_thread<Real>(out + b * T * qs + h * D, qs, {p, T, 1}, {vg, kvs, 1}, T, D, T, false);
+        gemm_in_thread<Real>(cx.cpu, p, T, {qh, qs, 1}, {kg, 1, kvs}, T, T, D, false);
+        causal_softmax(cx.cpu, p, T, Real(d.scale));
+        gemm_in_thread<Real>(cx.cpu, out + b * T * qs + h * D, qs, {p, T, 1}, {vg, kvs, 1}, T, D, T,
+                             false);
       }
     }
   });
@@ -67,12 +76,12 @@ void attention_forward_train(Real* out, Real* probs, const Real* q, const Real* 
 template <typename Real>
 void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Real* q,
                         const Real* k, const Real* v, const Real* probs, const AttentionDims& d,
-                        ThreadPool& pool) {
+                        const Compute& cx) {
   check_dims(d);
   const int64_t T = d.n_pos, D = d.head_dim, group = d.n_head / d.n_head_kv;
   const int64_t qs = d.n_head * D, kvs = d.n_head_kv * D;
   const Real scale = Real(d.scale);
-  pool.parallel_for(d.n_seq * d.n_head_kv, [&](int64_t begin, int64_t end) {
+  cx.parallel_for(d.n_seq * d.n_head_kv, [&](int64_t begin, int64_t end) {
     std::vector<Real> ds(static_cast<size_t>(T * T));  // (T, T)
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / d.n_head_kv, g = task % d.n_head_kv;
@@ -85,8 +94,9 @@ void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Re
         const Real* qh = q + b * T * qs + h * D;
         const Real* doh = dout + b * T * qs + h * D;
         Real* dqh = dq + b * T * qs + h * D;
-        gemm_in_thread<Real>(ds.data(), T, {doh, qs, 1}, {vg, 1, kvs}, T, T, D, false);  // dP
-        gemm_in_thread<Real>(dvg, kvs, {p, 1, T}, {doh, qs, 1}, T, D, T, true);
+        gemm_in_thread<Real>(cx.cpu, ds.data(), T, {doh, qs, 1}, {vg, 1, kvs}, T, T, D,
+                             false);  // dP
+        gemm_in_thread<Real>(cx.cpu, dvg, kvs, {p, 1, T}, {doh, qs, 1}, T, D, T, true);
         for (int64_t i = 0; i < T; ++i) {
           const Real* pi = p + i * T;
           Real* row = ds.data() + i * T;
@@ -95,22 +105,22 @@ void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Re
           for (int64_t j = 0; j <= i; ++j) row[j] = scale * pi[j] * (row[j] - weighted);
           std::fill(row + i + 1, row + T, Real(0));
         }
-        gemm_in_thread<Real>(dqh, qs, {ds.data(), T, 1}, {kg, kvs, 1}, T, D, T, true);
-        gemm_in_thread<Real>(dkg, kvs, {ds.data(), 1, T}, {qh, qs, 1}, T, D, T, true);
+        gemm_in_thread<Real>(cx.cpu, dqh, qs, {ds.data(), T, 1}, {kg, kvs, 1}, T, D, T, true);
+        gemm_in_thread<Real>(cx.cpu, dkg, kvs, {ds.data(), 1, T}, {qh, qs, 1}, T, D, T, true);
       }
     }
   });
 }
 
 template void attention_forward_train<float>(float*, float*, const float*, const float*,
-                                             const float*, const AttentionDims&, ThreadPool&);
+                                             const float*, const AttentionDims&, const Compute&);
 template void attention_forward_train<double>(double*, double*, const double*, const double*,
-                                              const double*, const AttentionDims&, ThreadPool&);
+                                              const double*, const AttentionDims&, const Compute&);
 template void attention_backward<float>(float*, float*, float*, const float*, const float*,
                                         const float*, const float*, const float*,
-                                        const AttentionDims&, ThreadPool&);
+                                        const AttentionDims&, const Compute&);
 template void attention_backward<double>(double*, double*, double*, const double*, const double*,
                                          const double*, const double*, const double*,
-                                         const AttentionDims&, ThreadPool&);
+                                         const AttentionDims&, const Compute&);
 
 }  // namespace toy

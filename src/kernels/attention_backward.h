@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "core/thread_pool.h"
+#include "kernels/compute.h"
 
 namespace toy {
 
@@ -24,12 +24,12 @@ struct AttentionDims {
 // probs: (B, n_head, T, T) saved for the backward (entries above the diagonal are 0).
 template <typename Real>
 void attention_forward_train(Real* out, Real* probs, const Real* q, const Real* k, const Real* v,
-                             const AttentionDims& dims, ThreadPool& pool);
+                             const AttentionDims& dims, const Compute& cx);
 
 // dq, dk, dv (shapes of q, k, v) += gradients for dout (shape of out).
 template <typename Real>
 void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Real* q,
                         const Real* k, const Real* v, const Real* probs, const AttentionDims& dims,
-                        ThreadPool& pool);
+                        const Compute& cx);
 
 }  // namespace toy

@@ -46,12 +46,12 @@ template <typename Real>
 CrossEntropyResult cross_entropy_forward_backward(Real* dlogits, const Real* logits,
                                                   const int32_t* targets, int64_t rows,
                                                   int64_t n_vocab, double grad_scale,
-                                                  ThreadPool& pool) {
+                                                  const Compute& cx) {
   for (int64_t r = 0; r < rows; ++r)
     if (targets[r] >= 0) check_target(targets[r], r, n_vocab);
   // Per-row losses summed afterwards in row order: the same total for any thread count.
   std::vector<double> row_loss(static_cast<size_t>(rows), 0.0);
-  pool.parallel_for(
+  cx.parallel_for(
       rows,
       [&](int64_t begin, int64_t end) {
         for (int64_t r = begin; r < end; ++r) {
@@ -85,9 +85,9 @@ template CrossEntropyResult cross_entropy_forward<double>(const double*, const i
                                                           int64_t);
 template CrossEntropyResult cross_entropy_forward_backward<float>(float*, const float*,
                                                                   const int32_t*, int64_t, int64_t,
-                                                                  double, ThreadPool&);
+                                                                  double, const Compute&);
 template CrossEntropyResult cross_entropy_forward_backward<double>(double*, const double*,
                                                                    const int32_t*, int64_t, int64_t,
-                                                                   double, ThreadPool&);
+                                                                   double, const Compute&);
 
 }  // namespace toy

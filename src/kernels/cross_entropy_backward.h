@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "core/thread_pool.h"
+#include "kernels/compute.h"
 
 namespace toy {
 
@@ -25,6 +25,6 @@ template <typename Real>
 CrossEntropyResult cross_entropy_forward_backward(Real* dlogits, const Real* logits,
                                                   const int32_t* targets, int64_t rows,
                                                   int64_t n_vocab, double grad_scale,
-                                                  ThreadPool& pool);
+                                                  const Compute& cx);
 
 }  // namespace toy

@@ -1,9 +1,5 @@
 #include "kernels/linear_backward.h"
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
 #include <algorithm>
 #include <type_traits>
 #include <vector>
@@ -13,10 +9,10 @@
 namespace toy {
 namespace {
 
-// Register tile: 8 rows × 32 columns = 16 zmm accumulators. KC × NR floats of B
-// (32 KB) stay in L1 while the MC × KC block of A streams from L2.
-constexpr int64_t kMR = 8;
-constexpr int64_t kNR = 32;
+// Register tile kMR × kNR of the backend's gemm_micro (cpu/backend.h). KC × NR
+// floats of B (32 KB) stay in L1 while the MC × KC block of A streams from L2.
+constexpr int64_t kMR = cpu::kGemmMR;
+constexpr int64_t kNR = cpu::kGemmNR;
 constexpr int64_t kKC = 256;
 constexpr int64_t kMC = 128;
 
@@ -69,83 +65,13 @@ void pack_b(float* dst, MatrixRef<float> b, int64_t k0, int64_t kc, int64_t c0, 
   }
 }
 
-#if defined(__AVX512F__)
-__mmask16 lane_mask(int64_t n) {
-  if (n <= 0) return 0;
-  if (n >= 16) return 0xFFFF;
-  return static_cast<__mmask16>((1u << n) - 1u);
-}
-
-// C[0..m_valid) × [0..n_valid) += Apanel · Bpanel over kc (= when `overwrite`).
-void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                  int64_t m_valid, int64_t n_valid, bool overwrite) {
-  __m512 acc[kMR][2];
-#pragma GCC unroll 8
-  for (int i = 0; i < kMR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(b + k * kNR);
-    const __m512 b1 = _mm512_loadu_ps(b + k * kNR + 16);
-#pragma GCC unroll 8
-    for (int i = 0; i < kMR; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[k * kMR + i]);
-      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
-    }
-  }
-  if (m_valid == kMR && n_valid == kNR) {
-    if (!overwrite) {
-#pragma GCC unroll 8
-      for (int i = 0; i < kMR; ++i) {
-        const float* row = c + i * ldc;
-        acc[i][0] = _mm512_add_ps(_mm512_loadu_ps(row), acc[i][0]);
-        acc[i][1] = _mm512_add_ps(_mm512_loadu_ps(row + 16), acc[i][1]);
-      }
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < kMR; ++i) {
-      _mm512_storeu_ps(c + i * ldc, acc[i][0]);
-      _mm512_storeu_ps(c + i * ldc + 16, acc[i][1]);
-    }
-    return;
-  }
-  const __mmask16 m0 = lane_mask(n_valid), m1 = lane_mask(n_valid - 16);
-  for (int i = 0; i < m_valid; ++i) {
-    float* row = c + i * ldc;
-    __m512 lo = acc[i][0], hi = acc[i][1];
-    if (!overwrite) {
-      lo = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), lo);
-      hi = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row + 16), hi);
-    }
-    _mm512_mask_storeu_ps(row, m0, lo);
-    _mm512_mask_storeu_ps(row + 16, m1, hi);
-  }
-}
-#else
-// Without AVX-512F (-DTOY_NATIVE=OFF): the same register tile as plain arrays,
-// summed in the same k order, so the compiler can vectorize the j loops.
-void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                  int64_t m_valid, int64_t n_valid, bool overwrite) {
-  float acc[kMR][kNR] = {};  // (kMR rows, kNR columns)
-  for (int64_t k = 0; k < kc; ++k) {
-    const float* bk = b + k * kNR;
-    for (int64_t i = 0; i < kMR; ++i) {
-      const float ai = a[k * kMR + i];
-      for (int64_t j = 0; j < kNR; ++j) acc[i][j] += ai * bk[j];
-    }
-  }
-  for (int64_t i = 0; i < m_valid; ++i) {
-    float* row = c + i * ldc;
-    for (int64_t j = 0; j < n_valid; ++j) row[j] = overwrite ? acc[i][j] : row[j] + acc[i][j];
-  }
-}
-#endif
-
 // Pack buffers reused across calls (training calls gemm thousands of times).
 thread_local std::vector<float> tls_pack_a, tls_pack_b;
 
 // C[m0..m1) × [n0..n1) += A·B on one thread (= when !accumulate; K > 0).
-void gemm_block(float* c, int64_t ldc, MatrixRef<float> a, MatrixRef<float> b, int64_t m0,
-                int64_t m1, int64_t n0, int64_t n1, int64_t K, bool accumulate) {
+void gemm_block(const cpu::Backend& cpu, float* c, int64_t ldc, MatrixRef<float> a,
+                MatrixRef<float> b, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
+                bool accumulate) {
   const int64_t cols = n1 - n0;
   const int64_t cols_padded = (cols + kNR - 1) / kNR * kNR;
   tls_pack_b.resize(static_cast<size_t>(kKC * cols_padded));
@@ -159,8 +85,9 @@ void gemm_block(float* c, int64_t ldc, MatrixRef<float> a, MatrixRef<float> b, i
       for (int64_t jp = 0; jp < cols; jp += kNR) {
         const float* b_panel = tls_pack_b.data() + jp * kc;
         for (int64_t ip = 0; ip < rows; ip += kMR) {
-          micro_kernel(kc, tls_pack_a.data() + ip * kc, b_panel, c + (r0 + ip) * ldc + n0 + jp, ldc,
-                       std::min(kMR, rows - ip), std::min(kNR, cols - jp), k0 == 0 && !accumulate);
+          cpu.gemm_micro(kc, tls_pack_a.data() + ip * kc, b_panel, c + (r0 + ip) * ldc + n0 + jp,
+                         ldc, std::min(kMR, rows - ip), std::min(kNR, cols - jp),
+                         k0 == 0 && !accumulate);
         }
       }
     }
@@ -170,7 +97,7 @@ void gemm_block(float* c, int64_t ldc, MatrixRef<float> a, MatrixRef<float> b, i
 }  // namespace
 
 void gemm(float* c, int64_t ldc, MatrixRef<float> a, MatrixRef<float> b, int64_t M, int64_t N,
-          int64_t K, bool accumulate, ThreadPool& pool) {
+          int64_t K, bool accumulate, const Compute& cx) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     if (!accumulate)
@@ -180,31 +107,31 @@ void gemm(float* c, int64_t ldc, MatrixRef<float> a, MatrixRef<float> b, int64_t
   // Split the output over threads along whichever dimension has more register
   // tiles; every element is still summed by one thread in k order.
   const int64_t tiles_m = (M + kMR - 1) / kMR, tiles_n = (N + kNR - 1) / kNR;
-  const int n_threads = pool.size();
+  const int n_threads = cx.size();
   if (n_threads == 1 || M * N * K < 32 * 32 * 32) {
-    gemm_block(c, ldc, a, b, 0, M, 0, N, K, accumulate);
+    gemm_block(cx.cpu, c, ldc, a, b, 0, M, 0, N, K, accumulate);
     return;
   }
   const bool split_n = tiles_n >= tiles_m || tiles_n >= 4 * int64_t(n_threads);
-  pool.run([&](int t, int nt) {
+  cx.run([&](int t, int nt) {
     const int64_t tiles = split_n ? tiles_n : tiles_m;
     const int64_t begin = tiles * t / nt, end = tiles * (t + 1) / nt;
     if (begin >= end) return;
     if (split_n) {
-      gemm_block(c, ldc, a, b, 0, M, begin * kNR, std::min(N, end * kNR), K, accumulate);
+      gemm_block(cx.cpu, c, ldc, a, b, 0, M, begin * kNR, std::min(N, end * kNR), K, accumulate);
     } else {
-      gemm_block(c, ldc, a, b, begin * kMR, std::min(M, end * kMR), 0, N, K, accumulate);
+      gemm_block(cx.cpu, c, ldc, a, b, begin * kMR, std::min(M, end * kMR), 0, N, K, accumulate);
     }
   });
 }
 
 template <typename Real>
-void gemm_in_thread(Real* c, int64_t ldc, MatrixRef<Real> a, MatrixRef<Real> b, int64_t M,
-                    int64_t N, int64_t K, bool accumulate) {
+void gemm_in_thread(const cpu::Backend& cpu, Real* c, int64_t ldc, MatrixRef<Real> a,
+                    MatrixRef<Real> b, int64_t M, int64_t N, int64_t K, bool accumulate) {
   if constexpr (std::is_same_v<Real, float>) {
     if (M <= 0 || N <= 0) return;
     if (K > 0) {
-      gemm_block(c, ldc, a, b, 0, M, 0, N, K, accumulate);
+      gemm_block(cpu, c, ldc, a, b, 0, M, 0, N, K, accumulate);
     } else if (!accumulate) {
       for (int64_t i = 0; i < M; ++i) std::fill(c + i * ldc, c + i * ldc + N, 0.0f);
     }
@@ -231,9 +158,9 @@ namespace {
 
 template <typename Real>
 void gemm_any(Real* c, int64_t ldc, MatrixRef<Real> a, MatrixRef<Real> b, int64_t M, int64_t N,
-              int64_t K, bool accumulate, ThreadPool& pool) {
+              int64_t K, bool accumulate, const Compute& cx) {
   if constexpr (std::is_same_v<Real, float>) {
-    gemm(c, ldc, a, b, M, N, K, accumulate, pool);
+    gemm(c, ldc, a, b, M, N, K, accumulate, cx);
   } else {
     gemm_reference(c, ldc, a, b, M, N, K, accumulate);
   }
@@ -243,9 +170,9 @@ void gemm_any(Real* c, int64_t ldc, MatrixRef<Real> a, MatrixRef<Real> b, int64_
 
 template <typename Real>
 void linear_forward(Real* y, const Real* x, const Real* w, const Real* bias, int64_t T,
-                    int64_t n_in, int64_t n_out, ThreadPool& pool) {
+                    int64_t n_in, int64_t n_out, const Compute& cx) {
   // y(t, o) = Σ_i x(t, i) · W(o, i): B(i, o) = W[o*n_in + i].
-  gemm_any<Real>(y, n_out, {x, n_in, 1}, {w, 1, n_in}, T, n_out, n_in, false, pool);
+  gemm_any<Real>(y, n_out, {x, n_in, 1}, {w, 1, n_in}, T, n_out, n_in, false, cx);
   if (bias) {
     for (int64_t t = 0; t < T; ++t)
       for (int64_t o = 0; o < n_out; ++o) y[t * n_out + o] += bias[o];
@@ -254,32 +181,32 @@ void linear_forward(Real* y, const Real* x, const Real* w, const Real* bias, int
 
 template <typename Real>
 void linear_backward(Real* dx, Real* dw, Real* dbias, const Real* dy, const Real* x, const Real* w,
-                     int64_t T, int64_t n_in, int64_t n_out, ThreadPool& pool) {
+                     int64_t T, int64_t n_in, int64_t n_out, const Compute& cx) {
   // dx(t, i) += Σ_o dy(t, o) · W(o, i)
-  if (dx) gemm_any<Real>(dx, n_in, {dy, n_out, 1}, {w, n_in, 1}, T, n_in, n_out, true, pool);
+  if (dx) gemm_any<Real>(dx, n_in, {dy, n_out, 1}, {w, n_in, 1}, T, n_in, n_out, true, cx);
   // dW(o, i) += Σ_t dy(t, o) · x(t, i): A(o, t) = dy[t*n_out + o].
-  gemm_any<Real>(dw, n_in, {dy, 1, n_out}, {x, n_in, 1}, n_out, n_in, T, true, pool);
+  gemm_any<Real>(dw, n_in, {dy, 1, n_out}, {x, n_in, 1}, n_out, n_in, T, true, cx);
   if (dbias) {
     for (int64_t t = 0; t < T; ++t)
       for (int64_t o = 0; o < n_out; ++o) dbias[o] += dy[t * n_out + o];
   }
 }
 
-template void gemm_in_thread<float>(float*, int64_t, MatrixRef<float>, MatrixRef<float>, int64_t,
-                                    int64_t, int64_t, bool);
-template void gemm_in_thread<double>(double*, int64_t, MatrixRef<double>, MatrixRef<double>,
-                                     int64_t, int64_t, int64_t, bool);
+template void gemm_in_thread<float>(const cpu::Backend&, float*, int64_t, MatrixRef<float>,
+                                    MatrixRef<float>, int64_t, int64_t, int64_t, bool);
+template void gemm_in_thread<double>(const cpu::Backend&, double*, int64_t, MatrixRef<double>,
+                                     MatrixRef<double>, int64_t, int64_t, int64_t, bool);
 template void gemm_reference<float>(float*, int64_t, MatrixRef<float>, MatrixRef<float>, int64_t,
                                     int64_t, int64_t, bool);
 template void gemm_reference<double>(double*, int64_t, MatrixRef<double>, MatrixRef<double>,
                                      int64_t, int64_t, int64_t, bool);
 template void linear_forward<float>(float*, const float*, const float*, const float*, int64_t,
-                                    int64_t, int64_t, ThreadPool&);
+                                    int64_t, int64_t, const Compute&);
 template void linear_forward<double>(double*, const double*, const double*, const double*, int64_t,
-                                     int64_t, int64_t, ThreadPool&);
+                                     int64_t, int64_t, const Compute&);
 template void linear_backward<float>(float*, float*, float*, const float*, const float*,
-                                     const float*, int64_t, int64_t, int64_t, ThreadPool&);
+                                     const float*, int64_t, int64_t, int64_t, const Compute&);
 template void linear_backward<double>(double*, double*, double*, const double*, const double*,
-                                      const double*, int64_t, int64_t, int64_t, ThreadPool&);
+                                      const double*, int64_t, int64_t, int64_t, const Compute&);
 
 }  // namespace toy

@@ -1,13 +1,13 @@
 // Training linear layers on F32 (or, for gradient checks, F64) master weights:
 // y = x·Wᵀ + b and its backward dx += dy·W, dW += dyᵀ·x, db += Σ dy, each one
 // matrix multiply over all B·T rows at once. Training throughput comes from
-// `gemm`, a packed, blocked, threaded AVX-512 kernel (Goto / BLIS structure);
-// `gemm_reference` is its scalar reference, instantiated for float and double.
+// `gemm`, a packed, blocked, threaded kernel around the backend's micro-kernel (Goto / BLIS
+// structure); `gemm_reference` is its scalar reference, instantiated for float and double.
 #pragma once
 
 #include <cstdint>
 
-#include "core/thread_pool.h"
+#include "kernels/compute.h"
 
 namespace toy {
 
@@ -21,16 +21,16 @@ struct MatrixRef {
 
 // C (M×N, rows ldc apart) = A (M×K) · B (K×N), or C += A·B when `accumulate`.
 // Each element's sum runs over k in order, whatever the thread count, so the
-// result is bit-identical for any pool size.
+// result is bit-identical for any thread count.
 void gemm(float* c, int64_t ldc, MatrixRef<float> a, MatrixRef<float> b, int64_t M, int64_t N,
-          int64_t K, bool accumulate, ThreadPool& pool);
+          int64_t K, bool accumulate, const Compute& cx);
 
 // gemm on the calling thread only, for callers that already split their work
-// over the pool (attention runs one per (sequence, KV head)). float runs the
+// over the threads (attention runs one per (sequence, KV head)). float runs the
 // packed kernel, double the reference.
 template <typename Real>
-void gemm_in_thread(Real* c, int64_t ldc, MatrixRef<Real> a, MatrixRef<Real> b, int64_t M,
-                    int64_t N, int64_t K, bool accumulate);
+void gemm_in_thread(const cpu::Backend& cpu, Real* c, int64_t ldc, MatrixRef<Real> a,
+                    MatrixRef<Real> b, int64_t M, int64_t N, int64_t K, bool accumulate);
 
 // The scalar reference of gemm (single-threaded, sums in Real).
 template <typename Real>
@@ -41,12 +41,12 @@ void gemm_reference(Real* c, int64_t ldc, MatrixRef<Real> a, MatrixRef<Real> b, 
 // bias (n_out) or null. float runs `gemm`, double the reference.
 template <typename Real>
 void linear_forward(Real* y, const Real* x, const Real* w, const Real* bias, int64_t T,
-                    int64_t n_in, int64_t n_out, ThreadPool& pool);
+                    int64_t n_in, int64_t n_out, const Compute& cx);
 
 // Accumulates dx (T, n_in) += dy·W (skipped when dx is null), dw (n_out, n_in) += dyᵀ·x,
 // dbias (n_out) += Σ_t dy (skipped when null). dy: (T, n_out).
 template <typename Real>
 void linear_backward(Real* dx, Real* dw, Real* dbias, const Real* dy, const Real* x, const Real* w,
-                     int64_t T, int64_t n_in, int64_t n_out, ThreadPool& pool);
+                     int64_t T, int64_t n_in, int64_t n_out, const Compute& cx);
 
 }  // namespace toy

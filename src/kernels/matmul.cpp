@@ -7,8 +7,6 @@
 #include <vector>
 
 #include "core/error.h"
-#include "kernels/matmul_float.h"
-#include "kernels/matmul_int8.h"
 #include "quant/dot_pack.h"
 #include "quant/dot_ref.h"
 #include "quant/fp16.h"
@@ -34,13 +32,13 @@ inline void prefetch(const uint8_t* p, size_t bytes) {
 
 // Runs fn over activation rows [0, T): on the calling thread for a few rows (a
 // parallel region costs a wake-up and a barrier, more than quantizing one row),
-// split across the pool otherwise.
+// split across the threads otherwise.
 template <typename Fn>
-void for_rows(ThreadPool& pool, int64_t T, Fn&& fn) {
+void for_rows(const Compute& cx, int64_t T, Fn&& fn) {
   if (T <= kStreamingT) {
     fn(0, T);
   } else {
-    pool.parallel_for(T, fn);
+    cx.parallel_for(T, fn);
   }
 }
 
@@ -108,19 +106,21 @@ FloatWeight float_weight(DType type) {
 
 // Rounds x to the weight's 16-bit type (what ggml does to activations before an F16 /
 // BF16 dot product), keeping F32 storage.
-void round_activations(float* dst, const float* x, int64_t count, DType type) {
-  round_to_16bit(dst, x, count, float_weight(type));
+void round_activations(const cpu::Backend& cpu, float* dst, const float* x, int64_t count,
+                       DType type) {
+  cpu.round_to_16bit(dst, x, count, float_weight(type));
 }
 
-void matmul_float_path(float* y, const float* x, const Tensor& w, int64_t T, ThreadPool& pool,
+void matmul_float_path(float* y, const float* x, const Tensor& w, int64_t T, const Compute& cx,
                        MatmulMode mode) {
   const int64_t n_in = w.ne[0], n_out = w.rows();
   const float* xs = x;
   if (mode == MatmulMode::Fast && (w.type == DType::F16 || w.type == DType::BF16)) {
     float* rounded = reinterpret_cast<float*>(
         shared_scratch().get(static_cast<size_t>(T * n_in) * sizeof(float)));
-    for_rows(pool, T, [&](int64_t begin, int64_t end) {
-      round_activations(rounded + begin * n_in, x + begin * n_in, (end - begin) * n_in, w.type);
+    for_rows(cx, T, [&](int64_t begin, int64_t end) {
+      round_activations(cx.cpu, rounded + begin * n_in, x + begin * n_in, (end - begin) * n_in,
+                        w.type);
     });
     xs = rounded;
   }
@@ -128,7 +128,7 @@ void matmul_float_path(float* y, const float* x, const Tensor& w, int64_t T, Thr
   // activation rows share them, and widened once per cache block into F32 when
   // many do; block-quantized rows are dequantized per cache block.
   const bool in_place = w.type == DType::F32 || (is_float_type(w.type) && T <= kStreamingT);
-  pool.run([&](int thread, int n_threads) {
+  cx.run([&](int thread, int n_threads) {
     const Range r = split(T, n_out, thread, n_threads, 16);
     if (r.t0 >= r.t1 || r.o0 >= r.o1) return;
     const int64_t t_count = r.t1 - r.t0;
@@ -141,8 +141,8 @@ void matmul_float_path(float* y, const float* x, const Tensor& w, int64_t T, Thr
         const int64_t rows = std::min(step, r.o1 - o);
         if (t_count <= kStreamingT && o + 2 * step <= r.o1)
           prefetch(w.row(o + step), static_cast<size_t>(step) * row_size);
-        gemm_float(y + r.t0 * n_out + o, n_out, xo, n_in, t_count, w.row(o), w.nb[1],
-                   float_weight(w.type), rows, n_in);
+        cx.cpu.gemm_float(y + r.t0 * n_out + o, n_out, xo, n_in, t_count, w.row(o), w.nb[1],
+                          float_weight(w.type), rows, n_in);
       }
       return;
     }
@@ -151,18 +151,18 @@ void matmul_float_path(float* y, const float* x, const Tensor& w, int64_t T, Thr
     for (int64_t o = r.o0; o < r.o1; o += kFloatBlockRows) {
       const int64_t rows = std::min(kFloatBlockRows, r.o1 - o);
       if (is_float_type(w.type)) {
-        widen_rows(block, w.row(o), w.nb[1], float_weight(w.type), rows, n_in);
+        cx.cpu.widen_rows(block, w.row(o), w.nb[1], float_weight(w.type), rows, n_in);
       } else {
         for (int64_t i = 0; i < rows; ++i)
           quant::dequantize_row(w.type, w.row(o + i), block + i * n_in, n_in);
       }
-      gemm_float(y + r.t0 * n_out + o, n_out, xo, n_in, t_count, block, n_in * sizeof(float),
-                 FloatWeight::F32, rows, n_in);
+      cx.cpu.gemm_float(y + r.t0 * n_out + o, n_out, xo, n_in, t_count, block, n_in * sizeof(float),
+                        FloatWeight::F32, rows, n_in);
     }
   });
 }
 
-void matmul_int_path(float* y, const float* x, const Tensor& w, int64_t T, ThreadPool& pool) {
+void matmul_int_path(float* y, const float* x, const Tensor& w, int64_t T, const Compute& cx) {
   const int64_t n_in = w.ne[0], n_out = w.rows();
   const int64_t np = quant::packed_length(n_in);
   const quant::IntDotTraits traits = quant::int_dot_traits(w.type);
@@ -174,12 +174,12 @@ void matmul_int_path(float* y, const float* x, const Tensor& w, int64_t T, Threa
       row_list_scratch().get(static_cast<size_t>(T) * sizeof(quant::PackedActRow)));
   for (int64_t t = 0; t < T; ++t)
     acts[t] = quant::packed_act_row_at(act_memory + t * act_bytes, n_in);
-  for_rows(pool, T, [&](int64_t begin, int64_t end) {
+  for_rows(cx, T, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t)
-      quant::pack_activation_row(w.type, x + t * n_in, n_in, acts[t]);
+      cx.cpu.pack_activation_row(w.type, x + t * n_in, n_in, acts[t]);
   });
 
-  pool.run([&](int thread, int n_threads) {
+  cx.run([&](int thread, int n_threads) {
     const Range r = split(T, n_out, thread, n_threads, 16);
     if (r.t0 >= r.t1 || r.o0 >= r.o1) return;
     const size_t row_bytes = quant::packed_weight_row_bytes(n_in);
@@ -196,10 +196,10 @@ void matmul_int_path(float* y, const float* x, const Tensor& w, int64_t T, Threa
         // the loads overlap the packing and the dot products.
         if (stream && o + i + kPrefetchRows < r.o1)
           prefetch(w.row(o + i + kPrefetchRows), row_size);
-        quant::pack_weight_row(w.type, w.row(o + i), n_in, rows[i]);
+        cx.cpu.pack_weight_row(w.type, w.row(o + i), n_in, rows[i]);
       }
-      gemm_int8(y + r.t0 * n_out + o, n_out, acts + r.t0, r.t1 - r.t0, rows, count, np,
-                traits.zero_point != 0, traits.has_mins);
+      cx.cpu.gemm_int8(y + r.t0 * n_out + o, n_out, acts + r.t0, r.t1 - r.t0, rows, count, np,
+                       traits);
     }
   });
 }
@@ -212,16 +212,16 @@ void check_weight(const Tensor& w, const char* what) {
 
 }  // namespace
 
-void matmul(float* y, const float* x, const Tensor& w, int64_t T, ThreadPool& pool,
+void matmul(float* y, const float* x, const Tensor& w, int64_t T, const Compute& cx,
             MatmulMode mode) {
   check_weight(w, "matmul");
   if (T <= 0 || w.rows() == 0) return;
   if (mode == MatmulMode::Fast && quant::int_dot_supported(w.type)) {
-    matmul_int_path(y, x, w, T, pool);
+    matmul_int_path(y, x, w, T, cx);
   } else {
     TOY_CHECK(is_float_type(w.type) || quant::can_dequantize(w.type),
               "matmul: no kernel for weight type ", dtype_name(w.type));
-    matmul_float_path(y, x, w, T, pool, mode);
+    matmul_float_path(y, x, w, T, cx, mode);
   }
 }
 

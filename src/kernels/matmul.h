@@ -5,7 +5,7 @@
 #include <cstdint>
 
 #include "core/tensor.h"
-#include "core/thread_pool.h"
+#include "kernels/compute.h"
 
 namespace toy {
 
@@ -23,7 +23,7 @@ enum class MatmulMode {
 // Overwrites y. Rows of W are split across the pool's threads (and T when W has
 // few rows). Working buffers are per-thread and reused, so after the first call
 // with a given shape the decode loop does not allocate.
-void matmul(float* y, const float* x, const Tensor& w, int64_t T, ThreadPool& pool,
+void matmul(float* y, const float* x, const Tensor& w, int64_t T, const Compute& cx,
             MatmulMode mode = MatmulMode::Exact);
 
 // The scalar reference: dequantize each row of W and accumulate in double.

@@ -123,7 +123,7 @@ class ForwardPass {
     ap.softcap = c_.attn_softcap;
     ap.window = c_.layer_uses_window(il) ? c_.sliding_window : 0;
     attention_forward(s_.att.data(), s_.q.data(), keys, values, T_, pos0_, n_kv, ap,
-                      s_.scores.data(), ctx_.pool);
+                      s_.scores.data(), ctx_.compute);
 
     linear(s_.proj.data(), s_.att.data(), l.attn_output, T_, ctx_);
     if (l.post_attn_norm.data) norm(s_.proj.data(), s_.proj.data(), l.post_attn_norm, T_, E);
@@ -172,7 +172,7 @@ class ForwardPass {
   void norm(float* out, const float* x, const Tensor& weight, int64_t rows, int64_t n) {
     const float* wp = weight.ptr<const float>();
     const float eps = c_.rms_eps;
-    parallel_rows(ctx_.pool, rows, std::max<int64_t>(1, 16384 / n),
+    parallel_rows(ctx_.compute.pool, rows, std::max<int64_t>(1, 16384 / n),
                   [&](int64_t begin, int64_t end) {
                     rmsnorm_forward(out + begin * n, x + begin * n, wp, end - begin, n, eps);
                   });
@@ -192,7 +192,7 @@ class ForwardPass {
     const Activation act = c_.arch().ffn_activation;
     float* g = s_.gate.data();
     const float* u = s_.up.data();
-    parallel_rows(ctx_.pool, T, std::max<int64_t>(1, 4096 / F), [&](int64_t b, int64_t e) {
+    parallel_rows(ctx_.compute.pool, T, std::max<int64_t>(1, 4096 / F), [&](int64_t b, int64_t e) {
       gated_activation(g + b * F, g + b * F, u + b * F, (e - b) * F, act);
     });
     linear(out, g, down, T, ctx_);
@@ -261,7 +261,7 @@ class ForwardPass {
     if (attention_reads_directly(cache.type, c_.head_dim))
       return {cache.data, cache.type, cache.nb[1]};
     float* out = staged.data();
-    parallel_rows(ctx_.pool, n, std::max<int64_t>(1, 16384 / width),
+    parallel_rows(ctx_.compute.pool, n, std::max<int64_t>(1, 16384 / width),
                   [&](int64_t begin, int64_t end) {
                     for (int64_t p = begin; p < end; ++p)
                       quant::dequantize_row(cache.type, cache.row(p), out + p * width, width);

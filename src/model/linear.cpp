@@ -6,7 +6,7 @@ namespace toy {
 
 void linear(float* y, const float* x, const Tensor& w, const Tensor& bias, int64_t T,
             const LinearContext& ctx) {
-  matmul(y, x, w, T, ctx.pool, ctx.mode);
+  matmul(y, x, w, T, ctx.compute, ctx.mode);
   if (bias.data) {
     const int64_t n_out = w.ne[1];
     TOY_CHECK(bias.type == DType::F32 && bias.ne[0] == n_out, "bias shape ", bias.shape_string());
@@ -17,7 +17,7 @@ void linear(float* y, const float* x, const Tensor& w, const Tensor& bias, int64
 }
 
 void linear(float* y, const float* x, const Tensor& w, int64_t T, const LinearContext& ctx) {
-  matmul(y, x, w, T, ctx.pool, ctx.mode);
+  matmul(y, x, w, T, ctx.compute, ctx.mode);
 }
 
 Tensor matrix_slice(const Tensor& stack, int64_t e) {

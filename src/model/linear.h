@@ -7,13 +7,13 @@
 #include <cstdint>
 
 #include "core/tensor.h"
-#include "core/thread_pool.h"
+#include "kernels/compute.h"
 #include "kernels/matmul.h"
 
 namespace toy {
 
 struct LinearContext {
-  ThreadPool& pool;
+  Compute compute;  // the pool and the CPU backend
   MatmulMode mode = MatmulMode::Exact;
 };
 

@@ -12,15 +12,6 @@
 #include <immintrin.h>  // _cvtsh_ss / _cvtss_sh (F16C without AVX-512)
 #endif
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
-#define TOY_PACK_AVX512 1
-#include <immintrin.h>
-#include "quant/dot_simd.h"
-// GCC 12 flags its own AVX-512 intrinsics (_mm256_undefined_* self-initialisation).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
 namespace toy::quant {
 namespace {
 
@@ -55,30 +46,9 @@ inline void fill_groups(float* min, int64_t begin, int64_t count, float value) {
 
 // ---- Legacy 32-element blocks -------------------------------------------------
 
-#ifdef TOY_PACK_AVX512
-// 16 bytes of nibbles -> 32 codes: low nibbles (elements 0..15), then high (16..31).
-inline __m256i nibble_codes(const uint8_t* qs) {
-  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  const __m128i mask = _mm_set1_epi8(0xF);
-  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask),
-                          _mm_and_si128(bytes, mask));
-}
-// Sets bit 4 of code j where bit j of the 32-bit qh is set.
-inline __m256i with_fifth_bits(__m256i codes, const uint8_t qh[4]) {
-  uint32_t bits;
-  std::memcpy(&bits, qh, 4);
-  return _mm256_or_si256(codes, _mm256_maskz_mov_epi8(bits, _mm256_set1_epi8(0x10)));
-}
-#endif
-
 // The codes of legacy block i (Q4_x: nibbles; Q5_x: nibbles plus qh bits) into u.
 template <typename Block, bool kFifthBit>
 inline void legacy_codes(const Block& b, uint8_t* u) {
-#ifdef TOY_PACK_AVX512
-  __m256i codes = nibble_codes(b.qs);
-  if constexpr (kFifthBit) codes = with_fifth_bits(codes, b.qh);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(u), codes);
-#else
   for (int j = 0; j < 16; ++j) {
     u[j] = b.qs[j] & 0xF;
     u[j + 16] = b.qs[j] >> 4;
@@ -88,7 +58,6 @@ inline void legacy_codes(const Block& b, uint8_t* u) {
     std::memcpy(&bits, b.qh, 4);
     for (int j = 0; j < 32; ++j) u[j] |= static_cast<uint8_t>(((bits >> j) & 1) << 4);
   }
-#endif
 }
 
 void pack_q4_0(const BlockQ4_0* b, int64_t nb, const PackedWeightRow& out) {
@@ -124,16 +93,8 @@ void pack_q5_1(const BlockQ5_1* b, int64_t nb, const PackedWeightRow& out) {
 void pack_q8_0(const BlockQ8_0* b, int64_t nb, const PackedWeightRow& out) {
   for (int64_t i = 0; i < nb; ++i) {
     uint8_t* u = out.u + i * 32;
-#ifdef TOY_PACK_AVX512
-    // u = q + 128 (flip the sign bit); 32 bytes at once.
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(u),
-                        _mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80))));
-    _mm256_storeu_ps(out.scale + i * 8, _mm256_set1_ps(half_to_float(b[i].d)));
-#else
     for (int j = 0; j < 32; ++j) u[j] = static_cast<uint8_t>(b[i].qs[j] + 128);
     fill_lanes(out.scale, i * 32, 32, half_to_float(b[i].d));
-#endif
   }
 }
 
@@ -190,8 +151,10 @@ void pack_q3_k(const BlockQ3_K* b, int64_t nb, const PackedWeightRow& out) {
   }
 }
 
-void q4_k_scale_fill(const uint16_t d16, const uint16_t dmin16, const uint8_t packed[12],
-                     int64_t first, const PackedWeightRow& out) {
+}  // namespace
+
+void fill_q4_k_scales(uint16_t d16, uint16_t dmin16, const uint8_t packed[12], int64_t first,
+                      const PackedWeightRow& out) {
   const float d = half_to_float(d16), dmin = half_to_float(dmin16);
   for (int j = 0; j < 8; ++j) {
     uint8_t sc, m;
@@ -201,26 +164,20 @@ void q4_k_scale_fill(const uint16_t d16, const uint16_t dmin16, const uint8_t pa
   }
 }
 
+namespace {
+
 void pack_q4_k(const BlockQ4_K* b, int64_t nb, const PackedWeightRow& out) {
   for (int64_t i = 0; i < nb; ++i) {
     uint8_t* u = out.u + i * 256;
     // Chunk c of 64: low nibbles of qs[32c..32c+32) then their high nibbles.
     for (int c = 0; c < 4; ++c) {
       const uint8_t* q = b[i].qs + 32 * c;
-#ifdef TOY_PACK_AVX512
-      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-      const __m256i mask = _mm256_set1_epi8(0xF);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 64 * c), _mm256_and_si256(bytes, mask));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 64 * c + 32),
-                          _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask));
-#else
       for (int l = 0; l < 32; ++l) {
         u[64 * c + l] = q[l] & 0xF;
         u[64 * c + 32 + l] = q[l] >> 4;
       }
-#endif
     }
-    q4_k_scale_fill(b[i].d, b[i].dmin, b[i].scales, i * 256, out);
+    fill_q4_k_scales(b[i].d, b[i].dmin, b[i].scales, i * 256, out);
   }
 }
 
@@ -236,7 +193,7 @@ void pack_q5_k(const BlockQ5_K* b, int64_t nb, const PackedWeightRow& out) {
         u[64 * c + 32 + l] = static_cast<uint8_t>((q[l] >> 4) | (((h >> (2 * c + 1)) & 1) << 4));
       }
     }
-    q4_k_scale_fill(b[i].d, b[i].dmin, b[i].scales, i * 256, out);
+    fill_q4_k_scales(b[i].d, b[i].dmin, b[i].scales, i * 256, out);
   }
 }
 
@@ -251,40 +208,16 @@ void pack_q6_k(const BlockQ6_K* b, int64_t nb, const PackedWeightRow& out) {
       const uint8_t* ql = b[i].ql + 64 * half;
       const uint8_t* qh = b[i].qh + 32 * half;
       uint8_t* e = u + 128 * half;
-#ifdef TOY_PACK_AVX512
-      const __m256i low_mask = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3);
-      const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
-      const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
-      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh));
-      auto top = [&](int k) {  // bits 2k..2k+1 of each qh byte, moved to bits 4..5
-        return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * k), two), 4);
-      };
-      const __m256i e0 = _mm256_or_si256(_mm256_and_si256(ql0, low_mask), top(0));
-      const __m256i e1 = _mm256_or_si256(_mm256_and_si256(ql1, low_mask), top(1));
-      const __m256i e2 =
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low_mask), top(2));
-      const __m256i e3 =
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low_mask), top(3));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(e), e0);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + 32), e1);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + 64), e2);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + 96), e3);
-#else
       for (int l = 0; l < 32; ++l) {
         e[l] = static_cast<uint8_t>((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4));
         e[l + 32] = static_cast<uint8_t>((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4));
         e[l + 64] = static_cast<uint8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
         e[l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
       }
-#endif
     }
     for (int g = 0; g < 16; ++g) {
       const float s = d * static_cast<float>(b[i].scales[g]);
-#ifdef TOY_PACK_AVX512
-      _mm_storeu_ps(out.scale + i * 64 + g * 4, _mm_set1_ps(s));
-#else
       fill_lanes(out.scale, i * 256 + g * 16, 16, s);
-#endif
     }
   }
 }
@@ -352,10 +285,8 @@ PackedWeightRow packed_weight_row_at(uint8_t* memory, int64_t n) {
 }
 
 void pack_weight_row(DType type, const void* row, int64_t n, const PackedWeightRow& out) {
-  const int64_t np = packed_length(n);
   const int64_t block = dtype_info(type).block_size;
   const int64_t nb = n / block;
-  const IntDotTraits traits = int_dot_traits(type);
   switch (type) {
     case DType::Q4_0:
       pack_q4_0(static_cast<const BlockQ4_0*>(row), nb, out);
@@ -390,10 +321,15 @@ void pack_weight_row(DType type, const void* row, int64_t n, const PackedWeightR
     default:
       TOY_CHECK(false, "no integer dot product for ", dtype_name(type));
   }
+  pad_weight_row(type, n, out);
+}
+
+void pad_weight_row(DType type, int64_t n, const PackedWeightRow& out) {
+  const int64_t np = packed_length(n);
   if (np > n) {  // zero padding up to the chunk size
     std::memset(out.u + n, 0, static_cast<size_t>(np - n));
     std::memset(out.scale + n / 4, 0, static_cast<size_t>(np - n) / 4 * sizeof(float));
-    if (traits.has_mins)
+    if (int_dot_traits(type).has_mins)
       std::memset(out.min + n / 16, 0, static_cast<size_t>(np - n) / 16 * sizeof(float));
   }
 }
@@ -413,23 +349,9 @@ PackedActRow packed_act_row_at(uint8_t* memory, int64_t n) {
   return row;
 }
 
-namespace {
+namespace {}  // namespace
 
-// One block of 32 as ggml's x86 quantize_row_q8_0 / q8_1: d = amax / 127, codes
-// round(x * 127 / amax) half to even. Returns the sum of the codes.
 int quantize_block32(const float* x, int8_t* q, float* d_out) {
-#ifdef TOY_PACK_AVX512
-  const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
-  const __m512 a = _mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1));
-  const float amax = hmax(a);
-  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-  const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, _mm512_set1_ps(id)));
-  const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, _mm512_set1_ps(id)));
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtsepi32_epi8(q0));
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtsepi32_epi8(q1));
-  *d_out = amax / 127.0f;
-  return hsum(_mm512_add_epi32(q0, q1));
-#else
   float amax = 0.0f;
   for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
   const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
@@ -440,33 +362,16 @@ int quantize_block32(const float* x, int8_t* q, float* d_out) {
   }
   *d_out = amax / 127.0f;
   return sum;
-#endif
 }
 
-// One super-block of 256 as ggml's quantize_row_q8_K: the scale comes from the
-// signed value of largest magnitude (first one on ties), codes capped at 127.
 void quantize_block256(const float* x, int8_t* q, float* d_out, int sums[16]) {
   float amax = 0.0f, max = 0.0f;
-#ifdef TOY_PACK_AVX512
-  __m512 a = _mm512_setzero_ps();
-  for (int j = 0; j < 256; j += 16) a = _mm512_max_ps(a, _mm512_abs_ps(_mm512_loadu_ps(x + j)));
-  amax = hmax(a);
-  for (int j = 0; j < 256; j += 16) {
-    const __mmask16 hit =
-        _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + j)), _mm512_set1_ps(amax), _CMP_EQ_OQ);
-    if (hit) {
-      max = x[j + __builtin_ctz(hit)];
-      break;
-    }
-  }
-#else
   for (int j = 0; j < 256; ++j) {
     if (std::fabs(x[j]) > amax) {
       amax = std::fabs(x[j]);
       max = x[j];
     }
   }
-#endif
   if (amax == 0.0f) {
     std::memset(q, 0, 256);
     for (int g = 0; g < 16; ++g) sums[g] = 0;
@@ -475,13 +380,6 @@ void quantize_block256(const float* x, int8_t* q, float* d_out, int sums[16]) {
   }
   const float iscale = -127.0f / max;
   for (int g = 0; g < 16; ++g) {
-#ifdef TOY_PACK_AVX512
-    __m512i v =
-        _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 16 * g), _mm512_set1_ps(iscale)));
-    v = _mm512_min_epi32(v, _mm512_set1_epi32(127));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * g), _mm512_cvtsepi32_epi8(v));
-    sums[g] = hsum(v);
-#else
     int sum = 0;
     for (int l = 0; l < 16; ++l) {
       const int v = std::min(127, static_cast<int>(std::nearbyint(iscale * x[16 * g + l])));
@@ -489,10 +387,11 @@ void quantize_block256(const float* x, int8_t* q, float* d_out, int sums[16]) {
       sum += v;
     }
     sums[g] = sum;
-#endif
   }
   *d_out = 1.0f / iscale;
 }
+
+namespace {
 
 // start[lane] = -z * (sum of the lane's 4 codes), for lanes [first, first + count).
 void fill_start(const int8_t* q, int32_t* start, int64_t first_lane, int64_t count, int z) {
@@ -505,20 +404,25 @@ void fill_start(const int8_t* q, int32_t* start, int64_t first_lane, int64_t cou
 }  // namespace
 
 void pack_activation_row(DType weight_type, const float* x, int64_t n, const PackedActRow& out) {
+  pack_activation_row_using({quantize_block32, quantize_block256}, weight_type, x, n, out);
+}
+
+void pack_activation_row_using(const ActBlockQuantizers& quantize, DType weight_type,
+                               const float* x, int64_t n, const PackedActRow& out) {
   const IntDotTraits traits = int_dot_traits(weight_type);
   const int64_t np = packed_length(n);
   if (traits.act == ActQuant::Q8_K) {
     int sums[16];
     for (int64_t b = 0; b < n / 256; ++b) {
       float d;
-      quantize_block256(x + 256 * b, out.q + 256 * b, &d, sums);
+      quantize.block256(x + 256 * b, out.q + 256 * b, &d, sums);
       fill_lanes(out.scale, 256 * b, 256, d);
       for (int g = 0; g < 16; ++g) out.sum[16 * b + g] = d * static_cast<float>(sums[g]);
     }
   } else {
     for (int64_t b = 0; b < n / 32; ++b) {
       float d;
-      const int sum = quantize_block32(x + 32 * b, out.q + 32 * b, &d);
+      const int sum = quantize.block32(x + 32 * b, out.q + 32 * b, &d);
       fill_lanes(out.scale, 32 * b, 32, half_to_float(float_to_half(d)));
       if (traits.act == ActQuant::Q8_1) {
         // ggml's block_q8_1 keeps s = d * sum as an f16 per block of 32: put it in the

@@ -63,8 +63,15 @@ size_t packed_weight_row_bytes(int64_t n);
 // Lays a PackedWeightRow out over `memory` (packed_weight_row_bytes(n) bytes, 64-aligned).
 PackedWeightRow packed_weight_row_at(uint8_t* memory, int64_t n);
 
-// Rewrites one stored row (row_bytes(type, n) bytes) into the packed form.
+// Rewrites one stored row (row_bytes(type, n) bytes) into the packed form. This is
+// the portable packer; the CPU backends (kernels/cpu/) have faster ones with the
+// same bits for the common types and call these pieces for the rest.
 void pack_weight_row(DType type, const void* row, int64_t n, const PackedWeightRow& out);
+// Zeroes the padding of a packed row past n elements.
+void pad_weight_row(DType type, int64_t n, const PackedWeightRow& out);
+// The lane scales and group mins of Q4_K / Q5_K super-block elements [first, first + 256).
+void fill_q4_k_scales(uint16_t d16, uint16_t dmin16, const uint8_t packed[12], int64_t first,
+                      const PackedWeightRow& out);
 
 // One packed activation row of n elements (np = packed_length(n)):
 struct PackedActRow {
@@ -80,5 +87,20 @@ PackedActRow packed_act_row_at(uint8_t* memory, int64_t n);
 // (quantize_row_q8_0 / q8_1 / q8_K, rounding half to even like ggml's SIMD paths)
 // and stores the packed form. SIMD when available; the scalar path gives the same bits.
 void pack_activation_row(DType weight_type, const float* x, int64_t n, const PackedActRow& out);
+
+// The two block quantizers of activation packing, which the CPU backends replace
+// with SIMD versions giving the same bits:
+//  block32: ggml's x86 quantize_row_q8_0 / q8_1 block: d = amax / 127, codes
+//           round(x * 127 / amax) half to even; returns the sum of the codes.
+//  block256: ggml's quantize_row_q8_K: the scale comes from the signed value of
+//           largest magnitude (first one on ties), codes capped at 127; sums per 16.
+struct ActBlockQuantizers {
+  int (*block32)(const float* x, int8_t* q, float* d_out);
+  void (*block256)(const float* x, int8_t* q, float* d_out, int sums[16]);
+};
+int quantize_block32(const float* x, int8_t* q, float* d_out);
+void quantize_block256(const float* x, int8_t* q, float* d_out, int sums[16]);
+void pack_activation_row_using(const ActBlockQuantizers& quantize, DType weight_type,
+                               const float* x, int64_t n, const PackedActRow& out);
 
 }  // namespace toy::quant

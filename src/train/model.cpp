@@ -31,23 +31,23 @@ void zero(Real* p, int64_t n) {
   std::memset(p, 0, static_cast<size_t>(n) * sizeof(Real));
 }
 
-// Elementwise work over n items split across the pool (chunks of >= 4096 items).
-void parallel_elements(ThreadPool& pool, int64_t n,
+// Elementwise work over n items split across the threads (chunks of >= 4096 items).
+void parallel_elements(const Compute& cx, int64_t n,
                        const std::function<void(int64_t, int64_t)>& fn) {
-  pool.parallel_for(n, fn, 4096);
+  cx.parallel_for(n, fn, 4096);
 }
 
-// rmsnorm_backward over rows split across the pool. Each block of kNormChunk rows
+// rmsnorm_backward over rows split across the threads. Each block of kNormChunk rows
 // accumulates its own partial dw, and the partials are summed in block order, so
 // the result does not depend on the thread count.
 constexpr int64_t kNormChunk = 64;
 
 template <typename Real>
 void norm_backward(Real* dx, Real* dw, const Real* dout, const Real* x, const Real* w, int64_t rows,
-                   int64_t n, float eps, ThreadPool& pool, std::vector<Real>& partial) {
+                   int64_t n, float eps, const Compute& cx, std::vector<Real>& partial) {
   const int64_t chunks = (rows + kNormChunk - 1) / kNormChunk;
   partial.assign(static_cast<size_t>(chunks * n), Real(0));
-  pool.parallel_for(chunks, [&](int64_t begin, int64_t end) {
+  cx.parallel_for(chunks, [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) {
       const int64_t r0 = c * kNormChunk, r1 = std::min(rows, r0 + kNormChunk);
       rmsnorm_backward(dx + r0 * n, partial.data() + c * n, dout + r0 * n, x + r0 * n, w, r1 - r0,
@@ -143,10 +143,10 @@ TrainModel<Real>::TrainModel(ParamStore<Real>& store, int64_t n_seq, int64_t n_p
 
 template <typename Real>
 void TrainModel<Real>::norm(Real* out, const Real* x, const Tensor& w, int64_t rows, int64_t n,
-                            ThreadPool& pool) {
+                            const Compute& cx) {
   const Real* wp = data_of<Real>(w);
   if constexpr (std::is_same_v<Real, float>) {
-    pool.parallel_for(
+    cx.parallel_for(
         rows,
         [&](int64_t begin, int64_t end) {
           rmsnorm_forward(out + begin * n, x + begin * n, wp, end - begin, n, c_.rms_eps);
@@ -158,10 +158,10 @@ void TrainModel<Real>::norm(Real* out, const Real* x, const Tensor& w, int64_t r
 }
 
 template <typename Real>
-void TrainModel<Real>::rope(Real* x, int64_t n_heads, ThreadPool& pool) {
+void TrainModel<Real>::rope(Real* x, int64_t n_heads, const Compute& cx) {
   const int64_t row = n_heads * c_.head_dim;
   if constexpr (std::is_same_v<Real, float>) {
-    pool.parallel_for(B_, [&](int64_t begin, int64_t end) {
+    cx.parallel_for(B_, [&](int64_t begin, int64_t end) {
       for (int64_t b = begin; b < end; ++b)
         rope_forward(x + b * T_ * row, T_, n_heads, 0, rope_params_);
     });
@@ -171,9 +171,9 @@ void TrainModel<Real>::rope(Real* x, int64_t n_heads, ThreadPool& pool) {
 }
 
 template <typename Real>
-void TrainModel<Real>::rope_backward(Real* dx, int64_t n_heads, ThreadPool& pool) {
+void TrainModel<Real>::rope_backward(Real* dx, int64_t n_heads, const Compute& cx) {
   const int64_t row = n_heads * c_.head_dim;
-  pool.parallel_for(
+  cx.parallel_for(
       BT_,
       [&](int64_t begin, int64_t end) {
         rope_rotate(dx + begin * row, positions_.data() + begin, end - begin, n_heads, rope_table_,
@@ -184,7 +184,7 @@ void TrainModel<Real>::rope_backward(Real* dx, int64_t n_heads, ThreadPool& pool
 
 template <typename Real>
 CrossEntropyResult TrainModel<Real>::forward(const int32_t* tokens, const int32_t* targets,
-                                             ThreadPool& pool) {
+                                             const Compute& cx) {
   tokens_.assign(tokens, tokens + BT_);
   targets_.assign(targets, targets + BT_);
   const Weights& w = store_.weights();
@@ -192,92 +192,91 @@ CrossEntropyResult TrainModel<Real>::forward(const int32_t* tokens, const int32_
   embedding_forward_train(layers_.empty() ? x_final_ : layers_[0].x, data_of<Real>(w.token_embd),
                           tokens, BT_, E, c_.n_vocab);
   for (int64_t il = 0; il < c_.n_layer; ++il) {
-    attention_block(il, pool);
-    ffn_block(il, pool);
+    attention_block(il, cx);
+    ffn_block(il, cx);
   }
-  norm(xf_, x_final_, w.output_norm, BT_, E, pool);
+  norm(xf_, x_final_, w.output_norm, BT_, E, cx);
   linear_forward(logits_, xf_, data_of<Real>(w.output_matrix()), static_cast<const Real*>(nullptr),
-                 BT_, E, c_.n_vocab, pool);
+                 BT_, E, c_.n_vocab, cx);
   return cross_entropy_forward(logits_, targets, BT_, c_.n_vocab);
 }
 
 template <typename Real>
-void TrainModel<Real>::attention_block(int64_t il, ThreadPool& pool) {
+void TrainModel<Real>::attention_block(int64_t il, const Compute& cx) {
   const LayerWeights& lw = store_.weights().layers[il];
   LayerActs& a = layers_[il];
   const int64_t E = c_.n_embd, Q = c_.q_dim(), KV = c_.kv_dim(), D = c_.head_dim;
-  norm(a.xn, a.x, lw.attn_norm, BT_, E, pool);
-  linear_forward(a.q, a.xn, data_of<Real>(lw.attn_q), data_of<Real>(lw.attn_q_bias), BT_, E, Q,
-                 pool);
+  norm(a.xn, a.x, lw.attn_norm, BT_, E, cx);
+  linear_forward(a.q, a.xn, data_of<Real>(lw.attn_q), data_of<Real>(lw.attn_q_bias), BT_, E, Q, cx);
   linear_forward(a.k, a.xn, data_of<Real>(lw.attn_k), data_of<Real>(lw.attn_k_bias), BT_, E, KV,
-                 pool);
+                 cx);
   linear_forward(a.v, a.xn, data_of<Real>(lw.attn_v), data_of<Real>(lw.attn_v_bias), BT_, E, KV,
-                 pool);
+                 cx);
   if (lw.attn_q_norm.data) {  // Qwen3: RMSNorm of each head before RoPE
-    norm(a.qr, a.q, lw.attn_q_norm, BT_ * c_.n_head, D, pool);
-    norm(a.kr, a.k, lw.attn_k_norm, BT_ * c_.n_head_kv, D, pool);
+    norm(a.qr, a.q, lw.attn_q_norm, BT_ * c_.n_head, D, cx);
+    norm(a.kr, a.k, lw.attn_k_norm, BT_ * c_.n_head_kv, D, cx);
   } else {
     std::copy(a.q, a.q + BT_ * Q, a.qr);
     std::copy(a.k, a.k + BT_ * KV, a.kr);
   }
-  rope(a.qr, c_.n_head, pool);
-  rope(a.kr, c_.n_head_kv, pool);
-  attention_forward_train(a.att, a.probs, a.qr, a.kr, a.v, attn_dims_, pool);
+  rope(a.qr, c_.n_head, cx);
+  rope(a.kr, c_.n_head_kv, cx);
+  attention_forward_train(a.att, a.probs, a.qr, a.kr, a.v, attn_dims_, cx);
   linear_forward(proj_, a.att, data_of<Real>(lw.attn_output), static_cast<const Real*>(nullptr),
-                 BT_, Q, E, pool);
-  parallel_elements(pool, BT_ * E, [&](int64_t begin, int64_t end) {
+                 BT_, Q, E, cx);
+  parallel_elements(cx, BT_ * E, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) a.x_mid[i] = a.x[i] + proj_[i];
   });
 }
 
 template <typename Real>
-void TrainModel<Real>::ffn_block(int64_t il, ThreadPool& pool) {
+void TrainModel<Real>::ffn_block(int64_t il, const Compute& cx) {
   const LayerWeights& lw = store_.weights().layers[il];
   LayerActs& a = layers_[il];
   const int64_t E = c_.n_embd, F = c_.n_ff;
-  norm(a.xn2, a.x_mid, lw.ffn_norm, BT_, E, pool);
+  norm(a.xn2, a.x_mid, lw.ffn_norm, BT_, E, cx);
   linear_forward(a.gate, a.xn2, data_of<Real>(lw.ffn_gate), static_cast<const Real*>(nullptr), BT_,
-                 E, F, pool);
+                 E, F, cx);
   linear_forward(a.up, a.xn2, data_of<Real>(lw.ffn_up), static_cast<const Real*>(nullptr), BT_, E,
-                 F, pool);
+                 F, cx);
   if constexpr (std::is_same_v<Real, float>) {
-    parallel_elements(pool, BT_ * F, [&](int64_t begin, int64_t end) {
+    parallel_elements(cx, BT_ * F, [&](int64_t begin, int64_t end) {
       gated_activation(a.act + begin, a.gate + begin, a.up + begin, end - begin, Activation::Silu);
     });
   } else {
     swiglu_reference(a.act, a.gate, a.up, BT_ * F);
   }
   linear_forward(proj_, a.act, data_of<Real>(lw.ffn_down), static_cast<const Real*>(nullptr), BT_,
-                 F, E, pool);
+                 F, E, cx);
   Real* next = il + 1 < c_.n_layer ? layers_[il + 1].x : x_final_;
-  parallel_elements(pool, BT_ * E, [&](int64_t begin, int64_t end) {
+  parallel_elements(cx, BT_ * E, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) next[i] = a.x_mid[i] + proj_[i];
   });
 }
 
 template <typename Real>
-void TrainModel<Real>::backward(double grad_scale, ThreadPool& pool) {
+void TrainModel<Real>::backward(double grad_scale, const Compute& cx) {
   const Weights& w = store_.weights();
   Weights& g = *grads_;
   const int64_t E = c_.n_embd, V = c_.n_vocab;
-  cross_entropy_forward_backward(d_logits_, logits_, targets_.data(), BT_, V, grad_scale, pool);
+  cross_entropy_forward_backward(d_logits_, logits_, targets_.data(), BT_, V, grad_scale, cx);
   // logits = xf · Woutᵀ
   zero(d_norm_, BT_ * E);
   linear_backward(d_norm_, grad_of<Real>(g.output_matrix()), static_cast<Real*>(nullptr), d_logits_,
-                  xf_, data_of<Real>(w.output_matrix()), BT_, E, V, pool);
+                  xf_, data_of<Real>(w.output_matrix()), BT_, E, V, cx);
   // xf = output_norm(x_final)
   zero(d_x_, BT_ * E);
   norm_backward(d_x_, grad_of<Real>(g.output_norm), d_norm_, x_final_, data_of<Real>(w.output_norm),
-                BT_, E, c_.rms_eps, pool, norm_partial_);
+                BT_, E, c_.rms_eps, cx, norm_partial_);
   for (int64_t il = c_.n_layer - 1; il >= 0; --il) {
-    ffn_block_backward(il, pool);
-    attention_block_backward(il, pool);
+    ffn_block_backward(il, cx);
+    attention_block_backward(il, cx);
   }
   embedding_backward(grad_of<Real>(g.token_embd), d_x_, tokens_.data(), BT_, E);
 }
 
 template <typename Real>
-void TrainModel<Real>::ffn_block_backward(int64_t il, ThreadPool& pool) {
+void TrainModel<Real>::ffn_block_backward(int64_t il, const Compute& cx) {
   const LayerWeights& lw = store_.weights().layers[il];
   LayerWeights& lg = grads_->layers[il];
   LayerActs& a = layers_[il];
@@ -286,24 +285,24 @@ void TrainModel<Real>::ffn_block_backward(int64_t il, ThreadPool& pool) {
   // next = x_mid + act · Wdownᵀ: d_x_ flows to x_mid unchanged, and into the FFN.
   zero(d_act_, BT_ * F);
   linear_backward(d_act_, grad_of<Real>(lg.ffn_down), no_bias, d_x_, a.act,
-                  data_of<Real>(lw.ffn_down), BT_, F, E, pool);
+                  data_of<Real>(lw.ffn_down), BT_, F, E, cx);
   zero(d_gate_, BT_ * F);
   zero(d_up_, BT_ * F);
-  parallel_elements(pool, BT_ * F, [&](int64_t begin, int64_t end) {
-    swiglu_backward(d_gate_ + begin, d_up_ + begin, d_act_ + begin, a.gate + begin, a.up + begin,
-                    end - begin);
+  parallel_elements(cx, BT_ * F, [&](int64_t begin, int64_t end) {
+    swiglu_backward(cx.cpu, d_gate_ + begin, d_up_ + begin, d_act_ + begin, a.gate + begin,
+                    a.up + begin, end - begin);
   });
   zero(d_norm_, BT_ * E);
   linear_backward(d_norm_, grad_of<Real>(lg.ffn_gate), no_bias, d_gate_, a.xn2,
-                  data_of<Real>(lw.ffn_gate), BT_, E, F, pool);
+                  data_of<Real>(lw.ffn_gate), BT_, E, F, cx);
   linear_backward(d_norm_, grad_of<Real>(lg.ffn_up), no_bias, d_up_, a.xn2,
-                  data_of<Real>(lw.ffn_up), BT_, E, F, pool);
+                  data_of<Real>(lw.ffn_up), BT_, E, F, cx);
   norm_backward(d_x_, grad_of<Real>(lg.ffn_norm), d_norm_, a.x_mid, data_of<Real>(lw.ffn_norm), BT_,
-                E, c_.rms_eps, pool, norm_partial_);
+                E, c_.rms_eps, cx, norm_partial_);
 }
 
 template <typename Real>
-void TrainModel<Real>::attention_block_backward(int64_t il, ThreadPool& pool) {
+void TrainModel<Real>::attention_block_backward(int64_t il, const Compute& cx) {
   const LayerWeights& lw = store_.weights().layers[il];
   LayerWeights& lg = grads_->layers[il];
   LayerActs& a = layers_[il];
@@ -312,34 +311,34 @@ void TrainModel<Real>::attention_block_backward(int64_t il, ThreadPool& pool) {
   // x_mid = x + att · Woᵀ
   zero(d_att_, BT_ * Q);
   linear_backward(d_att_, grad_of<Real>(lg.attn_output), no_bias, d_x_, a.att,
-                  data_of<Real>(lw.attn_output), BT_, Q, E, pool);
+                  data_of<Real>(lw.attn_output), BT_, Q, E, cx);
   zero(d_qr_, BT_ * Q);
   zero(d_kr_, BT_ * KV);
   zero(d_v_, BT_ * KV);
-  attention_backward(d_qr_, d_kr_, d_v_, d_att_, a.qr, a.kr, a.v, a.probs, attn_dims_, pool);
-  rope_backward(d_qr_, c_.n_head, pool);
-  rope_backward(d_kr_, c_.n_head_kv, pool);
+  attention_backward(d_qr_, d_kr_, d_v_, d_att_, a.qr, a.kr, a.v, a.probs, attn_dims_, cx);
+  rope_backward(d_qr_, c_.n_head, cx);
+  rope_backward(d_kr_, c_.n_head_kv, cx);
   Real* dq = d_qr_;
   Real* dk = d_kr_;
   if (lw.attn_q_norm.data) {
     zero(d_q_, BT_ * Q);
     zero(d_k_, BT_ * KV);
     norm_backward(d_q_, grad_of<Real>(lg.attn_q_norm), d_qr_, a.q, data_of<Real>(lw.attn_q_norm),
-                  BT_ * c_.n_head, D, c_.rms_eps, pool, norm_partial_);
+                  BT_ * c_.n_head, D, c_.rms_eps, cx, norm_partial_);
     norm_backward(d_k_, grad_of<Real>(lg.attn_k_norm), d_kr_, a.k, data_of<Real>(lw.attn_k_norm),
-                  BT_ * c_.n_head_kv, D, c_.rms_eps, pool, norm_partial_);
+                  BT_ * c_.n_head_kv, D, c_.rms_eps, cx, norm_partial_);
     dq = d_q_;
     dk = d_k_;
   }
   zero(d_norm_, BT_ * E);
   linear_backward(d_norm_, grad_of<Real>(lg.attn_q), grad_of<Real>(lg.attn_q_bias), dq, a.xn,
-                  data_of<Real>(lw.attn_q), BT_, E, Q, pool);
+                  data_of<Real>(lw.attn_q), BT_, E, Q, cx);
   linear_backward(d_norm_, grad_of<Real>(lg.attn_k), grad_of<Real>(lg.attn_k_bias), dk, a.xn,
-                  data_of<Real>(lw.attn_k), BT_, E, KV, pool);
+                  data_of<Real>(lw.attn_k), BT_, E, KV, cx);
   linear_backward(d_norm_, grad_of<Real>(lg.attn_v), grad_of<Real>(lg.attn_v_bias), d_v_, a.xn,
-                  data_of<Real>(lw.attn_v), BT_, E, KV, pool);
+                  data_of<Real>(lw.attn_v), BT_, E, KV, cx);
   norm_backward(d_x_, grad_of<Real>(lg.attn_norm), d_norm_, a.x, data_of<Real>(lw.attn_norm), BT_,
-                E, c_.rms_eps, pool, norm_partial_);
+                E, c_.rms_eps, cx, norm_partial_);
 }
 
 template class TrainModel<float>;

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "core/arena.h"
-#include "core/thread_pool.h"
 #include "kernels/attention_backward.h"
+#include "kernels/compute.h"
 #include "kernels/cross_entropy_backward.h"
 #include "kernels/rope_backward.h"
 #include "train/params.h"
@@ -37,10 +37,10 @@ class TrainModel {
 
   // tokens, targets: (B, T); targets < 0 are ignored. Saves the activations and
   // returns the summed loss and the number of counted positions.
-  CrossEntropyResult forward(const int32_t* tokens, const int32_t* targets, ThreadPool& pool);
+  CrossEntropyResult forward(const int32_t* tokens, const int32_t* targets, const Compute& cx);
   // Backward of the last forward with loss gradient d(loss)/d(logit row) scaled by
   // grad_scale (1/counted for the mean); accumulates into the store's gradients.
-  void backward(double grad_scale, ThreadPool& pool);
+  void backward(double grad_scale, const Compute& cx);
 
   const Real* logits() const { return logits_; }
 
@@ -66,13 +66,13 @@ class TrainModel {
     Real* act;    // (BT, F)  silu(gate)·up
   };
 
-  void attention_block(int64_t il, ThreadPool& pool);
-  void ffn_block(int64_t il, ThreadPool& pool);
-  void attention_block_backward(int64_t il, ThreadPool& pool);
-  void ffn_block_backward(int64_t il, ThreadPool& pool);
-  void norm(Real* out, const Real* x, const Tensor& w, int64_t rows, int64_t n, ThreadPool& pool);
-  void rope(Real* x, int64_t n_heads, ThreadPool& pool);
-  void rope_backward(Real* dx, int64_t n_heads, ThreadPool& pool);
+  void attention_block(int64_t il, const Compute& cx);
+  void ffn_block(int64_t il, const Compute& cx);
+  void attention_block_backward(int64_t il, const Compute& cx);
+  void ffn_block_backward(int64_t il, const Compute& cx);
+  void norm(Real* out, const Real* x, const Tensor& w, int64_t rows, int64_t n, const Compute& cx);
+  void rope(Real* x, int64_t n_heads, const Compute& cx);
+  void rope_backward(Real* dx, int64_t n_heads, const Compute& cx);
 
   ParamStore<Real>& store_;
   Weights* grads_;  // where backward accumulates (the store's gradients by default)

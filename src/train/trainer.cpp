@@ -4,19 +4,25 @@
 
 #include "core/error.h"
 #include "core/timer.h"
+#include "kernels/cpu/features.h"
 
 namespace toy::train {
 
 Trainer::Trainer(ParamStore<float>& store, const Dataset& data, const TrainOptions& options,
                  ThreadPool& pool)
+    : Trainer(store, data, options, Compute{pool, cpu::host_backend()}) {}
+
+Trainer::Trainer(ParamStore<float>& store, const Dataset& data, const TrainOptions& options,
+                 const Compute& compute)
     : store_(store),
       data_(data),
       options_(options),
-      pool_(pool),
+      pool_(compute.pool),
+      cpu_(compute.cpu),
       rng_(options.seed),
       eval_rng_(options.seed ^ 0x5DEECE66Dull) {
   TOY_CHECK(options.accum >= 1 && options.steps >= 0, "accum ", options.accum);
-  const int64_t n_replicas = options.n_seq >= pool.size() ? pool.size() : 1;
+  const int64_t n_replicas = options.n_seq >= pool_.size() ? pool_.size() : 1;
   for (int64_t r = 0; r < n_replicas; ++r) {
     Replica replica;
     replica.first_seq = options.n_seq * r / n_replicas;
@@ -36,11 +42,12 @@ CrossEntropyResult Trainer::run_batch(double grad_scale) {
   const int64_t T = options_.n_pos;
   std::vector<CrossEntropyResult> results(replicas_.size());
   auto work = [&](size_t r, ThreadPool& pool) {
+    const Compute cx{pool, cpu_};
     Replica& replica = replicas_[r];
     const int64_t offset = replica.first_seq * T;
     results[r] =
-        replica.model->forward(batch_.tokens.data() + offset, batch_.targets.data() + offset, pool);
-    if (grad_scale > 0.0) replica.model->backward(grad_scale, pool);
+        replica.model->forward(batch_.tokens.data() + offset, batch_.targets.data() + offset, cx);
+    if (grad_scale > 0.0) replica.model->backward(grad_scale, cx);
   };
   if (replicas_.size() == 1) {
     work(0, pool_);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/compute.h"
 #include "train/dataset.h"
 #include "train/model.h"
 #include "train/optimizer.h"
@@ -53,6 +54,9 @@ class Trainer {
  public:
   Trainer(ParamStore<float>& store, const Dataset& data, const TrainOptions& options,
           ThreadPool& pool);
+  // With an explicit backend (the ThreadPool form uses cpu::host_backend()).
+  Trainer(ParamStore<float>& store, const Dataset& data, const TrainOptions& options,
+          const Compute& compute);
 
   // One optimizer step.
   StepReport step();
@@ -89,6 +93,7 @@ class Trainer {
   const Dataset& data_;
   TrainOptions options_;
   ThreadPool& pool_;
+  const cpu::Backend& cpu_;
   std::vector<Replica> replicas_;
   std::mt19937_64 rng_;
   std::mt19937_64 eval_rng_;

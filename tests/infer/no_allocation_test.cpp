@@ -3,6 +3,9 @@
 // (operator delete is replaced to match; counting is all it adds).
 #include <gtest/gtest.h>
 
+#include "kernels/compute.h"
+#include "kernels/cpu/features.h"
+
 #include <atomic>
 #include <cstdlib>
 #include <new>
@@ -42,7 +45,7 @@ int64_t weight_products_per_token(const ModelConfig& c) {
 // toy::matmul belongs to the matmul layer, whose thread-pool dispatch may allocate
 // (a std::function per call); what it allocates per call is measured and allowed,
 // so the check is that everything else in the decode loop allocates nothing.
-long allocations_per_matmul(const Model& model, MatmulMode mode, ThreadPool& pool) {
+long allocations_per_matmul(const Model& model, MatmulMode mode, const Compute& pool) {
   const Tensor& w = model.weights.layers[0].attn_q;
   std::vector<float> x(static_cast<size_t>(w.ne[0]), 0.5f), y(static_cast<size_t>(w.ne[1]));
   matmul(y.data(), x.data(), w, 1, pool, mode);
@@ -54,11 +57,12 @@ long allocations_per_matmul(const Model& model, MatmulMode mode, ThreadPool& poo
 void expect_no_allocation(const char* fixture, DType kv_type, MatmulMode mode, int threads) {
   const Model model = Model::load(testing::fixture_path(std::string("models/") + fixture));
   ThreadPool pool(threads);
+  const Compute cx{pool, cpu::host_backend()};
   Session session(model, pool, {.kv_type = kv_type, .mode = mode});
   const int32_t prompt[] = {1, 2, 3, 4};
   session.prefill(prompt);
   session.decode(5);  // first use of every code path
-  const long per_matmul = allocations_per_matmul(model, mode, pool);
+  const long per_matmul = allocations_per_matmul(model, mode, cx);
   const int steps = 24;
   const long before = g_allocations.load();
   for (int32_t t = 0; t < steps; ++t) session.decode(6 + t);

@@ -2,6 +2,9 @@
 // sliding window, softcap, a batch that continues a history, odd sizes, 1-3 threads.
 #include <gtest/gtest.h>
 
+#include "kernels/compute.h"
+#include "kernels/cpu/features.h"
+
 #include <cmath>
 #include <random>
 #include <vector>
@@ -28,9 +31,9 @@ void check(const AttentionParams& p, int64_t T, int64_t pos0, int n_threads) {
   const auto v = random_values(static_cast<size_t>(n_kv * p.n_head_kv * p.head_dim), 3);
   std::vector<float> ours(q.size()), ref(q.size());
   ThreadPool pool(n_threads);
+  const Compute cx{pool, cpu::host_backend()};
   std::vector<float> scores(static_cast<size_t>(attention_scratch_floats(n_threads, n_kv, p)));
-  attention_forward(ours.data(), q.data(), k.data(), v.data(), T, pos0, n_kv, p, scores.data(),
-                    pool);
+  attention_forward(ours.data(), q.data(), k.data(), v.data(), T, pos0, n_kv, p, scores.data(), cx);
   attention_reference(ref.data(), q.data(), k.data(), v.data(), T, pos0, n_kv, p);
   for (size_t i = 0; i < ours.size(); ++i) ASSERT_NEAR(ours[i], ref[i], 2e-6) << "at " << i;
 }
@@ -96,6 +99,7 @@ TEST(Attention, ReadsF16AndQ8RowsDirectly) {
   const auto k = random_values(static_cast<size_t>(n_kv * width), 5, 2.0f);
   const auto v = random_values(static_cast<size_t>(n_kv * width), 6);
   ThreadPool pool(2);
+  const Compute cx{pool, cpu::host_backend()};
   std::vector<float> scores(static_cast<size_t>(attention_scratch_floats(2, n_kv, p)));
   for (DType type : {DType::F16, DType::Q8_0}) {
     ASSERT_TRUE(attention_reads_directly(type, 32));
@@ -110,9 +114,9 @@ TEST(Attention, ReadsF16AndQ8RowsDirectly) {
     }
     std::vector<float> direct(q.size()), widened(q.size());
     attention_forward(direct.data(), q.data(), KvRows{kq.data(), type, row_bytes},
-                      KvRows{vq.data(), type, row_bytes}, T, pos0, n_kv, p, scores.data(), pool);
+                      KvRows{vq.data(), type, row_bytes}, T, pos0, n_kv, p, scores.data(), cx);
     attention_forward(widened.data(), q.data(), kw.data(), vw.data(), T, pos0, n_kv, p,
-                      scores.data(), pool);
+                      scores.data(), cx);
     for (size_t i = 0; i < direct.size(); ++i) ASSERT_FLOAT_EQ(direct[i], widened[i]) << i;
   }
   EXPECT_FALSE(attention_reads_directly(DType::Q8_0, 16));  // half a block per head
@@ -124,7 +128,8 @@ TEST(Attention, FirstPositionCopiesValue) {
   const std::vector<float> q = {1, 2, 3, 4, -1, 0, 1, 0}, k = {5, 6, 7, 8}, v = {0.5f, -2, 3, 9};
   std::vector<float> out(8), scores(static_cast<size_t>(attention_scratch_floats(1, 1, p)));
   ThreadPool pool(1);
-  attention_forward(out.data(), q.data(), k.data(), v.data(), 1, 0, 1, p, scores.data(), pool);
+  const Compute cx{pool, cpu::host_backend()};
+  attention_forward(out.data(), q.data(), k.data(), v.data(), 1, 0, 1, p, scores.data(), cx);
   for (int h = 0; h < 2; ++h)
     for (int i = 0; i < 4; ++i) EXPECT_FLOAT_EQ(out[h * 4 + i], v[i]);
 }

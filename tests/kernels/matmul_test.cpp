@@ -1,20 +1,23 @@
-// matmul: the SIMD / threaded kernels against the scalar references, for every
-// weight type, odd sizes (n_in a multiple of the block size but not of the 64-element
-// chunk, odd T and n_out), both modes and 1..3 threads.
+// matmul: the SIMD / threaded kernels of every runnable CPU backend against the
+// scalar references, for every weight type, odd sizes (n_in a multiple of the block
+// size but not of the 64-element chunk, odd T and n_out), both modes and 1..3
+// threads; the backends' packers against the portable ones, bit for bit.
 #include "kernels/matmul.h"
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
-#include "kernels/matmul_float.h"
 #include "quant/dot_pack.h"
 #include "quant/dot_ref.h"
 #include "quant/fp16.h"
 #include "quant/quant.h"
+#include "support/backends.h"
 
 namespace toy {
 namespace {
@@ -71,7 +74,12 @@ std::vector<int64_t> input_sizes(DType type) {
   return {16, 37, 100};  // plain types: masked tails too
 }
 
-TEST(Matmul, MatchesReferencesForEveryTypeModeAndThreadCount) {
+class MatmulOn : public ::testing::TestWithParam<const cpu::Backend*> {
+ protected:
+  const cpu::Backend& cpu() const { return *GetParam(); }
+};
+
+TEST_P(MatmulOn, MatchesReferencesForEveryTypeModeAndThreadCount) {
   uint32_t seed = 1;
   for (DType type : kAllTypes) {
     for (int64_t n_in : input_sizes(type)) {
@@ -85,14 +93,15 @@ TEST(Matmul, MatchesReferencesForEveryTypeModeAndThreadCount) {
         matmul_fast_reference(fast.data(), x.data(), w.tensor, T);
         for (int threads = 1; threads <= 3; ++threads) {
           ThreadPool pool(threads);
+          const Compute cx{pool, cpu()};
           const std::string what = std::string(dtype_name(type)) + " n_in=" + std::to_string(n_in) +
                                    " T=" + std::to_string(T) +
                                    " threads=" + std::to_string(threads);
           std::vector<float> y(static_cast<size_t>(T * n_out), NAN);
-          matmul(y.data(), x.data(), w.tensor, T, pool, MatmulMode::Exact);
+          matmul(y.data(), x.data(), w.tensor, T, cx, MatmulMode::Exact);
           expect_close(y, exact, w.tensor, x, T, 2e-6, "exact " + what);
           std::fill(y.begin(), y.end(), NAN);
-          matmul(y.data(), x.data(), w.tensor, T, pool, MatmulMode::Fast);
+          matmul(y.data(), x.data(), w.tensor, T, cx, MatmulMode::Fast);
           expect_close(y, fast, w.tensor, x, T, 2e-6, "fast " + what);
         }
       }
@@ -102,8 +111,9 @@ TEST(Matmul, MatchesReferencesForEveryTypeModeAndThreadCount) {
 
 // Enough activation rows and weight rows to cross every register tile and cache
 // block boundary, and to make the T split kick in for a short weight.
-TEST(Matmul, LargeBatchesCrossTileAndBlockBoundaries) {
+TEST_P(MatmulOn, LargeBatchesCrossTileAndBlockBoundaries) {
   ThreadPool pool(2);
+  const Compute cx{pool, cpu()};
   const struct {
     DType type;
     int64_t n_in, n_out, T;
@@ -121,7 +131,7 @@ TEST(Matmul, LargeBatchesCrossTileAndBlockBoundaries) {
       } else {
         matmul_fast_reference(ref.data(), x.data(), w.tensor, c.T);
       }
-      matmul(y.data(), x.data(), w.tensor, c.T, pool, mode);
+      matmul(y.data(), x.data(), w.tensor, c.T, cx, mode);
       expect_close(y, ref, w.tensor, x, c.T, 2e-6, std::string(dtype_name(c.type)));
     }
   }
@@ -150,7 +160,7 @@ TEST(DotPack, PackedWeightsDecodeToTheDequantizedValues) {
 }
 
 // The SIMD activation quantizer gives the scalar reference's codes and scales.
-TEST(DotPack, ActivationCodesMatchTheReferenceQuantizer) {
+TEST_P(MatmulOn, ActivationCodesMatchTheReferenceQuantizer) {
   for (DType type : {DType::Q8_0, DType::Q4_1, DType::Q4_K}) {
     const int64_t n = 512;
     std::vector<float> x = random_floats(n, 11, 3.0f);
@@ -158,7 +168,7 @@ TEST(DotPack, ActivationCodesMatchTheReferenceQuantizer) {
     std::vector<uint8_t> memory(quant::packed_act_row_bytes(n) + 64);
     uint8_t* aligned = memory.data() + (64 - reinterpret_cast<uintptr_t>(memory.data()) % 64);
     const quant::PackedActRow packed = quant::packed_act_row_at(aligned, n);
-    quant::pack_activation_row(type, x.data(), n, packed);
+    cpu().pack_activation_row(type, x.data(), n, packed);
     std::vector<uint8_t> ref(static_cast<size_t>(quant::act_row_bytes_ref(type, n)));
     quant::quantize_act_row_ref(type, x.data(), ref.data(), n);
     for (int64_t i = 0; i < n; ++i) {
@@ -177,7 +187,7 @@ TEST(DotPack, ActivationCodesMatchTheReferenceQuantizer) {
 
 // The SIMD F16 / BF16 activation rounding gives ggml's bits (quant/fp16.h), ties and
 // special values included, over a length with a scalar tail.
-TEST(Matmul, ActivationRoundingTo16BitMatchesScalarConversions) {
+TEST_P(MatmulOn, ActivationRoundingTo16BitMatchesScalarConversions) {
   std::vector<float> x = random_floats(1000 + 7, 5, 10.0f);
   const float specials[] = {0.0f,
                             -0.0f,
@@ -193,27 +203,83 @@ TEST(Matmul, ActivationRoundingTo16BitMatchesScalarConversions) {
   for (size_t i = 0; i < std::size(specials); ++i) x[i * 37] = specials[i];
   for (FloatWeight type : {FloatWeight::F16, FloatWeight::BF16}) {
     std::vector<float> rounded(x.size());
-    round_to_16bit(rounded.data(), x.data(), static_cast<int64_t>(x.size()), type);
+    cpu().round_to_16bit(rounded.data(), x.data(), static_cast<int64_t>(x.size()), type);
     for (size_t i = 0; i < x.size(); ++i) {
       const float expected = type == FloatWeight::F16
                                  ? quant::f16_to_f32(quant::f32_to_f16(x[i]))
                                  : quant::bf16_to_f32(quant::f32_to_bf16(x[i]));
-      if (std::isnan(expected)) {
-        EXPECT_TRUE(std::isnan(rounded[i])) << i;
-      } else {
-        EXPECT_EQ(rounded[i], expected) << "element " << i << " = " << x[i];
+      EXPECT_EQ(std::bit_cast<uint32_t>(rounded[i]), std::bit_cast<uint32_t>(expected))
+          << "element " << i << " = " << x[i];
+    }
+  }
+}
+
+TEST_P(MatmulOn, ZeroActivationsGiveZeros) {
+  ThreadPool pool(2);
+  const Compute cx{pool, cpu()};
+  const Weight w = make_weight(DType::Q4_K, 256, 5, 3);
+  std::vector<float> x(256 * 2, 0.0f), y(10, NAN);
+  matmul(y.data(), x.data(), w.tensor, 2, cx, MatmulMode::Fast);
+  for (float v : y) EXPECT_EQ(v, 0.0f);
+}
+
+// Every backend's weight packer writes the portable packer's bytes (codes, lane
+// scales, group mins and padding), for every integer type and rows with padding.
+TEST_P(MatmulOn, PackedWeightRowsAreThoseOfThePortablePacker) {
+  for (DType type : kAllTypes) {
+    if (!quant::int_dot_supported(type)) continue;
+    const int64_t block = dtype_info(type).block_size;
+    for (int64_t n : {block, 3 * block, 5 * block}) {
+      const Weight w = make_weight(type, n, 1, static_cast<uint32_t>(n));
+      const size_t bytes = quant::packed_weight_row_bytes(n);
+      std::vector<uint8_t> a(bytes + 64, 0xAB), b(bytes + 64, 0xCD);
+      uint8_t* pa = a.data() + (64 - reinterpret_cast<uintptr_t>(a.data()) % 64);
+      uint8_t* pb = b.data() + (64 - reinterpret_cast<uintptr_t>(b.data()) % 64);
+      const quant::PackedWeightRow ra = quant::packed_weight_row_at(pa, n);
+      const quant::PackedWeightRow rb = quant::packed_weight_row_at(pb, n);
+      quant::pack_weight_row(type, w.tensor.row(0), n, ra);
+      cpu().pack_weight_row(type, w.tensor.row(0), n, rb);
+      const int64_t np = quant::packed_length(n);
+      ASSERT_EQ(std::memcmp(ra.u, rb.u, np), 0) << dtype_name(type) << " n=" << n;
+      ASSERT_EQ(std::memcmp(ra.scale, rb.scale, np), 0) << dtype_name(type) << " n=" << n;
+      if (quant::int_dot_traits(type).has_mins) {
+        ASSERT_EQ(std::memcmp(ra.min, rb.min, np / 4), 0) << dtype_name(type) << " n=" << n;
       }
     }
   }
 }
 
-TEST(Matmul, ZeroActivationsGiveZeros) {
-  ThreadPool pool(2);
-  const Weight w = make_weight(DType::Q4_K, 256, 5, 3);
-  std::vector<float> x(256 * 2, 0.0f), y(10, NAN);
-  matmul(y.data(), x.data(), w.tensor, 2, pool, MatmulMode::Fast);
-  for (float v : y) EXPECT_EQ(v, 0.0f);
+// Every backend's activation packer writes the portable packer's bytes, including
+// all-zero blocks, ties of the largest magnitude and padding.
+TEST_P(MatmulOn, PackedActivationRowsAreThoseOfThePortablePacker) {
+  for (DType type :
+       {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_1, DType::Q4_K, DType::Q6_K}) {
+    const int64_t n = dtype_info(type).block_size == 256 ? 768 : 224;
+    std::vector<float> x = random_floats(n, 17, 2.0f);
+    std::fill(x.begin(), x.begin() + 32, 0.0f);  // a zero block
+    x[300 % n] = 9.0f;                           // a tie of the largest magnitude
+    x[301 % n] = -9.0f;
+    const size_t bytes = quant::packed_act_row_bytes(n);
+    std::vector<uint8_t> a(bytes + 64, 0), b(bytes + 64, 0x55);
+    uint8_t* pa = a.data() + (64 - reinterpret_cast<uintptr_t>(a.data()) % 64);
+    uint8_t* pb = b.data() + (64 - reinterpret_cast<uintptr_t>(b.data()) % 64);
+    const quant::PackedActRow ra = quant::packed_act_row_at(pa, n);
+    const quant::PackedActRow rb = quant::packed_act_row_at(pb, n);
+    quant::pack_activation_row(type, x.data(), n, ra);
+    cpu().pack_activation_row(type, x.data(), n, rb);
+    const int64_t np = quant::packed_length(n);
+    ASSERT_EQ(std::memcmp(ra.q, rb.q, np), 0) << dtype_name(type);
+    ASSERT_EQ(std::memcmp(ra.scale, rb.scale, np), 0) << dtype_name(type);
+    ASSERT_EQ(std::memcmp(ra.start, rb.start, np), 0) << dtype_name(type);
+    if (quant::int_dot_traits(type).act != quant::ActQuant::Q8_0) {  // sums: Q8_1 / Q8_K only
+      ASSERT_EQ(std::memcmp(ra.sum, rb.sum, np / 4), 0) << dtype_name(type);
+    }
+  }
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, MatmulOn,
+                         ::testing::ValuesIn(testing_support::runnable_backends()),
+                         testing_support::backend_name);
 
 }  // namespace
 }  // namespace toy

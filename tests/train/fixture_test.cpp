@@ -4,6 +4,9 @@
 // Each model is loaded through the normal GGUF path and trained in F32.
 #include <gtest/gtest.h>
 
+#include "kernels/compute.h"
+#include "kernels/cpu/features.h"
+
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -41,14 +44,16 @@ TEST_P(TrainFixture, LossGradientsAndAdamWStepsMatchPyTorch) {
   const int64_t T = static_cast<int64_t>(json["tokens"][0].size());
 
   ThreadPool pool(2);
+
+  const Compute cx{pool, cpu::host_backend()};
   TrainModel<float> model(store, B, T);
-  CrossEntropyResult r = model.forward(tokens.data(), targets.data(), pool);
+  CrossEntropyResult r = model.forward(tokens.data(), targets.data(), cx);
   const double loss = r.loss_sum / double(r.counted);
   const double ref_loss = json["loss"].get<double>();
   EXPECT_LE(std::abs(loss - ref_loss), 1e-5 * ref_loss) << name << " loss " << loss;
 
   store.zero_grads();
-  model.backward(1.0 / double(r.counted), pool);
+  model.backward(1.0 / double(r.counted), cx);
   double worst = 0.0;
   std::string worst_name;
   for (const ParamTensor& p : store.tensors()) {
@@ -78,13 +83,13 @@ TEST_P(TrainFixture, LossGradientsAndAdamWStepsMatchPyTorch) {
   const auto& ref_losses = json["losses_before_each_step_and_after_last"];
   for (int step = 0; step <= 3; ++step) {
     store.zero_grads();
-    r = model.forward(tokens.data(), targets.data(), pool);
+    r = model.forward(tokens.data(), targets.data(), cx);
     const double step_loss = r.loss_sum / double(r.counted);
     const double ref = ref_losses[static_cast<size_t>(step)].get<double>();
     EXPECT_LE(std::abs(step_loss - ref), 1e-4 * ref) << name << " loss before step " << step;
     std::printf("[ %s ] loss %d: %.9f (ref %.9f)\n", name.c_str(), step, step_loss, ref);
     if (step == 3) break;
-    model.backward(1.0 / double(r.counted), pool);
+    model.backward(1.0 / double(r.counted), cx);
     adamw_step(store, adamw, adamw.lr, step + 1);
   }
 }

@@ -3,6 +3,9 @@
 // float training paths against those references.
 #include <gtest/gtest.h>
 
+#include "kernels/compute.h"
+#include "kernels/cpu/features.h"
+
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -92,6 +95,7 @@ INSTANTIATE_TEST_SUITE_P(BothModes, RopeBackward,
 
 TEST(BackwardKernels, CausalAttentionWithGqaMatchesFiniteDifferences) {
   ThreadPool pool(1);
+  const Compute cx{pool, cpu::host_backend()};
   const AttentionDims d{2, 5, 6, 2, 3, 1.0 / std::sqrt(3.0)};  // B=2, T=5, 6 heads over 2 KV heads
   const int64_t rows = d.n_seq * d.n_pos, qn = rows * d.n_head * d.head_dim,
                 kvn = rows * d.n_head_kv * d.head_dim;
@@ -99,13 +103,13 @@ TEST(BackwardKernels, CausalAttentionWithGqaMatchesFiniteDifferences) {
                       v = random_values(kvn, 10), r = random_values(qn, 11);
   std::vector<double> out(qn), probs(d.n_seq * d.n_head * d.n_pos * d.n_pos);
   auto loss = [&] {
-    attention_forward_train(out.data(), probs.data(), q.data(), k.data(), v.data(), d, pool);
+    attention_forward_train(out.data(), probs.data(), q.data(), k.data(), v.data(), d, cx);
     return weighted_sum(r, out.data());
   };
   loss();
   std::vector<double> dq(qn, 0.0), dk(kvn, 0.0), dv(kvn, 0.0);
   attention_backward(dq.data(), dk.data(), dv.data(), r.data(), q.data(), k.data(), v.data(),
-                     probs.data(), d, pool);
+                     probs.data(), d, cx);
   expect_matches_finite_differences(q, dq, loss, "attention dq");
   expect_matches_finite_differences(k, dk, loss, "attention dk");
   expect_matches_finite_differences(v, dv, loss, "attention dv");
@@ -125,7 +129,7 @@ TEST(BackwardKernels, SwigluMatchesFiniteDifferences) {
     return weighted_sum(r, h.data());
   };
   std::vector<double> dg(n, 0.0), du(n, 0.0);
-  swiglu_backward(dg.data(), du.data(), r.data(), g.data(), u.data(), n);
+  swiglu_backward(cpu::host_backend(), dg.data(), du.data(), r.data(), g.data(), u.data(), n);
   expect_matches_finite_differences(g, dg, loss, "swiglu dg");
   expect_matches_finite_differences(u, du, loss, "swiglu du");
   std::vector<float> fg = testing::to_float(g), fu = testing::to_float(u), ours(n), ref(n);
@@ -154,16 +158,17 @@ TEST(BackwardKernels, EmbeddingMatchesFiniteDifferences) {
 
 TEST(BackwardKernels, LinearWithBiasMatchesFiniteDifferences) {
   ThreadPool pool(1);
+  const Compute cx{pool, cpu::host_backend()};
   const int64_t T = 5, n_in = 7, n_out = 3;
   std::vector<double> x = random_values(T * n_in, 17), w = random_values(n_out * n_in, 18),
                       b = random_values(n_out, 19), r = random_values(T * n_out, 20), y(T * n_out);
   auto loss = [&] {
-    linear_forward(y.data(), x.data(), w.data(), b.data(), T, n_in, n_out, pool);
+    linear_forward(y.data(), x.data(), w.data(), b.data(), T, n_in, n_out, cx);
     return weighted_sum(r, y.data());
   };
   std::vector<double> dx(T * n_in, 0.0), dw(n_out * n_in, 0.0), db(n_out, 0.0);
   linear_backward(dx.data(), dw.data(), db.data(), r.data(), x.data(), w.data(), T, n_in, n_out,
-                  pool);
+                  cx);
   expect_matches_finite_differences(x, dx, loss, "linear dx");
   expect_matches_finite_differences(w, dw, loss, "linear dW");
   expect_matches_finite_differences(b, db, loss, "linear db");
@@ -171,6 +176,7 @@ TEST(BackwardKernels, LinearWithBiasMatchesFiniteDifferences) {
 
 TEST(BackwardKernels, CrossEntropyWithIgnoredLabelsMatchesFiniteDifferences) {
   ThreadPool pool(2);
+  const Compute cx{pool, cpu::host_backend()};
   const int64_t rows = 5, V = 11;
   std::vector<int32_t> targets = {3, -1, 10, 0, -1};
   std::vector<double> logits = random_values(rows * V, 21, 3.0);
@@ -180,7 +186,7 @@ TEST(BackwardKernels, CrossEntropyWithIgnoredLabelsMatchesFiniteDifferences) {
   };
   std::vector<double> dlogits(rows * V);
   const CrossEntropyResult both = cross_entropy_forward_backward(
-      dlogits.data(), logits.data(), targets.data(), rows, V, 1.0 / 3.0, pool);
+      dlogits.data(), logits.data(), targets.data(), rows, V, 1.0 / 3.0, cx);
   EXPECT_EQ(both.counted, 3);
   EXPECT_NEAR(both.loss_sum / 3.0, loss(), 1e-12);
   expect_matches_finite_differences(logits, dlogits, loss, "cross-entropy dlogits");
@@ -195,6 +201,7 @@ TEST(Gemm, MatchesReferenceOnOddSizesAndThreadCounts) {
   const int64_t sizes[][3] = {{1, 1, 1}, {7, 33, 5}, {9, 17, 31}, {37, 65, 129}, {130, 70, 300}};
   for (int threads = 1; threads <= 3; ++threads) {
     ThreadPool pool(threads);
+    const Compute cx{pool, cpu::host_backend()};
     for (const auto& s : sizes) {
       const int64_t M = s[0], N = s[1], K = s[2];
       std::vector<float> a = testing::to_float(random_values(M * K, 22)),
@@ -207,7 +214,7 @@ TEST(Gemm, MatchesReferenceOnOddSizesAndThreadCounts) {
         std::vector<float> c0 = testing::to_float(random_values(M * ldc, 24));
         for (bool accumulate : {false, true}) {
           std::vector<float> ours = c0, ref = c0;
-          gemm(ours.data(), ldc, ar, br, M, N, K, accumulate, pool);
+          gemm(ours.data(), ldc, ar, br, M, N, K, accumulate, cx);
           gemm_reference(ref.data(), ldc, ar, br, M, N, K, accumulate);
           for (int64_t i = 0; i < M; ++i)
             for (int64_t j = 0; j < ldc; ++j) {
@@ -229,8 +236,9 @@ TEST(Gemm, IsBitIdenticalForAnyThreadCount) {
   std::vector<float> first;
   for (int threads = 1; threads <= 3; ++threads) {
     ThreadPool pool(threads);
+    const Compute cx{pool, cpu::host_backend()};
     std::vector<float> c(M * N);
-    gemm(c.data(), N, {a.data(), K, 1}, {b.data(), N, 1}, M, N, K, false, pool);
+    gemm(c.data(), N, {a.data(), K, 1}, {b.data(), N, 1}, M, N, K, false, cx);
     if (first.empty()) first = c;
     EXPECT_EQ(0, std::memcmp(first.data(), c.data(), c.size() * sizeof(float)))
         << threads << " threads";

@@ -5,6 +5,9 @@
 // kernels) against the double gradients.
 #include <gtest/gtest.h>
 
+#include "kernels/compute.h"
+#include "kernels/cpu/features.h"
+
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -72,16 +75,17 @@ class WholeModelGradient : public ::testing::TestWithParam<Case> {};
 TEST_P(WholeModelGradient, EveryTensorMatchesFiniteDifferencesInDouble) {
   const Case& c = GetParam();
   ThreadPool pool(1);
+  const Compute cx{pool, cpu::host_backend()};
   auto store = make_store<double>(c);
   TrainModel<double> model(*store, 2, 5);
   auto loss = [&] {
-    const CrossEntropyResult r = model.forward(kTokens.data(), kTargets.data(), pool);
+    const CrossEntropyResult r = model.forward(kTokens.data(), kTargets.data(), cx);
     return r.loss_sum / double(r.counted);
   };
-  const CrossEntropyResult r = model.forward(kTokens.data(), kTargets.data(), pool);
+  const CrossEntropyResult r = model.forward(kTokens.data(), kTargets.data(), cx);
   EXPECT_EQ(r.counted, 8);
   store->zero_grads();
-  model.backward(1.0 / double(r.counted), pool);
+  model.backward(1.0 / double(r.counted), cx);
   const std::vector<double> grads(store->grads(), store->grads() + store->total());
   int checked_tensors = 0;
   for (const ParamTensor& p : store->tensors()) {
@@ -109,18 +113,19 @@ TEST_P(WholeModelGradient, EveryTensorMatchesFiniteDifferencesInDouble) {
 TEST_P(WholeModelGradient, FloatPathMatchesDoubleGradients) {
   const Case& c = GetParam();
   ThreadPool pool(2);
+  const Compute cx{pool, cpu::host_backend()};
   auto dstore = make_store<double>(c);
   auto fstore = make_store<float>(c);
   for (int64_t i = 0; i < dstore->total(); ++i) dstore->params()[i] = double(fstore->params()[i]);
   TrainModel<double> dmodel(*dstore, 2, 5);
   TrainModel<float> fmodel(*fstore, 2, 5);
-  const CrossEntropyResult dr = dmodel.forward(kTokens.data(), kTargets.data(), pool);
-  const CrossEntropyResult fr = fmodel.forward(kTokens.data(), kTargets.data(), pool);
+  const CrossEntropyResult dr = dmodel.forward(kTokens.data(), kTargets.data(), cx);
+  const CrossEntropyResult fr = fmodel.forward(kTokens.data(), kTargets.data(), cx);
   EXPECT_NEAR(fr.loss_sum, dr.loss_sum, 1e-5 * dr.loss_sum);
   dstore->zero_grads();
   fstore->zero_grads();
-  dmodel.backward(1.0 / 8.0, pool);
-  fmodel.backward(1.0 / 8.0, pool);
+  dmodel.backward(1.0 / 8.0, cx);
+  fmodel.backward(1.0 / 8.0, cx);
   for (const ParamTensor& p : dstore->tensors()) {
     double diff = 0.0, norm = 0.0;
     for (int64_t i = p.offset; i < p.offset + p.numel; ++i) {
@@ -138,6 +143,7 @@ INSTANTIATE_TEST_SUITE_P(TinyModels, WholeModelGradient, ::testing::ValuesIn(kCa
 TEST(TrainDeterminism, SameSeedAndThreadsGiveIdenticalWeightsAndLosses) {
   auto run = [](int threads) {
     ThreadPool pool(threads);
+    const Compute cx{pool, cpu::host_backend()};
     auto store = make_store<float>(kCases[0]);
     TrainModel<float> model(*store, 2, 5);
     AdamWConfig adamw;
@@ -145,9 +151,9 @@ TEST(TrainDeterminism, SameSeedAndThreadsGiveIdenticalWeightsAndLosses) {
     std::vector<double> losses;
     for (int step = 1; step <= 3; ++step) {
       store->zero_grads();
-      const CrossEntropyResult r = model.forward(kTokens.data(), kTargets.data(), pool);
+      const CrossEntropyResult r = model.forward(kTokens.data(), kTargets.data(), cx);
       losses.push_back(r.loss_sum);
-      model.backward(1.0 / double(r.counted), pool);
+      model.backward(1.0 / double(r.counted), cx);
       adamw_step(*store, adamw, 1e-2, step);
     }
     std::vector<float> weights(store->params(), store->params() + store->total());

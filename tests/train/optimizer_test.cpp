@@ -2,6 +2,9 @@
 // accumulation.
 #include <gtest/gtest.h>
 
+#include "kernels/compute.h"
+#include "kernels/cpu/features.h"
+
 #include <cmath>
 #include <vector>
 
@@ -91,15 +94,16 @@ TEST(GradAccumulation, TwoHalfBatchesGiveTheFullBatchGradient) {
   init_random(full, 3, 1.0);
   init_random(accumulated, 3, 1.0);
   ThreadPool pool(1);
+  const Compute cx{pool, cpu::host_backend()};
   const std::vector<int32_t> tokens = {1, 2, 3, 4, 5, 6, 7, 8};
   const std::vector<int32_t> targets = {2, 3, 4, 5, 6, 7, 8, 0};
   TrainModel<double> big(full, 2, 4), small(accumulated, 1, 4);
-  const CrossEntropyResult r = big.forward(tokens.data(), targets.data(), pool);
-  big.backward(1.0 / double(r.counted), pool);
+  const CrossEntropyResult r = big.forward(tokens.data(), targets.data(), cx);
+  big.backward(1.0 / double(r.counted), cx);
   for (int half = 0; half < 2; ++half) {
     const CrossEntropyResult h =
-        small.forward(tokens.data() + 4 * half, targets.data() + 4 * half, pool);
-    small.backward(1.0 / (double(h.counted) * 2.0), pool);
+        small.forward(tokens.data() + 4 * half, targets.data() + 4 * half, cx);
+    small.backward(1.0 / (double(h.counted) * 2.0), cx);
   }
   for (int64_t i = 0; i < full.total(); ++i)
     EXPECT_NEAR(full.grads()[i], accumulated.grads()[i], 1e-12);

@@ -1,25 +1,29 @@
-#include "kernels/matmul_float.h"
-
+// AVX-512 float GEMM behind matmul(): W rows stored as F32, F16 or BF16 are
+// converted to F32 in registers; register tiles of 4 activation rows × 6 weight rows.
 #include <cstring>
 
-#include "quant/fp16.h"
+#include "kernels/cpu/avx512/simd.h"
+#include "kernels/cpu/backend.h"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
-#define TOY_GEMM_AVX512 1
-#include <immintrin.h>
-#include "quant/dot_simd.h"
-// GCC 12 flags its own AVX-512 intrinsics (_mm256_undefined_* self-initialisation).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
-namespace toy {
+namespace toy::cpu::avx512 {
 namespace {
 
 constexpr int kTileT = 4;     // activation rows per register tile
 constexpr int kTileRows = 6;  // weight rows per register tile
 
-#ifdef TOY_GEMM_AVX512
+// BF16 rounding of one float, ties to even; NaN truncated and made quiet
+// (quant/fp16.h's f32_to_bf16, which this file must not call: see backend.h).
+inline float bf16_round(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  if ((bits & 0x7FFFFFFFu) > 0x7F800000u)
+    bits = (bits & 0xFFFF0000u) | 0x00400000u;
+  else
+    bits = (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
+  float out;
+  std::memcpy(&out, &bits, 4);
+  return out;
+}
 
 // 16 weights starting at element k of a row, as F32; `mask` selects the valid tail.
 template <FloatWeight W>
@@ -74,37 +78,8 @@ void tile(float* y, int64_t ldy, const float* x, int64_t ldx, const uint8_t* w, 
     }
   }
   for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) y[i * ldy + j] = quant::hsum(acc[i][j]);
+    for (int j = 0; j < NR; ++j) y[i * ldy + j] = hsum(acc[i][j]);
 }
-
-#else  // portable scalar tile with the same blocking
-
-template <FloatWeight W>
-inline float weight_at(const uint8_t* row, int64_t k) {
-  if constexpr (W == FloatWeight::F32) {
-    return reinterpret_cast<const float*>(row)[k];
-  } else {
-    uint16_t h;
-    std::memcpy(&h, row + 2 * k, 2);
-    return W == FloatWeight::F16 ? quant::f16_to_f32(h) : quant::bf16_to_f32(h);
-  }
-}
-
-template <int MR, int NR, FloatWeight W>
-void tile(float* y, int64_t ldy, const float* x, int64_t ldx, const uint8_t* w, size_t w_stride,
-          int64_t K) {
-  float acc[MR][NR] = {};
-  for (int64_t k = 0; k < K; ++k) {
-    for (int j = 0; j < NR; ++j) {
-      const float wv = weight_at<W>(w + j * w_stride, k);
-      for (int i = 0; i < MR; ++i) acc[i][j] += x[i * ldx + k] * wv;
-    }
-  }
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) y[i * ldy + j] = acc[i][j];
-}
-
-#endif
 
 using TileFn = void (*)(float*, int64_t, const float*, int64_t, const uint8_t*, size_t, int64_t);
 
@@ -142,16 +117,12 @@ void widen(float* dst, const uint8_t* w, size_t w_stride, int64_t rows, int64_t 
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* row = w + r * w_stride;
     float* out = dst + r * K;
-#ifdef TOY_GEMM_AVX512
     int64_t k = 0;
     for (; k + 16 <= K; k += 16) _mm512_storeu_ps(out + k, load_weights<W>(row, k));
     if (k < K) {
       const __mmask16 mask = static_cast<__mmask16>((1u << (K - k)) - 1u);
       _mm512_mask_storeu_ps(out + k, mask, load_weights<W>(row, k, mask));
     }
-#else
-    for (int64_t k = 0; k < K; ++k) out[k] = weight_at<W>(row, k);
-#endif
   }
 }
 
@@ -175,7 +146,6 @@ void widen_rows(float* dst, const void* w, size_t w_stride, FloatWeight type, in
 
 void round_to_16bit(float* dst, const float* x, int64_t n, FloatWeight type) {
   int64_t i = 0;
-#ifdef TOY_GEMM_AVX512
   if (type == FloatWeight::F16) {
     for (; i + 16 <= n; i += 16) {
       const __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
@@ -190,14 +160,18 @@ void round_to_16bit(float* dst, const float* x, int64_t n, FloatWeight type) {
       const __m512i rounded =
           _mm512_and_si512(_mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))),
                            _mm512_set1_epi32(static_cast<int>(0xFFFF0000u)));
+      // NaN: truncated and made quiet, as quant/fp16.h's f32_to_bf16.
+      const __m512i quiet_nan =
+          _mm512_or_si512(_mm512_and_si512(bits, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))),
+                          _mm512_set1_epi32(0x00400000));
       const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-      _mm512_storeu_ps(dst + i, _mm512_mask_mov_ps(_mm512_castsi512_ps(rounded), nan, v));
+      _mm512_storeu_ps(dst + i, _mm512_mask_mov_ps(_mm512_castsi512_ps(rounded), nan,
+                                                   _mm512_castsi512_ps(quiet_nan)));
     }
   }
-#endif
   for (; i < n; ++i) {
-    dst[i] = type == FloatWeight::F16 ? quant::f16_to_f32(quant::f32_to_f16(x[i]))
-                                      : quant::bf16_to_f32(quant::f32_to_bf16(x[i]));
+    dst[i] = type == FloatWeight::F16 ? _cvtsh_ss(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT))
+                                      : bf16_round(x[i]);
   }
 }
 
@@ -217,4 +191,4 @@ void gemm_float(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t T, c
   }
 }
 
-}  // namespace toy
+}  // namespace toy::cpu::avx512

@@ -1,16 +1,10 @@
-#include "kernels/matmul_int8.h"
+// AVX-512 VNNI integer GEMM on packed rows (quant/dot_pack.h): vpdpbusd sums 4
+// u8×s8 products per int32 lane exactly, on top of the activation's start value
+// (the weight's zero point), then each lane is scaled in F32.
+#include "kernels/cpu/avx512/simd.h"
+#include "kernels/cpu/backend.h"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__) && \
-    defined(__AVX512DQ__)
-#define TOY_INT8_AVX512 1
-#include <immintrin.h>
-#include "quant/dot_simd.h"
-// GCC 12 flags its own AVX-512 intrinsics (_mm256_undefined_* self-initialisation).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
-namespace toy {
+namespace toy::cpu::avx512 {
 namespace {
 
 using quant::PackedActRow;
@@ -23,17 +17,13 @@ constexpr int kTileRows = 4;  // weight rows per register tile
 float min_correction(const PackedWeightRow& w, const PackedActRow& x, int64_t groups) {
   float sum = 0.0f;
   int64_t g = 0;
-#ifdef TOY_INT8_AVX512
   __m512 acc = _mm512_setzero_ps();
   for (; g + 16 <= groups; g += 16)
     acc = _mm512_fmadd_ps(_mm512_loadu_ps(w.min + g), _mm512_loadu_ps(x.sum + g), acc);
-  sum = quant::hsum(acc);
-#endif
+  sum = hsum(acc);
   for (; g < groups; ++g) sum += w.min[g] * x.sum[g];
   return sum;
 }
-
-#ifdef TOY_INT8_AVX512
 
 template <int MR, int NR, bool kStart, bool kMins>
 void tile(float* y, int64_t ldy, const PackedActRow* x, const PackedWeightRow* w, int64_t np) {
@@ -57,30 +47,11 @@ void tile(float* y, int64_t ldy, const PackedActRow* x, const PackedWeightRow* w
   }
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) {
-      float v = quant::hsum(acc[i][j]);
+      float v = hsum(acc[i][j]);
       if constexpr (kMins) v += min_correction(w[j], x[i], np / 16);
       y[i * ldy + j] = v;
     }
 }
-
-#else  // portable: the same arithmetic lane by lane
-
-template <int MR, int NR, bool kStart, bool kMins>
-void tile(float* y, int64_t ldy, const PackedActRow* x, const PackedWeightRow* w, int64_t np) {
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) {
-      float acc = 0.0f;
-      for (int64_t lane = 0; lane < np / 4; ++lane) {
-        int32_t dot = kStart ? x[i].start[lane] : 0;
-        for (int b = 0; b < 4; ++b) dot += w[j].u[4 * lane + b] * x[i].q[4 * lane + b];
-        acc += static_cast<float>(dot) * (w[j].scale[lane] * x[i].scale[lane]);
-      }
-      if constexpr (kMins) acc += min_correction(w[j], x[i], np / 16);
-      y[i * ldy + j] = acc;
-    }
-}
-
-#endif
 
 using TileFn = void (*)(float*, int64_t, const PackedActRow*, const PackedWeightRow*, int64_t);
 
@@ -114,7 +85,8 @@ void gemm(float* y, int64_t ldy, const PackedActRow* x, int64_t T, const PackedW
 }  // namespace
 
 void gemm_int8(float* y, int64_t ldy, const PackedActRow* x, int64_t T, const PackedWeightRow* w,
-               int64_t n_rows, int64_t np, bool use_start, bool use_mins) {
+               int64_t n_rows, int64_t np, const quant::IntDotTraits& traits) {
+  const bool use_start = traits.zero_point != 0, use_mins = traits.has_mins;
   if (use_start) {
     if (use_mins)
       gemm<true, true>(y, ldy, x, T, w, n_rows, np);
@@ -128,4 +100,4 @@ void gemm_int8(float* y, int64_t ldy, const PackedActRow* x, int64_t T, const Pa
   }
 }
 
-}  // namespace toy
+}  // namespace toy::cpu::avx512

@@ -1,0 +1,31 @@
+// The AVX2 backend's table (AVX2 + FMA + F16C: Haswell and later, AMD Zen).
+#include "kernels/cpu/backend.h"
+
+namespace toy::cpu {
+namespace avx2 {
+#include "kernels/cpu/backend_functions.inc"
+}  // namespace avx2
+
+namespace {
+
+const Backend kAvx2 = {
+    "avx2",
+    avx2::gemm_float,
+    avx2::widen_rows,
+    avx2::round_to_16bit,
+    avx2::pack_weight_row,
+    avx2::pack_activation_row,
+    avx2::gemm_int8,
+    avx2::exp_shifted,
+    avx2::f16_to_f32_row,
+    avx2::gemm_micro,
+    avx2::swiglu_backward,
+};
+
+}  // namespace
+
+const Backend* avx2_backend() {
+  return &kAvx2;
+}
+
+}  // namespace toy::cpu

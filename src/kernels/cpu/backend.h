@@ -1,0 +1,84 @@
+// The per-instruction-set CPU backends: one table of functions per ISA, chosen
+// once at start-up from the CPU's feature bits and passed explicitly (inside
+// toy::Compute) to every kernel that has a hot inner loop.
+//
+// Each backend lives in src/kernels/cpu/<isa>/ and is compiled with its own
+// flags (see src/CMakeLists.txt), so the default build targets baseline x86-64
+// (or ARMv8-A) and still runs the best code of the CPU it finds. A GPU backend
+// attaches at this same seam later.
+//
+// Rules for the ISA files: include only C headers, <immintrin.h>/<arm_neon.h>,
+// this header and quant/blocks.h / quant/dot_pack.h (plain structs); keep every
+// helper in an anonymous namespace. An inline function or template shared with
+// baseline code would otherwise be emitted with AVX-512 instructions and could
+// be picked by the linker for baseline callers (a test disassembles the binary
+// to check that only the ISA files contain ymm/zmm instructions).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "quant/dot_pack.h"
+
+namespace toy {
+
+enum class FloatWeight { F32, F16, BF16 };
+
+namespace cpu {
+
+struct Backend {
+  const char* name;  // "generic", "avx2", "avx512", "neon"
+
+  // ---- float matmul (kernels/matmul_float.h documents the contracts) ----
+  // y[t * ldy + o] = sum_k x[t * ldx + k] * W[o][k], t < T, o < n_rows; row o of W
+  // starts at w + o * w_stride bytes and holds K elements of `type`.
+  void (*gemm_float)(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t T, const void* w,
+                     size_t w_stride, FloatWeight type, int64_t n_rows, int64_t K);
+  // dst (rows, K) = rows of W widened to F32.
+  void (*widen_rows)(float* dst, const void* w, size_t w_stride, FloatWeight type, int64_t rows,
+                     int64_t K);
+  // dst[i] = x[i] rounded to F16 / BF16 (ties to even), kept as F32. type != F32.
+  void (*round_to_16bit)(float* dst, const float* x, int64_t n, FloatWeight type);
+
+  // ---- integer matmul on packed rows (quant/dot_pack.h) ----
+  // Same bits as quant::pack_weight_row / quant::pack_activation_row.
+  void (*pack_weight_row)(DType type, const void* row, int64_t n,
+                          const quant::PackedWeightRow& out);
+  void (*pack_activation_row)(DType weight_type, const float* x, int64_t n,
+                              const quant::PackedActRow& out);
+  // y[t * ldy + o] = dot(x[t], w[o]); np = packed length; traits of the weight type.
+  void (*gemm_int8)(float* y, int64_t ldy, const quant::PackedActRow* x, int64_t T,
+                    const quant::PackedWeightRow* w, int64_t n_rows, int64_t np,
+                    const quant::IntDotTraits& traits);
+
+  // ---- elementwise ----
+  // y[i] = exp(x[i] - shift) (y may alias x); relative error < 4e-7.
+  void (*exp_shifted)(float* y, const float* x, float shift, int64_t n);
+  // dst[i] = F16 src[i] as F32.
+  void (*f16_to_f32_row)(float* dst, const uint16_t* src, int64_t n);
+
+  // ---- training kernels' inner loops ----
+  // Packed-panel GEMM micro-kernel (kernels/linear_backward.cpp): a is a
+  // k-major panel of kGemmMR rows, b a k-major panel of kGemmNR columns;
+  // C[0..m_valid) x [0..n_valid) += a·b over kc (= when `overwrite`).
+  void (*gemm_micro)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                     int64_t m_valid, int64_t n_valid, bool overwrite);
+  // SwiGLU backward, h = silu(g) * u: dg += dh * u * silu'(g), du += dh * silu(g).
+  void (*swiglu_backward)(float* dg, float* du, const float* dh, const float* g, const float* u,
+                          int64_t n);
+};
+
+// The register tile of gemm_micro, shared by every backend's packing.
+inline constexpr int64_t kGemmMR = 8;
+inline constexpr int64_t kGemmNR = 32;
+
+// The tables, one per backend compiled into this binary (nullptr where the
+// architecture has none). generic is always present.
+const Backend& generic_backend();
+const Backend* avx2_backend();
+const Backend* avx512_backend(bool vnni);  // without VNNI the int8 GEMM is AVX2's
+const Backend* neon_backend();
+
+}  // namespace cpu
+}  // namespace toy
