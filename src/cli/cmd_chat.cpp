@@ -6,11 +6,12 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "cli/command_line.h"
 #include "cli/commands.h"
+#include "cli/sampling.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
@@ -60,7 +61,8 @@ std::vector<int32_t> feed_tokens(const tokenizer::Tokenizer& tok, const std::str
 }  // namespace
 
 int run_chat(int argc, char** argv) {
-  CLI::App app{"Chat with a model in the terminal, using its chat template.", "toy chat"};
+  CommandLine cl("chat", "Chat with a model in the terminal, using its chat template.");
+  CLI::App& app = cl.app();
   std::string model_path, system_prompt, template_name, kv_type_name = "f16";
   int max_reply = -1;
   SamplerParams sampling;
@@ -73,26 +75,21 @@ int run_chat(int argc, char** argv) {
   app.add_option("--template", template_name,
                  "chat template family (default: detected from the model)");
   app.add_option("-n,--n-predict", max_reply, "most tokens per reply (-1: until end of turn)")
+      ->check(at_least(-1))
       ->capture_default_str();
-  app.add_option("--temp", sampling.temperature, "temperature (0: greedy)")->capture_default_str();
-  app.add_option("--top-k", sampling.top_k, "top-k (0: off)")->capture_default_str();
-  app.add_option("--top-p", sampling.top_p, "top-p (1: off)")->capture_default_str();
-  app.add_option("--min-p", sampling.min_p, "min-p (0: off)")->capture_default_str();
-  app.add_option("--seed", seed, "random seed (default: random)");
+  add_sampling_options(app, sampling);
+  add_seed_option(app, seed);
   app.add_option("--kv-type", kv_type_name, "KV cache type: f32, f16 or q8_0")
       ->capture_default_str();
-  app.add_option("-t,--threads", threads, "threads")->capture_default_str();
-  app.add_option("-c,--ctx-size", n_ctx, "context length (default: the model's)");
+  cl.add_threads(threads);
+  cl.add_context(n_ctx, "context length (default: the model's, at most 4096)");
+  cl.add_gpu_layers();
   app.add_flag("--show-prompt", show_prompt, "print the text fed to the model on stderr");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  if (threads < 1) fail("-t must be at least 1, got ", threads);
-  sampling.seed = seed >= 0 ? static_cast<uint64_t>(seed) : std::random_device{}();
+  if (!cl.parse(argc, argv)) return 0;
+  sampling.seed = resolve_seed(cl, seed);
 
   const Model model = Model::load(model_path);
+  cl.check_context(n_ctx, model.config.n_ctx_train);
   if (!model.config.has_vocab)
     fail(model_path, " has no vocabulary (tokenizer.ggml.model is none): it cannot chat; ",
          "use toy generate --tokens");

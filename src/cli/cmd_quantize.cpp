@@ -13,15 +13,17 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "cli/command_line.h"
 #include "cli/commands.h"
+#include "cli/files.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -78,7 +80,7 @@ const TargetType& parse_target(const std::string& name) {
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   for (const TargetType& t : kTargets)
     if (t.name == lower) return t;
-  fail("unknown TYPE '", name, "'; valid types: ", valid_type_list());
+  usage_error("unknown TYPE '", name, "'; valid types: ", valid_type_list());
 }
 
 bool ends_with(std::string_view s, std::string_view suffix) {
@@ -157,7 +159,10 @@ quant::ModelLayout model_layout(const gguf::File& file) {
 
 // Converts every row of `src` (rows of ne[0] elements in src.type) into `dst` as `type`,
 // rows split across the pool; each thread owns one F32 row of scratch.
-void convert_rows(const Tensor& src, DType type, uint8_t* dst, ThreadPool& pool) {
+// A NaN or infinity in the source is refused, naming its place: the quantizers would turn it
+// into a finite number and hide the damage.
+void convert_rows(const std::string& name, const Tensor& src, DType type, uint8_t* dst,
+                  ThreadPool& pool) {
   const int64_t row = src.ne[0];
   const auto out_row_bytes = static_cast<size_t>(row_bytes(type, row));
   const int64_t rows = src.rows();
@@ -175,6 +180,11 @@ void convert_rows(const Tensor& src, DType type, uint8_t* dst, ThreadPool& pool)
             quant::dequantize_row(src.type, src.row(r), scratch.data(), row);
             values = scratch.data();
           }
+          for (int64_t i = 0; i < row; ++i)
+            if (!std::isfinite(values[i]))
+              fail("tensor '", name, "' holds ", std::isnan(values[i]) ? "NaN" : "infinity",
+                   " at element ", r * row + i, " (row ", r, ", column ", i,
+                   "); the model is damaged (toy info --check lists every such tensor)");
           quant::quantize_row(type, values, dst + static_cast<size_t>(r) * out_row_bytes, row);
         }
       },
@@ -191,24 +201,11 @@ std::string shape_text(const gguf::TensorInfo& info) {
   return s + "]";
 }
 
-// Refuses outputs that cannot work before any conversion starts, so the errors are
-// immediate and name the problem (the writer is atomic either way).
-void check_paths(const std::string& in_path, const std::string& out_path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::path out(out_path);
-  const fs::path dir = out.parent_path().empty() ? fs::path(".") : out.parent_path();
-  if (!fs::is_directory(dir, ec))
-    fail("output ", out_path, ": directory ", dir.string(), " does not exist");
-  if (fs::is_directory(out, ec)) fail("output ", out_path, " is a directory, expected a file path");
-  if (fs::exists(out, ec) && fs::equivalent(fs::path(in_path), out, ec))
-    fail("output ", out_path, " is the input file; write to a different path");
-}
-
 }  // namespace
 
 int run_quantize(int argc, char** argv) {
-  CLI::App app{"Convert a GGUF model's weight matrices to another weight type"};
+  CommandLine cl("quantize", "Convert a GGUF model's weight matrices to another weight type");
+  CLI::App& app = cl.app();
   std::string in_path, out_path, type_name;
   int threads = default_thread_count();
   app.add_option("input", in_path, "input GGUF file")->required();
@@ -219,17 +216,12 @@ int run_quantize(int argc, char** argv) {
                      "q5_k_s are llama.cpp's mixtures. Rows that do not fit a K-quant's 256 "
                      "block use q5_0 (q4_k), q5_1 (q5_k), q8_0 (q6_k) or q4_0 (q2_k, q3_k)")
       ->required();
-  app.add_option("-t,--threads", threads, "threads converting rows")
-      ->check(CLI::Range(1, 1024))
-      ->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 1;
-  }
+  cl.add_threads(threads, "threads converting rows");
+  if (!cl.parse(argc, argv)) return 0;
 
   const TargetType& target = parse_target(type_name);
-  check_paths(in_path, out_path);
+  check_input_file({"input", in_path});
+  check_output({"output", out_path}, {{"input", in_path}});
   const auto file = gguf::File::open(in_path);
 
   const quant::ModelLayout layout = model_layout(*file);
@@ -266,7 +258,7 @@ int run_quantize(int argc, char** argv) {
                    plan.convert ? "" : "  (copied)");
       if (!plan.note.empty()) std::fprintf(stderr, "           note: %s\n", plan.note.c_str());
       if (plan.convert) {
-        convert_rows(src, plan.out_type, dst, pool);
+        convert_rows(std::string(info.name), src, plan.out_type, dst, pool);
       } else {
         std::memcpy(dst, src.data, info.bytes);
       }
