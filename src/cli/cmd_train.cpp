@@ -278,15 +278,22 @@ int run_train(int argc, char** argv) {
   const bool tty = isatty(fileno(stderr));
   const int64_t line_every = std::max<int64_t>(1, s.steps / 50);
   double last_val = -1.0;
+  int64_t last_val_step = 0;
   train::Trainer trainer(store, data, options, pool);
   trainer.run(
       [&](const train::StepReport& r) {
-        if (r.val_loss >= 0.0) last_val = r.val_loss;
+        if (r.val_loss >= 0.0) last_val = r.val_loss, last_val_step = r.step;
         if (s.quiet) return;
         const double eta =
             r.tokens_per_s > 0.0 ? r.seconds / double(r.step) * double(s.steps - r.step) : -1.0;
-        char val[32] = "-";
-        if (last_val >= 0.0) std::snprintf(val, sizeof(val), "%.4f", last_val);
+        // A validation loss from an earlier step says which step, so it does not read as new.
+        char val[48] = "-";
+        if (r.val_loss >= 0.0) {
+          std::snprintf(val, sizeof(val), "%.4f", r.val_loss);
+        } else if (last_val >= 0.0) {
+          std::snprintf(val, sizeof(val), "%.4f (step %lld)", last_val,
+                        static_cast<long long>(last_val_step));
+        }
         char line[256];
         std::snprintf(line, sizeof(line),
                       "step %lld/%lld | loss %.4f | val %s | lr %.2e | %.0f tok/s | ETA %s",
@@ -310,7 +317,16 @@ int run_train(int argc, char** argv) {
   const double train_loss = trainer.estimate_train_loss(20);
   const double val_loss = data.val_windows() > 0 ? trainer.evaluate_val(0) : NAN;
   save();
-  if (!s.quiet) std::fprintf(stderr, "train: wrote %s\n", s.out_path.c_str());
+  if (!s.quiet) {
+    std::fprintf(stderr, "train: wrote %s\n", s.out_path.c_str());
+    // The periodic evaluations sample --eval-batches batches; the final one reads the whole
+    // held-out split, so the two can differ.
+    std::fprintf(stderr,
+                 "train: final val_loss over the whole held-out split (%lld windows), train_loss "
+                 "over 20 sampled batches%s\n",
+                 static_cast<long long>(data.val_windows()),
+                 s.eval_every > 0 ? "; periodic val losses sampled --eval-batches batches" : "");
+  }
   std::printf("final: steps %lld train_loss %.4f val_loss %.4f tokens_per_s %.0f\n",
               static_cast<long long>(trainer.steps_done()), train_loss, val_loss, tokens_per_s);
   return 0;
