@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/command_line.h"
 #include "cli/commands.h"
 #include "core/dtype.h"
 #include "core/error.h"
@@ -127,19 +128,24 @@ Speed measure(int repetitions, int64_t n_tokens, int threads, Run&& run) {
 }
 
 int run(const BenchOptions& o) {
-  if (o.n_prompt < 0 || o.n_gen < 0) fail("-p and -n must be >= 0");
-  if (o.n_prompt == 0 && o.n_gen == 0) fail("nothing to run: both -p and -n are 0");
-  if (o.repetitions < 1) fail("-r must be at least 1, got ", o.repetitions);
+  if (o.n_prompt == 0 && o.n_gen == 0) usage_error("nothing to run: both -p and -n are 0");
   const std::optional<DType> kv = dtype_from_name(o.kv_type);
   if (!kv || (*kv != DType::F32 && *kv != DType::F16 && *kv != DType::Q8_0))
-    fail("--kv-type must be f32, f16 or q8_0, got '", o.kv_type, "'");
+    usage_error("--kv-type must be f32, f16 or q8_0, got '", o.kv_type, "'");
 
   const int threads = o.threads > 0 ? o.threads : default_thread_count();
   ThreadPool pool(threads);
   const Model model = Model::load(o.model);
+  // Each test starts from an empty cache, so the longer one sets the context. Positions the
+  // model was never trained for would measure a configuration nobody runs.
+  const int64_t n_ctx = std::max<int64_t>(o.n_prompt, o.n_gen) + 1;
+  if (n_ctx > model.config.n_ctx_train)
+    usage_error("-p ", o.n_prompt, " / -n ", o.n_gen, " need a context of ", n_ctx,
+                " positions, more than ", o.model, " was trained for (", model.config.n_ctx_train,
+                "); use -p and -n of at most ", model.config.n_ctx_train - 1);
   SessionOptions session_options;
   session_options.kv_type = *kv;
-  session_options.n_ctx = std::max<int64_t>(o.n_prompt, o.n_gen) + 1;
+  session_options.n_ctx = n_ctx;
   session_options.max_batch = std::max<int64_t>(1, o.n_prompt);
   session_options.mode = MatmulMode::Fast;
   Session session(model, pool, session_options);
@@ -208,20 +214,24 @@ int run(const BenchOptions& o) {
 }  // namespace
 
 int run_bench(int argc, char** argv) {
-  CLI::App app{"Prompt-processing and generation speed (like llama-bench)", "toy bench"};
+  CommandLine cl("bench", "Prompt-processing and generation speed (like llama-bench)");
+  CLI::App& app = cl.app();
   BenchOptions o;
   app.add_option("-m,--model", o.model, "GGUF model")->required();
-  app.add_option("-p,--n-prompt", o.n_prompt, "prompt tokens (0: skip)")->capture_default_str();
-  app.add_option("-n,--n-gen", o.n_gen, "generated tokens (0: skip)")->capture_default_str();
-  app.add_option("-t,--threads", o.threads, "threads (default: physical cores)");
-  app.add_option("-r,--repetitions", o.repetitions, "timed runs per test")->capture_default_str();
+  app.add_option("-p,--n-prompt", o.n_prompt, "prompt tokens (0: skip)")
+      ->check(at_least(0))
+      ->capture_default_str();
+  app.add_option("-n,--n-gen", o.n_gen, "generated tokens (0: skip)")
+      ->check(at_least(0))
+      ->capture_default_str();
+  cl.add_threads(o.threads, "threads (default: physical cores)");
+  app.add_option("-r,--repetitions", o.repetitions, "timed runs per test")
+      ->check(at_least(1))
+      ->capture_default_str();
   app.add_option("--kv-type", o.kv_type, "KV cache type: f32, f16, q8_0")->capture_default_str();
   app.add_flag("--json", o.json, "one JSON object instead of the table");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  cl.add_gpu_layers();
+  if (!cl.parse(argc, argv)) return 0;
   return run(o);
 }
 

@@ -2,15 +2,20 @@
 // terminal. Each turn formats the whole conversation with the model's chat
 // template (tokenizer.chat_template, recognised by family), feeds the model only
 // the text it has not seen yet (the KV cache keeps the rest), and streams the
-// reply until an end-of-generation token.
+// reply until an end-of-generation token. When the context is full the oldest
+// turns are dropped; Ctrl-C stops a reply; /help lists the commands.
+#include <signal.h>
+
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "cli/command_line.h"
 #include "cli/commands.h"
+#include "cli/sampling.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
@@ -57,10 +62,58 @@ std::vector<int32_t> feed_tokens(const tokenizer::Tokenizer& tok, const std::str
   return tok.tokenize(fresh, {.add_special = first, .parse_special = true});
 }
 
+constexpr const char* kChatHelp =
+    "commands:\n"
+    "  /help          this list\n"
+    "  /clear         forget the conversation (the system message stays)\n"
+    "  /system TEXT   set the system message (empty: none) and start over\n"
+    "  /exit, /quit   leave (as Ctrl-D does)\n"
+    "  //TEXT         send a message that starts with '/'\n"
+    "Ctrl-C stops the reply being written.\n";
+
+struct ChatCommand {
+  enum Kind { Help, Clear, System, Exit, Unknown } kind = Unknown;
+  std::string argument;
+};
+
+ChatCommand parse_chat_command(const std::string& line) {
+  const size_t space = line.find(' ');
+  const std::string name = line.substr(0, space);
+  ChatCommand command;
+  if (space != std::string::npos) command.argument = line.substr(space + 1);
+  if (name == "/help" || name == "/?") command.kind = ChatCommand::Help;
+  if (name == "/clear") command.kind = ChatCommand::Clear;
+  if (name == "/system") command.kind = ChatCommand::System;
+  if (name == "/exit" || name == "/quit") command.kind = ChatCommand::Exit;
+  return command;
+}
+
+// While alive, SIGINT sets a flag instead of ending the process (restored on destruction), so
+// Ctrl-C stops the reply being generated; at the prompt it ends the program as usual.
+class InterruptReply {
+ public:
+  InterruptReply() {
+    flag_ = 0;
+    struct sigaction action {};
+    action.sa_handler = [](int) { flag_ = 1; };
+    sigemptyset(&action.sa_mask);
+    ::sigaction(SIGINT, &action, &previous_);
+  }
+  ~InterruptReply() { ::sigaction(SIGINT, &previous_, nullptr); }
+  InterruptReply(const InterruptReply&) = delete;
+  InterruptReply& operator=(const InterruptReply&) = delete;
+  bool requested() const { return flag_ != 0; }
+
+ private:
+  static inline volatile std::sig_atomic_t flag_ = 0;
+  struct sigaction previous_ {};
+};
+
 }  // namespace
 
 int run_chat(int argc, char** argv) {
-  CLI::App app{"Chat with a model in the terminal, using its chat template.", "toy chat"};
+  CommandLine cl("chat", "Chat with a model in the terminal, using its chat template.");
+  CLI::App& app = cl.app();
   std::string model_path, system_prompt, template_name, kv_type_name = "f16";
   int max_reply = -1;
   SamplerParams sampling;
@@ -73,26 +126,21 @@ int run_chat(int argc, char** argv) {
   app.add_option("--template", template_name,
                  "chat template family (default: detected from the model)");
   app.add_option("-n,--n-predict", max_reply, "most tokens per reply (-1: until end of turn)")
+      ->check(at_least(-1))
       ->capture_default_str();
-  app.add_option("--temp", sampling.temperature, "temperature (0: greedy)")->capture_default_str();
-  app.add_option("--top-k", sampling.top_k, "top-k (0: off)")->capture_default_str();
-  app.add_option("--top-p", sampling.top_p, "top-p (1: off)")->capture_default_str();
-  app.add_option("--min-p", sampling.min_p, "min-p (0: off)")->capture_default_str();
-  app.add_option("--seed", seed, "random seed (default: random)");
+  add_sampling_options(app, sampling);
+  add_seed_option(app, seed);
   app.add_option("--kv-type", kv_type_name, "KV cache type: f32, f16 or q8_0")
       ->capture_default_str();
-  app.add_option("-t,--threads", threads, "threads")->capture_default_str();
-  app.add_option("-c,--ctx-size", n_ctx, "context length (default: the model's)");
+  cl.add_threads(threads);
+  cl.add_context(n_ctx, "context length (default: the model's, at most 4096)");
+  cl.add_gpu_layers();
   app.add_flag("--show-prompt", show_prompt, "print the text fed to the model on stderr");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  if (threads < 1) fail("-t must be at least 1, got ", threads);
-  sampling.seed = seed >= 0 ? static_cast<uint64_t>(seed) : std::random_device{}();
+  if (!cl.parse(argc, argv)) return 0;
+  sampling.seed = resolve_seed(cl, seed);
 
   const Model model = Model::load(model_path);
+  cl.check_context(n_ctx, model.config.n_ctx_train);
   if (!model.config.has_vocab)
     fail(model_path, " has no vocabulary (tokenizer.ggml.model is none): it cannot chat; ",
          "use toy generate --tokens");
@@ -109,8 +157,16 @@ int run_chat(int argc, char** argv) {
   std::vector<ChatMessage> messages;
   if (!system_prompt.empty()) messages.push_back({"system", system_prompt});
   size_t fed_chars = 0;  // how much of the formatted conversation the model has seen
+  NonFiniteWatch watch("chat");
+  auto start_over = [&] {
+    messages.clear();
+    if (!system_prompt.empty()) messages.push_back({"system", system_prompt});
+    session.reset();
+    fed_chars = 0;
+  };
 
-  std::fprintf(stderr, "toy chat: %s template; type a message, Ctrl-D to quit\n",
+  std::fprintf(stderr,
+               "toy chat: %s template; type a message, /help for commands, Ctrl-D to quit\n",
                std::string(tokenizer::chat_template_name(family)).c_str());
   std::string line;
   while (true) {
@@ -118,24 +174,63 @@ int run_chat(int argc, char** argv) {
     std::fflush(stdout);
     if (!std::getline(std::cin, line)) break;
     if (line.empty()) continue;
-    messages.push_back({"user", line});
+    if (line[0] == '/' && line.compare(0, 2, "//") != 0) {
+      const ChatCommand command = parse_chat_command(line);
+      if (command.kind == ChatCommand::Exit) break;
+      if (command.kind == ChatCommand::Help) {
+        std::fputs(kChatHelp, stdout);
+      } else if (command.kind == ChatCommand::Clear) {
+        start_over();
+        std::fprintf(stderr, "toy chat: conversation cleared\n");
+      } else if (command.kind == ChatCommand::System) {
+        // The system message opens the formatted conversation: the cache must start over.
+        system_prompt = command.argument;
+        start_over();
+        std::fprintf(stderr, "toy chat: %s; conversation cleared\n",
+                     system_prompt.empty() ? "no system message" : "new system message");
+      } else {
+        std::fprintf(stderr, "toy chat: unknown command '%s'; /help lists them\n",
+                     printable(line).c_str());
+      }
+      continue;
+    }
+    messages.push_back({"user", line[0] == '/' ? line.substr(1) : line});
     std::string formatted = tokenizer::format_chat(family, messages, true);
     std::vector<int32_t> ids = feed_tokens(*tok, formatted, fed_chars, session.n_past() == 0);
     if (session.n_past() + static_cast<int64_t>(ids.size()) >= session.n_ctx()) {
-      // Out of room: start over with the system message and the new message only.
-      std::fprintf(stderr, "toy chat: context full (%lld tokens); earlier turns are forgotten\n",
-                   static_cast<long long>(session.n_ctx()));
-      std::vector<ChatMessage> kept;
-      if (!system_prompt.empty()) kept.push_back({"system", system_prompt});
-      kept.push_back(messages.back());
-      messages.swap(kept);
+      // A message that cannot fit even alone is not sent, and the conversation is kept.
+      std::vector<ChatMessage> alone;
+      if (!system_prompt.empty()) alone.push_back({"system", system_prompt});
+      alone.push_back(messages.back());
+      const size_t alone_tokens =
+          feed_tokens(*tok, tokenizer::format_chat(family, alone, true), 0, true).size();
+      if (static_cast<int64_t>(alone_tokens) >= session.n_ctx()) {
+        std::fprintf(stderr,
+                     "toy chat: the message (%zu tokens with the template) does not fit the "
+                     "context of %lld tokens; not sent (raise it with -c)\n",
+                     alone_tokens, static_cast<long long>(session.n_ctx()));
+        messages.pop_back();
+        continue;
+      }
+      // Drop the oldest turns (a user message and its reply; the system message stays) until
+      // the conversation, fed again from the start, fits; the cache is recomputed once.
+      const size_t first = system_prompt.empty() ? 0 : 1;
+      int dropped = 0;
+      while (true) {
+        formatted = tokenizer::format_chat(family, messages, true);
+        ids = feed_tokens(*tok, formatted, 0, true);
+        if (static_cast<int64_t>(ids.size()) < session.n_ctx()) break;
+        const size_t turn = messages[first + 1].role == "assistant" ? 2 : 1;
+        messages.erase(messages.begin() + static_cast<std::ptrdiff_t>(first),
+                       messages.begin() + static_cast<std::ptrdiff_t>(first + turn));
+        ++dropped;
+      }
+      std::fprintf(stderr,
+                   "toy chat: context full (%lld tokens); earlier turns are forgotten (dropped "
+                   "the oldest %d)\n",
+                   static_cast<long long>(session.n_ctx()), dropped);
       session.reset();
       fed_chars = 0;
-      formatted = tokenizer::format_chat(family, messages, true);
-      ids = feed_tokens(*tok, formatted, fed_chars, true);
-      if (static_cast<int64_t>(ids.size()) >= session.n_ctx())
-        fail("the message (", ids.size(), " tokens with the template) does not fit the context of ",
-             session.n_ctx(), " tokens; raise it with -c");
     }
     if (show_prompt) std::fprintf(stderr, "[prompt] %s\n", formatted.substr(fed_chars).c_str());
     for (int32_t id : ids) sampler.accept(id);
@@ -145,7 +240,13 @@ int run_chat(int argc, char** argv) {
     std::string reply;
     int n_reply = 0;
     Timer timer;
+    const InterruptReply interrupt;  // Ctrl-C ends this reply, not the program
     while (max_reply < 0 || n_reply < max_reply) {
+      if (interrupt.requested()) {
+        std::fprintf(stderr, "\ntoy chat: reply interrupted (Ctrl-C); Ctrl-D quits\n");
+        break;
+      }
+      if (!watch.ok(logits, session.n_past())) break;
       const int32_t id = sampler.sample(logits);
       if (tok->is_eog(id)) break;
       sampler.accept(id);

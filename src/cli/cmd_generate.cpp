@@ -5,11 +5,13 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "cli/command_line.h"
 #include "cli/commands.h"
+#include "cli/prompt.h"
+#include "cli/sampling.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
@@ -25,9 +27,10 @@
 namespace toy::cli {
 
 int run_generate(int argc, char** argv) {
-  CLI::App app{"Generate a continuation of a prompt (llama.cpp's sampler chain and defaults).",
-               "toy generate"};
-  std::string model_path, prompt, tokens_text, kv_type_name = "f16";
+  CommandLine cl("generate",
+                 "Generate a continuation of a prompt (llama.cpp's sampler chain and defaults).");
+  CLI::App& app = cl.app();
+  std::string model_path, tokens_text, kv_type_name = "f16";
   int n_predict = 128;
   SamplerParams sampling;
   int64_t seed = -1;
@@ -36,39 +39,33 @@ int run_generate(int argc, char** argv) {
   int threads = default_thread_count();
   int64_t n_ctx = 0;
   app.add_option("-m,--model", model_path, "GGUF model")->required();
-  auto* prompt_opt = app.add_option("-p,--prompt", prompt, "prompt text");
-  auto* tokens_opt = app.add_option("--tokens", tokens_text, "prompt as comma-separated token ids");
-  prompt_opt->excludes(tokens_opt);
-  app.add_option("-n,--n-predict", n_predict, "tokens to generate")->capture_default_str();
-  app.add_option("--temp", sampling.temperature, "temperature (0: greedy)")->capture_default_str();
-  app.add_option("--top-k", sampling.top_k, "top-k (0: off)")->capture_default_str();
-  app.add_option("--top-p", sampling.top_p, "top-p (1: off)")->capture_default_str();
-  app.add_option("--min-p", sampling.min_p, "min-p (0: off)")->capture_default_str();
-  app.add_option("--repeat-penalty", sampling.repeat_penalty, "repeat penalty (1: off)")
+  PromptOptions prompt_options(cl);
+  auto* tokens_opt =
+      app.add_option("--tokens", tokens_text, "prompt as token ids, comma- or space-separated");
+  tokens_opt->excludes(prompt_options.prompt_option())->excludes(prompt_options.file_option());
+  add_sampling_options(app, sampling);
+  app.add_option("-n,--n-predict", n_predict,
+                 "tokens to generate (-1: until end of text or a full context)")
+      ->check(at_least(-1))
       ->capture_default_str();
-  app.add_option("--repeat-last-n", sampling.repeat_last_n, "tokens the penalty looks back over")
-      ->capture_default_str();
-  app.add_option("--seed", seed, "random seed (default: random)");
+  add_seed_option(app, seed);
   app.add_flag("--no-context-shift", no_context_shift,
                "stop when the context is full (default: keep the newest half and go on)");
   app.add_flag("--print-ids", print_ids, "print the generated token ids instead of text");
   app.add_option("--kv-type", kv_type_name, "KV cache type: f32, f16 or q8_0")
       ->capture_default_str();
   app.add_flag("--exact", exact, "exact arithmetic instead of the fast kernels");
-  app.add_option("-t,--threads", threads, "threads")->capture_default_str();
-  app.add_option("-c,--ctx-size", n_ctx, "context length (default: the model's, at most 4096)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  if (prompt_opt->count() == 0 && tokens_opt->count() == 0)
-    fail("give a prompt with -p TEXT or --tokens IDS");
-  if (threads < 1) fail("-t must be at least 1, got ", threads);
-  if (n_predict < 0) fail("-n must not be negative, got ", n_predict);
-  sampling.seed = seed >= 0 ? static_cast<uint64_t>(seed) : std::random_device{}();
+  cl.add_threads(threads);
+  cl.add_context(n_ctx, "context length (default: the model's, at most 4096)");
+  cl.add_gpu_layers();
+  if (!cl.parse(argc, argv)) return 0;
+  if (!prompt_options.given() && tokens_opt->count() == 0)
+    usage_error("give a prompt with -p TEXT, -f FILE or --tokens IDS");
+  sampling.seed = resolve_seed(cl, seed);
+  const std::string prompt = prompt_options.given() ? prompt_options.read() : std::string();
 
   const Model model = Model::load(model_path);
+  cl.check_context(n_ctx, model.config.n_ctx_train);
   std::unique_ptr<tokenizer::Tokenizer> tok;
   if (model.config.has_vocab) tok = tokenizer::Tokenizer::from_gguf(*model.file);
 
@@ -101,13 +98,18 @@ int run_generate(int argc, char** argv) {
   std::optional<tokenizer::StreamingDetokenizer> stream;
   if (!print_ids && tok) {
     stream.emplace(*tok);
-    if (prompt_opt->count()) std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+    if (prompt_options.given()) std::fwrite(prompt.data(), 1, prompt.size(), stdout);
   }
 
+  // -1: until the end of text, or until the context is full (no shifting then).
+  const bool unlimited = n_predict < 0;
+  if (unlimited) no_context_shift = true;
   std::vector<int32_t> generated;
-  generated.reserve(static_cast<size_t>(n_predict));
+  generated.reserve(static_cast<size_t>(unlimited ? session.n_ctx() : n_predict));
+  NonFiniteWatch watch("generate");
   Timer gen_timer;
-  while (static_cast<int>(generated.size()) < n_predict) {
+  while (unlimited || static_cast<int>(generated.size()) < n_predict) {
+    if (!watch.ok(logits, session.n_past())) break;
     const int32_t id = sampler.sample(logits);
     if (tok && tok->is_eog(id)) break;
     generated.push_back(id);
@@ -117,7 +119,7 @@ int run_generate(int argc, char** argv) {
       std::fwrite(text.data(), 1, text.size(), stdout);
       std::fflush(stdout);
     }
-    if (static_cast<int>(generated.size()) == n_predict) break;
+    if (!unlimited && static_cast<int>(generated.size()) == n_predict) break;
     if (session.n_past() >= session.n_ctx()) {
       if (no_context_shift || session.n_ctx() < 2) {
         std::fprintf(stderr, "\ntoy generate: context full (%lld tokens), stopping\n",
@@ -152,7 +154,7 @@ int run_generate(int argc, char** argv) {
                prompt_seconds, prompt_ids.size() / std::max(prompt_seconds, 1e-9));
   std::fprintf(stderr, "generation: %zu tokens in %.3f s (%.1f tokens/s)\n", generated.size(),
                gen_seconds, generated.size() / std::max(gen_seconds, 1e-9));
-  return 0;
+  return watch.failed() ? 1 : 0;
 }
 
 }  // namespace toy::cli

@@ -6,17 +6,21 @@
 // {"type": "array", "element_type", "length", "value": [first 16 elements],
 // "truncated": true when cut} (an array nested in an array appears as
 // {"element_type", "length", "value"}). --full prints every element (and whole
-// strings, which the text output otherwise cuts at 200 bytes).
+// strings, which the text output otherwise cuts at 200 bytes). --check decodes
+// every tensor instead and reports NaN / infinity (exit 1 when found).
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "cli/command_line.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "gguf/reader.h"
+#include "quant/quant.h"
 
 namespace toy::cli {
 namespace {
@@ -238,22 +242,62 @@ void print_json(const gguf::File& file, bool full) {
   std::printf("%s\n", text.c_str());
 }
 
+// --check: every tensor's values, dequantized row by row, must be finite. Reports each tensor
+// holding NaN or infinity with its first bad element; returns how many do.
+int check_values(const gguf::File& file) {
+  int bad = 0, skipped = 0;
+  std::vector<float> row;
+  for (const gguf::TensorInfo& info : file.tensors()) {
+    if (!quant::can_dequantize(info.type)) {
+      ++skipped;
+      continue;
+    }
+    const Tensor t = file.tensor(info);
+    const int64_t n = info.ne[0];
+    row.resize(static_cast<size_t>(n));
+    bool found = false;
+    for (int64_t r = 0; r < t.rows() && !found; ++r) {
+      quant::dequantize_row(info.type, t.row(r), row.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        if (std::isfinite(row[static_cast<size_t>(i)])) continue;
+        std::printf("check: %s (%s): %s at element %lld (row %lld, column %lld)\n",
+                    printable(info.name).c_str(), std::string(dtype_name(info.type)).c_str(),
+                    std::isnan(row[static_cast<size_t>(i)]) ? "NaN" : "infinity",
+                    static_cast<long long>(r * n + i), static_cast<long long>(r),
+                    static_cast<long long>(i));
+        found = true;
+        break;
+      }
+    }
+    bad += found ? 1 : 0;
+  }
+  const size_t checked = file.tensors().size() - static_cast<size_t>(skipped);
+  if (bad == 0) {
+    std::printf("check: all %zu tensors hold finite values", checked);
+  } else {
+    std::printf("check: %d of %zu tensors hold NaN or infinity", bad, checked);
+  }
+  if (skipped) std::printf(" (%d of a type toy cannot decode were not checked)", skipped);
+  std::printf("\n");
+  return bad;
+}
+
 }  // namespace
 
 int run_info(int argc, char** argv) {
-  CLI::App app{"Print a GGUF file's version, metadata, tensors and totals.", "toy info"};
+  CommandLine cl("info", "Print a GGUF file's version, metadata, tensors and totals.");
+  CLI::App& app = cl.app();
   std::string path;
-  bool json = false;
-  bool full = false;
+  bool json = false, full = false, check = false;
   app.add_option("FILE", path, "the GGUF file")->required();
   app.add_flag("--json", json, "print one JSON object instead of text");
   app.add_flag("--full", full, "print arrays and strings in full instead of abbreviated");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  app.add_flag("--check", check,
+               "instead: decode every tensor and report those holding NaN or infinity (with the "
+               "first bad element); exit 1 if any does");
+  if (!cl.parse(argc, argv)) return 0;
   std::shared_ptr<gguf::File> file = gguf::File::open(path);
+  if (check) return check_values(*file) == 0 ? 0 : 1;
   if (json) {
     print_json(*file, full);
   } else {

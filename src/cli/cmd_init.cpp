@@ -1,5 +1,5 @@
 // toy init --arch llama --n-embd E --n-layer L --n-head H --n-head-kv K --n-ff F
-//          --vocab V [--tied] [--seed S] [--ctx N] [--rope-base B] -o MODEL.gguf
+//          --vocab V [--tied] [--seed S] [-c N] [--rope-base B] -o MODEL.gguf
 //
 // Writes a random-weight F32 model in llama.cpp's GGUF layout (the tensor names
 // and shapes come from the model layer's for_each_tensor, the one tensor list), for
@@ -16,7 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "cli/command_line.h"
 #include "cli/commands.h"
+#include "cli/files.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
@@ -68,7 +70,7 @@ void gaussian_row(float* dst, int64_t n, float std, uint64_t seed, uint64_t tens
 
 void validate(const InitOptions& o) {
   auto positive = [](const char* flag, int64_t v) {
-    if (v <= 0) fail(flag, " must be positive, got ", v);
+    if (v <= 0) usage_error(flag, " must be positive, got ", v);
   };
   positive("--n-embd", o.n_embd);
   positive("--n-layer", o.n_layer);
@@ -76,17 +78,17 @@ void validate(const InitOptions& o) {
   positive("--n-head-kv", o.n_head_kv);
   positive("--n-ff", o.n_ff);
   positive("--vocab", o.n_vocab);
-  positive("--ctx", o.n_ctx);
+  positive("-c/--ctx-size", o.n_ctx);
   if (o.n_embd % o.n_head != 0)
-    fail("--n-embd (", o.n_embd, ") must be a multiple of --n-head (", o.n_head, ")");
+    usage_error("--n-embd (", o.n_embd, ") must be a multiple of --n-head (", o.n_head, ")");
   if (o.n_head % o.n_head_kv != 0)
-    fail("--n-head (", o.n_head, ") must be a multiple of --n-head-kv (", o.n_head_kv, ")");
+    usage_error("--n-head (", o.n_head, ") must be a multiple of --n-head-kv (", o.n_head_kv, ")");
   if ((o.n_embd / o.n_head) % 2 != 0)
-    fail("head dimension --n-embd / --n-head = ", o.n_embd / o.n_head,
-         " must be even (RoPE rotates pairs)");
-  if (!(o.rope_base > 0.0f)) fail("--rope-base must be positive, got ", o.rope_base);
+    usage_error("head dimension --n-embd / --n-head = ", o.n_embd / o.n_head,
+                " must be even (RoPE rotates pairs)");
+  if (!(o.rope_base > 0.0f)) usage_error("--rope-base must be positive, got ", o.rope_base);
   if (o.arch != "llama")
-    fail("--arch '", o.arch, "' is not supported by toy init (supported: llama)");
+    usage_error("--arch '", o.arch, "' is not supported by toy init (supported: llama)");
 }
 
 ModelConfig make_config(const InitOptions& o) {
@@ -118,6 +120,7 @@ void set_metadata(gguf::Writer& writer, const InitOptions& o, const ModelConfig&
 
 int run(const InitOptions& o) {
   validate(o);
+  check_output({"-o", o.output});
   const ModelConfig config = make_config(o);
   Weights slots;
   slots.layers.resize(static_cast<size_t>(config.n_layer));
@@ -165,27 +168,27 @@ int run(const InitOptions& o) {
 }  // namespace
 
 int run_init(int argc, char** argv) {
-  CLI::App app{"Write a random-weight F32 model (llama.cpp GGUF layout)", "toy init"};
+  CommandLine cl("init", "Write a random-weight F32 model (llama.cpp GGUF layout)");
+  CLI::App& app = cl.app();
   InitOptions o;
   app.add_option("--arch", o.arch, "architecture (llama)")->capture_default_str();
-  app.add_option("--n-embd", o.n_embd, "embedding width")->required();
-  app.add_option("--n-layer", o.n_layer, "number of layers")->required();
-  app.add_option("--n-head", o.n_head, "attention heads")->required();
-  app.add_option("--n-head-kv", o.n_head_kv, "key/value heads (default: n-head)");
-  app.add_option("--n-ff", o.n_ff, "feed-forward width")->required();
-  app.add_option("--vocab", o.n_vocab, "vocabulary size")->required();
+  app.add_option("--n-embd", o.n_embd, "embedding width")->required()->check(at_least(1));
+  app.add_option("--n-layer", o.n_layer, "number of layers")->required()->check(at_least(1));
+  app.add_option("--n-head", o.n_head, "attention heads")->required()->check(at_least(1));
+  app.add_option("--n-head-kv", o.n_head_kv, "key/value heads (default: n-head)")
+      ->check(at_least(1));
+  app.add_option("--n-ff", o.n_ff, "feed-forward width")->required()->check(at_least(1));
+  app.add_option("--vocab", o.n_vocab, "vocabulary size")->required()->check(at_least(1));
   app.add_flag("--tied", o.tied, "no output.weight: logits use token_embd");
   app.add_option("--seed", o.seed, "random seed")->capture_default_str();
-  app.add_option("--ctx", o.n_ctx, "context length")->capture_default_str();
-  app.add_option("--rope-base", o.rope_base, "RoPE frequency base")->capture_default_str();
+  cl.add_context(o.n_ctx, "context length", ",--ctx")->check(at_least(1))->capture_default_str();
+  app.add_option("--rope-base", o.rope_base, "RoPE frequency base")
+      ->check(greater_than(0))
+      ->capture_default_str();
   app.add_option("--name", o.name, "general.name")->capture_default_str();
-  app.add_option("-t,--threads", o.threads, "threads (default: physical cores)");
-  app.add_option("-o,--output", o.output, "output GGUF file")->required();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  cl.add_threads(o.threads, "threads (default: physical cores)");
+  app.add_option("-o,--output", o.output, "output GGUF file (written atomically)")->required();
+  if (!cl.parse(argc, argv)) return 0;
   if (o.n_head_kv == 0) o.n_head_kv = o.n_head;
   return run(o);
 }

@@ -3,11 +3,12 @@
 // of the fixtures' reference logits, for comparing against llama.cpp.
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <vector>
 
+#include "cli/command_line.h"
 #include "cli/commands.h"
+#include "cli/files.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "infer/kv_cache.h"
@@ -18,20 +19,22 @@
 namespace toy::cli {
 
 int run_logits(int argc, char** argv) {
-  CLI::App app{
+  CommandLine cl(
+      "logits",
       "Write the logits after each token as little-endian float32, T x n_vocab.\n"
       "Default: all positions in one prefill batch through an f32 KV cache, exact arithmetic\n"
       "(dequantized weight blocks, f32 accumulation). The cache defaults to f32 here (not f16\n"
-      "as in generate) because an f16 cache moves logits by 2-6x the fixture tolerance.",
-      "toy logits"};
+      "as in generate) because an f16 cache moves logits by 2-6x the fixture tolerance.");
+  CLI::App& app = cl.app();
   std::string model_path, tokens_text, out_path, kv_type_name = "f32";
   bool decode = false, exact = false, fast = false;
   int threads = default_thread_count();
   int64_t n_ctx = 0;
   app.add_option("-m,--model", model_path, "GGUF model")->required();
-  app.add_option("--tokens", tokens_text, "comma-separated token ids, e.g. 175,132,281")
+  app.add_option("--tokens", tokens_text, "token ids, comma- or space-separated, e.g. 175,132,281")
       ->required();
-  app.add_option("-o,--output", out_path, "output file (T x n_vocab float32)")->required();
+  app.add_option("-o,--output", out_path, "output file (T x n_vocab float32, written atomically)")
+      ->required();
   app.add_flag("--decode", decode, "feed the tokens one at a time through the KV cache");
   app.add_option("--kv-type", kv_type_name, "KV cache type: f32, f16 or q8_0")
       ->capture_default_str();
@@ -39,17 +42,15 @@ int run_logits(int argc, char** argv) {
   app.add_flag("--fast", fast,
                "fast arithmetic (activations rounded like llama.cpp, SIMD dot products)")
       ->excludes(exact_flag);
-  app.add_option("-t,--threads", threads, "threads")->capture_default_str();
-  app.add_option("-c,--ctx-size", n_ctx, "context length (default: the model's, at most 4096)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  if (threads < 1) fail("-t must be at least 1, got ", threads);
+  cl.add_threads(threads);
+  cl.add_context(n_ctx, "context length (default: the model's, at most 4096)");
+  cl.add_gpu_layers();
+  if (!cl.parse(argc, argv)) return 0;
 
   const std::vector<int32_t> tokens = parse_token_list(tokens_text);
+  check_output({"-o", out_path}, {{"-m", model_path}});
   const Model model = Model::load(model_path);
+  cl.check_context(n_ctx, model.config.n_ctx_train);
   ThreadPool pool(threads);
   SessionOptions options;
   options.n_ctx = n_ctx;
@@ -68,12 +69,7 @@ int run_logits(int argc, char** argv) {
     session.prefill_all(tokens, logits.data());
   }
 
-  std::ofstream out(out_path, std::ios::binary | std::ios::trunc);
-  if (!out) fail("cannot open ", out_path, " for writing");
-  out.write(reinterpret_cast<const char*>(logits.data()),
-            static_cast<std::streamsize>(logits.size() * sizeof(float)));
-  out.close();
-  if (!out) fail("writing ", out_path, " failed");
+  write_output_file(out_path, logits.data(), logits.size() * sizeof(float));
   return 0;
 }
 

@@ -1,38 +1,30 @@
 // toy tokenize / toy detokenize: text <-> token ids with a model's vocabulary.
 //
 //   toy tokenize -m MODEL (--text S | --file F | --jsonl) [--add-special] [--parse-special]
-//   [--pieces] toy detokenize -m MODEL --ids 1,2,3 [--no-special]
+//                [--pieces]
+//   toy detokenize -m MODEL --ids "1,2,3" [--no-special]
 //
 // tokenize prints the ids space-separated on one line; --pieces prints one line
 // per token instead, "id -> 'piece'" (as llama.cpp's llama-tokenize). --jsonl
 // reads {"text": "..."} lines from stdin and writes one {"ids": [...]} line per
 // input line, flushed as it goes, so one process serves many strings.
 #include <CLI/CLI.hpp>
-#include <charconv>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "cli/command_line.h"
 #include "cli/commands.h"
+#include "cli/files.h"
 #include "core/error.h"
 #include "gguf/reader.h"
+#include "infer/token_list.h"
 #include "tokenizer/tokenizer.h"
 
 namespace toy::cli {
 namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open ", path, " for reading");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) fail("error reading ", path);
-  return text.str();
-}
 
 void print_ids(const std::vector<int32_t>& ids) {
   std::string line;
@@ -83,39 +75,17 @@ int run_jsonl(const tokenizer::Tokenizer& tok, tokenizer::TokenizeOptions option
   return 0;
 }
 
-std::vector<int32_t> parse_ids(const std::string& list) {
-  std::vector<int32_t> ids;
-  if (list.find_first_not_of(' ') == std::string::npos) return ids;  // no tokens: no text
-  size_t begin = 0;
-  while (begin <= list.size()) {
-    size_t end = list.find(',', begin);
-    if (end == std::string::npos) end = list.size();
-    std::string_view item(list.data() + begin, end - begin);
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-    if (item.empty()) {
-      if (end == list.size() && !ids.empty() && begin == list.size()) break;  // trailing comma
-      fail("--ids: empty item in '", list, "' (expected comma-separated token ids, e.g. 1,2,3)");
-    }
-    int32_t id = 0;
-    auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), id);
-    if (ec != std::errc() || ptr != item.data() + item.size())
-      fail("--ids: '", item, "' is not a token id (expected comma-separated integers, e.g. 1,2,3)");
-    ids.push_back(id);
-    begin = end + 1;
-  }
-  return ids;
-}
-
 }  // namespace
 
 int run_tokenize(int argc, char** argv) {
-  CLI::App app{"Turn text into token ids with a model's vocabulary.", "toy tokenize"};
+  CommandLine cl("tokenize", "Turn text into token ids with a model's vocabulary.");
+  CLI::App& app = cl.app();
   std::string model_path, text, file;
   bool jsonl = false, add_special = false, parse_special = false, pieces = false;
   app.add_option("-m,--model", model_path, "the GGUF model (or vocabulary) file")->required();
   auto* text_option = app.add_option("--text", text, "the text to tokenize");
-  auto* file_option = app.add_option("--file", file, "tokenize the whole content of this file");
+  auto* file_option =
+      app.add_option("-f,--file", file, "tokenize the whole content of this file ('-': stdin)");
   auto* jsonl_option =
       app.add_flag("--jsonl", jsonl, "read {\"text\": ...} lines on stdin, write {\"ids\": [...]}");
   text_option->excludes(file_option)->excludes(jsonl_option);
@@ -123,21 +93,14 @@ int run_tokenize(int argc, char** argv) {
   app.add_flag("--add-special", add_special, "add BOS/EOS as the model asks");
   app.add_flag("--parse-special", parse_special, "turn special-token text into its id");
   app.add_flag("--pieces", pieces, "print each token's id and text instead of the id list");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  if (!jsonl && text_option->count() == 0 && file_option->count() == 0) {
-    std::fprintf(stderr, "toy tokenize: give one of --text, --file or --jsonl\n%s",
-                 app.help().c_str());
-    return 2;
-  }
+  if (!cl.parse(argc, argv)) return 0;
+  if (!jsonl && text_option->count() == 0 && file_option->count() == 0)
+    usage_error("give one of --text, --file or --jsonl");
   auto model = gguf::File::open(model_path);
   auto tok = tokenizer::Tokenizer::from_gguf(*model);
   const tokenizer::TokenizeOptions options{add_special, parse_special};
   if (jsonl) return run_jsonl(*tok, options, pieces);
-  if (file_option->count()) text = read_file(file);
+  if (file_option->count()) text = read_input_text({"--file", file});
   const auto ids = tok->tokenize(text, options);
   if (pieces)
     print_pieces(*tok, ids);
@@ -147,18 +110,19 @@ int run_tokenize(int argc, char** argv) {
 }
 
 int run_detokenize(int argc, char** argv) {
-  CLI::App app{"Turn token ids back into text with a model's vocabulary.", "toy detokenize"};
+  CommandLine cl("detokenize", "Turn token ids back into text with a model's vocabulary.");
+  CLI::App& app = cl.app();
   std::string model_path, ids_text;
   bool no_special = false;
   app.add_option("-m,--model", model_path, "the GGUF model (or vocabulary) file")->required();
-  app.add_option("--ids", ids_text, "comma-separated token ids, e.g. 1,2,3")->required();
+  app.add_option("--ids,--tokens", ids_text,
+                 "token ids separated by commas or spaces, e.g. 1,2,3 or as toy tokenize prints "
+                 "them (an empty list gives no text)")
+      ->required();
   app.add_flag("--no-special", no_special, "print nothing for control tokens (BOS, EOS, ...)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  const std::vector<int32_t> ids = parse_ids(ids_text);
+  if (!cl.parse(argc, argv)) return 0;
+  const bool no_ids = ids_text.find_first_not_of(" \t\n\r") == std::string::npos;
+  const std::vector<int32_t> ids = no_ids ? std::vector<int32_t>() : parse_token_list(ids_text);
   auto model = gguf::File::open(model_path);
   auto tok = tokenizer::Tokenizer::from_gguf(*model);
   tokenizer::DetokenizeOptions options;

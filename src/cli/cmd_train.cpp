@@ -14,7 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "cli/command_line.h"
 #include "cli/commands.h"
+#include "cli/files.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
@@ -60,15 +62,7 @@ std::string format_duration(double seconds) {
 }
 
 std::string read_corpus(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) fail("--data ", path, ": no such file");
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) fail("--data ", path, ": cannot open for reading");
-  std::string text;
-  char buffer[1 << 16];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), f)) > 0) text.append(buffer, n);
-  std::fclose(f);
+  std::string text = read_input_text({"--data", path}, /*allow_stdin=*/false);
   if (text.empty()) fail("--data ", path, ": the file is empty");
   return text;
 }
@@ -77,60 +71,84 @@ std::string read_corpus(const std::string& path) {
 
 int run_train(int argc, char** argv) {
   Settings s;
-  CLI::App app{"Train a llama-family model from scratch on a text file; writes a GGUF.", "train"};
-  app.add_option("-o,--output", s.out_path, "output GGUF")->required();
+  CommandLine cl("train", "Train a llama-family model from scratch on a text file; writes a GGUF.");
+  CLI::App& app = cl.app();
+  const auto positive = at_least(1);
+  app.add_option("-o,--output", s.out_path, "output GGUF (written atomically)")->required();
   app.add_option("--data", s.data_path, "training text file")->required();
   auto* preset_opt = app.add_option("--preset", s.preset, "shakespeare-char");
   auto* val_opt = app.add_option("--val-fraction", s.val_fraction, "held-out tail of the file")
+                      ->check(in_range(0, 1, false, /*hi_open=*/true))
                       ->capture_default_str();
   auto* vocab_opt = app.add_option("--vocab", s.vocab, "byte or chars")->capture_default_str();
   app.add_option("--vocab-from", s.vocab_from, "use the vocabulary of this GGUF model");
   auto* arch_opt =
       app.add_option("--arch", s.shape.arch, "llama, qwen2 or qwen3")->capture_default_str();
-  auto* embd_opt = app.add_option("--n-embd", s.shape.n_embd, "embedding width");
-  auto* layer_opt = app.add_option("--n-layer", s.shape.n_layer, "layers");
-  auto* head_opt = app.add_option("--n-head", s.shape.n_head, "attention heads");
-  auto* head_kv_opt = app.add_option("--n-head-kv", s.shape.n_head_kv, "KV heads (default n-head)");
-  app.add_option("--head-dim", s.shape.head_dim, "head width (default n-embd / n-head)");
-  auto* ff_opt = app.add_option("--n-ff", s.shape.n_ff, "FFN width");
-  auto* ctx_opt = app.add_option("--ctx", s.shape.n_ctx, "context length T");
-  app.add_option("--rope-base", s.shape.rope_base, "RoPE base")->capture_default_str();
-  app.add_option("--rms-eps", s.shape.rms_eps, "RMSNorm epsilon")->capture_default_str();
+  auto* embd_opt = app.add_option("--n-embd", s.shape.n_embd, "embedding width")->check(positive);
+  auto* layer_opt = app.add_option("--n-layer", s.shape.n_layer, "layers")->check(positive);
+  auto* head_opt = app.add_option("--n-head", s.shape.n_head, "attention heads")->check(positive);
+  auto* head_kv_opt = app.add_option("--n-head-kv", s.shape.n_head_kv, "KV heads (default n-head)")
+                          ->check(positive);
+  app.add_option("--head-dim", s.shape.head_dim, "head width (default n-embd / n-head)")
+      ->check(positive);
+  auto* ff_opt = app.add_option("--n-ff", s.shape.n_ff, "FFN width")->check(positive);
+  auto* ctx_opt = cl.add_context(s.shape.n_ctx, "context length T", ",--ctx")->check(positive);
+  app.add_option("--rope-base", s.shape.rope_base, "RoPE base")
+      ->check(greater_than(0))
+      ->capture_default_str();
+  app.add_option("--rms-eps", s.shape.rms_eps, "RMSNorm epsilon")
+      ->check(greater_than(0))
+      ->capture_default_str();
   auto* tied_opt = app.add_flag("--tied", s.tied, "tie the output projection to the embeddings");
-  auto* batch_opt =
-      app.add_option("--batch", s.batch, "sequences per micro-step B")->capture_default_str();
-  auto* steps_opt = app.add_option("--steps", s.steps, "optimizer steps")->capture_default_str();
-  auto* lr_opt = app.add_option("--lr", s.lr, "peak learning rate")->capture_default_str();
-  auto* min_lr_opt = app.add_option("--min-lr", s.min_lr, "final learning rate (default lr/10)");
+  auto* batch_opt = app.add_option("--batch", s.batch, "sequences per micro-step B")
+                        ->check(positive)
+                        ->capture_default_str();
+  auto* steps_opt =
+      app.add_option("--steps", s.steps, "optimizer steps")->check(positive)->capture_default_str();
+  auto* lr_opt = app.add_option("--lr", s.lr, "peak learning rate")
+                     ->check(greater_than(0))
+                     ->capture_default_str();
+  auto* min_lr_opt = app.add_option("--min-lr", s.min_lr, "final learning rate (default lr/10)")
+                         ->check(at_least(0));
   auto* schedule_opt =
       app.add_option("--lr-schedule", s.schedule, "cosine or constant")->capture_default_str();
-  auto* warmup_opt =
-      app.add_option("--warmup", s.warmup, "linear warm-up steps")->capture_default_str();
+  auto* warmup_opt = app.add_option("--warmup", s.warmup, "linear warm-up steps")
+                         ->check(at_least(0))
+                         ->capture_default_str();
   auto* wd_opt = app.add_option("--weight-decay", s.weight_decay, "AdamW decay (2-D weights)")
+                     ->check(at_least(0))
                      ->capture_default_str();
-  auto* beta1_opt = app.add_option("--beta1", s.beta1, "AdamW beta1")->capture_default_str();
-  auto* beta2_opt = app.add_option("--beta2", s.beta2, "AdamW beta2")->capture_default_str();
-  app.add_option("--adam-eps", s.eps, "AdamW epsilon")->capture_default_str();
+  const auto beta_range = in_range(0, 1, false, /*hi_open=*/true);
+  auto* beta1_opt =
+      app.add_option("--beta1", s.beta1, "AdamW beta1")->check(beta_range)->capture_default_str();
+  auto* beta2_opt =
+      app.add_option("--beta2", s.beta2, "AdamW beta2")->check(beta_range)->capture_default_str();
+  app.add_option("--adam-eps", s.eps, "AdamW epsilon")
+      ->check(greater_than(0))
+      ->capture_default_str();
   auto* clip_opt = app.add_option("--grad-clip", s.grad_clip, "global gradient-norm clip (0: off)")
+                       ->check(at_least(0))
                        ->capture_default_str();
-  app.add_option("--accum", s.accum, "gradient accumulation micro-steps")->capture_default_str();
+  app.add_option("--accum", s.accum, "gradient accumulation micro-steps")
+      ->check(positive)
+      ->capture_default_str();
   app.add_option("--init-scale", s.init_scale, "linear weights ~ N(0, scale/sqrt(fan_in))")
+      ->check(at_least(0))
       ->capture_default_str();
   app.add_option("--seed", s.seed, "seed of the initialization and batches")->capture_default_str();
   auto* eval_opt = app.add_option("--eval-every", s.eval_every, "validation every E steps (0: off)")
+                       ->check(at_least(0))
                        ->capture_default_str();
   app.add_option("--eval-batches", s.eval_batches, "batches per periodic validation")
+      ->check(positive)
       ->capture_default_str();
   app.add_option("--save-every", s.save_every, "write OUT every S steps (0: only at the end)")
+      ->check(at_least(0))
       ->capture_default_str();
   app.add_option("--out-type", s.out_type, "f32, f16, bf16 or q8_0")->capture_default_str();
-  app.add_option("-t,--threads", s.threads, "threads (default: physical cores)");
+  cl.add_threads(s.threads, "threads (default: physical cores)");
   app.add_flag("-q,--quiet", s.quiet, "no progress output on stderr");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+  if (!cl.parse(argc, argv)) return 0;
 
   if (preset_opt->count() > 0) {
     if (s.preset != "shakespeare-char")
@@ -160,21 +178,23 @@ int run_train(int argc, char** argv) {
     preset_value(tied_opt, s.tied, false);
   }
   auto require = [](const CLI::Option* option, int64_t value, const char* flag) {
-    if (option->count() == 0 && value == 0) fail("missing ", flag, " (or use --preset)");
+    if (option->count() == 0 && value == 0) usage_error("missing ", flag, " (or use --preset)");
   };
   require(embd_opt, s.shape.n_embd, "--n-embd");
   require(layer_opt, s.shape.n_layer, "--n-layer");
   require(head_opt, s.shape.n_head, "--n-head");
   require(ff_opt, s.shape.n_ff, "--n-ff");
-  require(ctx_opt, s.shape.n_ctx, "--ctx");
-  if (s.batch < 1) fail("--batch must be at least 1, got ", s.batch);
-  if (s.steps < 1) fail("--steps must be at least 1, got ", s.steps);
-  if (s.accum < 1) fail("--accum must be at least 1, got ", s.accum);
-  if (!(s.lr > 0.0)) fail("--lr must be positive, got ", s.lr);
+  require(ctx_opt, s.shape.n_ctx, "-c/--ctx-size");
+  // A value the float fields round to zero (--rms-eps 1e-50) is as bad as zero.
+  if (!(s.shape.rms_eps > 0.0f))
+    usage_error("--rms-eps: must be in (0, inf), got ", s.shape.rms_eps);
   if (s.schedule != "cosine" && s.schedule != "constant")
-    fail("--lr-schedule must be cosine or constant, got '", s.schedule, "'");
-  if (s.threads < 0) fail("-t must be at least 1, got ", s.threads);
+    usage_error("--lr-schedule must be cosine or constant, got '", s.schedule, "'");
   const DType out_type = train::parse_out_type(s.out_type);
+  // Everything that can make the end of the run fail is checked before it starts.
+  check_output({"-o", s.out_path}, {{"--data", s.data_path}, {"--vocab-from", s.vocab_from}});
+  check_input_file({"--data", s.data_path});
+  if (!s.vocab_from.empty()) check_input_file({"--vocab-from", s.vocab_from});
 
   // Text -> tokens, and the vocabulary the output file will carry.
   const std::string text = read_corpus(s.data_path);
@@ -258,15 +278,22 @@ int run_train(int argc, char** argv) {
   const bool tty = isatty(fileno(stderr));
   const int64_t line_every = std::max<int64_t>(1, s.steps / 50);
   double last_val = -1.0;
+  int64_t last_val_step = 0;
   train::Trainer trainer(store, data, options, pool);
   trainer.run(
       [&](const train::StepReport& r) {
-        if (r.val_loss >= 0.0) last_val = r.val_loss;
+        if (r.val_loss >= 0.0) last_val = r.val_loss, last_val_step = r.step;
         if (s.quiet) return;
         const double eta =
             r.tokens_per_s > 0.0 ? r.seconds / double(r.step) * double(s.steps - r.step) : -1.0;
-        char val[32] = "-";
-        if (last_val >= 0.0) std::snprintf(val, sizeof(val), "%.4f", last_val);
+        // A validation loss from an earlier step says which step, so it does not read as new.
+        char val[48] = "-";
+        if (r.val_loss >= 0.0) {
+          std::snprintf(val, sizeof(val), "%.4f", r.val_loss);
+        } else if (last_val >= 0.0) {
+          std::snprintf(val, sizeof(val), "%.4f (step %lld)", last_val,
+                        static_cast<long long>(last_val_step));
+        }
         char line[256];
         std::snprintf(line, sizeof(line),
                       "step %lld/%lld | loss %.4f | val %s | lr %.2e | %.0f tok/s | ETA %s",
@@ -290,7 +317,16 @@ int run_train(int argc, char** argv) {
   const double train_loss = trainer.estimate_train_loss(20);
   const double val_loss = data.val_windows() > 0 ? trainer.evaluate_val(0) : NAN;
   save();
-  if (!s.quiet) std::fprintf(stderr, "train: wrote %s\n", s.out_path.c_str());
+  if (!s.quiet) {
+    std::fprintf(stderr, "train: wrote %s\n", s.out_path.c_str());
+    // The periodic evaluations sample --eval-batches batches; the final one reads the whole
+    // held-out split, so the two can differ.
+    std::fprintf(stderr,
+                 "train: final val_loss over the whole held-out split (%lld windows), train_loss "
+                 "over 20 sampled batches%s\n",
+                 static_cast<long long>(data.val_windows()),
+                 s.eval_every > 0 ? "; periodic val losses sampled --eval-batches batches" : "");
+  }
   std::printf("final: steps %lld train_loss %.4f val_loss %.4f tokens_per_s %.0f\n",
               static_cast<long long>(trainer.steps_done()), train_loss, val_loss, tokens_per_s);
   return 0;

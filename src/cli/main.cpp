@@ -4,6 +4,7 @@
 #include <exception>
 #include <string>
 
+#include "cli/command_line.h"
 #include "cli/commands.h"
 #include "core/error.h"
 
@@ -43,22 +44,28 @@ int main(int argc, char** argv) {
     print_usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
+  // llama.cpp's tools and most Unix tools answer --version.
+  if (!std::strcmp(argv[1], "--version")) return run_version(argc - 1, argv + 1);
   for (int i = 0; i < kCommandCount; ++i) {
     if (std::strcmp(argv[1], kCommands[i].name) != 0) continue;
+    const char* name = kCommands[i].name;
+    // The one error path: every failure is one line on stderr and exit code 1. Messages are
+    // printed with control bytes escaped: they can quote values read from a file.
     try {
       return kCommands[i].run(argc - 1, argv + 1);
+    } catch (const UsageError& e) {
+      std::fprintf(stderr, "toy %s: error: %s (see toy %s --help)\n", name,
+                   toy::printable(e.message()).c_str(), name);
     } catch (const toy::Error& e) {
-      std::fprintf(stderr, "toy %s: error: %s\n", kCommands[i].name, e.what());
-      return 1;
+      std::fprintf(stderr, "toy %s: error: %s\n", name, toy::printable(e.message()).c_str());
     } catch (const std::bad_alloc&) {
-      std::fprintf(stderr, "toy %s: error: out of memory\n", kCommands[i].name);
-      return 1;
+      std::fprintf(stderr, "toy %s: error: out of memory\n", name);
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "toy %s: error: %s\n", kCommands[i].name, e.what());
-      return 1;
+      std::fprintf(stderr, "toy %s: error: %s\n", name, toy::printable(e.what()).c_str());
     }
+    return 1;
   }
-  std::fprintf(stderr, "toy: unknown command '%s'\n\n", argv[1]);
-  print_usage(stderr);
-  return 2;
+  std::fprintf(stderr, "toy: error: unknown command '%s' (see toy --help)\n",
+               toy::printable(argv[1]).c_str());
+  return 1;
 }

@@ -5,17 +5,32 @@
 // and stays on in release builds.
 #pragma once
 
+#include <cstdint>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace toy {
 
 class Error : public std::runtime_error {
  public:
-  explicit Error(const std::string& message) : std::runtime_error(message) {}
+  explicit Error(const std::string& message) : std::runtime_error(message), message_(message) {}
+  // The whole message: what() is a C string and would end at an embedded NUL byte (a value
+  // read from a file can hold one); print it with printable().
+  const std::string& message() const { return message_; }
+
+ private:
+  std::string message_;
 };
+
+// `text` with control bytes (NUL, escape sequences, newlines, DEL) written as \xNN, \n, \t,
+// \r so an error message shows what a file really holds and stays one line.
+std::string printable(std::string_view text);
+
+// "512 bytes", "3.00 KiB", "1.50 GiB": sizes in allocation-failure messages.
+std::string format_bytes(uint64_t bytes);
 
 // Concatenates any streamable values: str("tensor ", name, " has ", n, " dims").
 template <typename... Args>

@@ -1,18 +1,13 @@
-// GGUF v3 writer. The file is assembled under a temporary name in the target's
-// directory, fsync'ed, then renamed over the target, so readers only ever see a
-// complete file (rename is atomic within a filesystem).
+// GGUF v3 writer. The file is assembled through AtomicFile (core/atomic_file.h), so
+// readers only ever see a complete file and an interrupted run leaves nothing.
 #include "gguf/writer.h"
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <limits>
 
+#include "core/atomic_file.h"
 #include "core/dtype.h"
 #include "core/error.h"
 
@@ -103,28 +98,6 @@ uint64_t padding_for(uint64_t offset, uint64_t alignment) {
   return (alignment - offset % alignment) % alignment;
 }
 
-void write_all(int fd, const uint8_t* data, uint64_t size) {
-  while (size > 0) {
-    size_t chunk = static_cast<size_t>(std::min<uint64_t>(size, 1u << 30));
-    ssize_t n = ::write(fd, data, chunk);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail("write failed: ", std::strerror(errno));
-    }
-    data += n;
-    size -= static_cast<uint64_t>(n);
-  }
-}
-
-void write_zeros(int fd, uint64_t count) {
-  static const uint8_t kZeros[256] = {};
-  while (count > 0) {
-    uint64_t n = std::min<uint64_t>(count, sizeof(kZeros));
-    write_all(fd, kZeros, n);
-    count -= n;
-  }
-}
-
 }  // namespace
 
 Writer::Writer(uint64_t alignment) : alignment_(alignment) {
@@ -211,7 +184,7 @@ void Writer::write(const std::string& path,
       encode(header, value, key, 0);
     }
   } catch (const Error& e) {
-    fail(path, ": cannot write GGUF file: ", e.what());
+    fail(path, ": cannot write GGUF file: ", e.message());
   }
   if (emit_alignment) {
     header.put_string("general.alignment");
@@ -229,20 +202,15 @@ void Writer::write(const std::string& path,
     offset += t.bytes;
   }
 
-  namespace fs = std::filesystem;
-  fs::path target(path);
-  fs::path dir = target.parent_path().empty() ? fs::path(".") : target.parent_path();
-  std::string temp = (dir / ("." + target.filename().string() + ".tmp-XXXXXX")).string();
-  int fd = ::mkstemp(temp.data());
-  if (fd < 0)
-    fail(path, ": cannot create a temporary file in ", dir.string(), ": ", std::strerror(errno));
+  // Creating the file first fails fast (no directory, no permission) before any tensor is
+  // converted; AtomicFile leaves nothing under `path` unless commit() is reached.
+  AtomicFile out(path);
   try {
-    if (::fchmod(fd, 0644) != 0) fail("chmod failed: ", std::strerror(errno));
-    write_all(fd, header.data().data(), header.size());
+    out.write(header.data().data(), header.size());
     uint64_t written = header.size();
     // Without tensors there is no data section to align (llama.cpp's vocabulary files end here).
     if (!tensors_.empty()) {
-      write_zeros(fd, padding_for(written, alignment));
+      out.write_zeros(padding_for(written, alignment));
       written += padding_for(written, alignment);
     }
     const uint64_t data_start = written;
@@ -250,35 +218,31 @@ void Writer::write(const std::string& path,
     for (size_t i = 0; i < tensors_.size(); ++i) {
       const PendingTensor& t = tensors_[i];
       uint64_t pad = padding_for(written - data_start, alignment);
-      write_zeros(fd, pad);
+      out.write_zeros(pad);
       written += pad;
       if (t.data) {
-        write_all(fd, static_cast<const uint8_t*>(t.data), t.bytes);
+        out.write(t.data, t.bytes);
       } else if (!t.fill) {
         fail("tensor '", t.name, "' has neither data nor a function producing it");
       } else {
-        buffer.assign(t.bytes, 0);
+        try {
+          buffer.assign(t.bytes, 0);
+        } catch (const std::bad_alloc&) {
+          fail("out of memory allocating ", t.bytes, " bytes (", format_bytes(t.bytes),
+               ") for tensor '", t.name, "'");
+        }
         t.fill(buffer.data());
-        write_all(fd, buffer.data(), t.bytes);
+        out.write(buffer.data(), t.bytes);
       }
       written += t.bytes;
       if (progress) progress(i + 1, tensors_.size());
     }
-    if (::fsync(fd) != 0) fail("fsync failed: ", std::strerror(errno));
-    int closed = ::close(fd);
-    fd = -1;
-    if (closed != 0) fail("close failed: ", std::strerror(errno));
-    if (::rename(temp.c_str(), path.c_str()) != 0) fail("rename failed: ", std::strerror(errno));
-  } catch (const std::exception& e) {
-    if (fd >= 0) ::close(fd);
-    ::unlink(temp.c_str());
-    fail(path, ": cannot write GGUF file (nothing was written under this name): ", e.what());
-  }
-  // Make the rename itself durable; failing here cannot un-write the file, so it is best effort.
-  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
+    out.commit();
+  } catch (const Error& e) {
+    // AtomicFile's own messages already start with the path.
+    const std::string_view what = e.message();
+    if (what.starts_with(path + ": ")) throw;
+    fail(path, ": cannot write GGUF file (nothing was written under this name): ", what);
   }
 }
 

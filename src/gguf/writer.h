@@ -1,6 +1,6 @@
 // GGUF writer: collects metadata and tensors, then writes a GGUF v3 file
-// atomically (temporary file in the same directory, fsync, rename), so a crash
-// never leaves a half-written model under the final name.
+// atomically (core/atomic_file.h), so a crash, a signal or a full disk never
+// leaves a half-written model under the final name, nor a stray temporary.
 #pragma once
 
 #include <cstdint>

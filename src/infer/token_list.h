@@ -1,4 +1,4 @@
-// Token id lists as written on the command line: "175,132,281" (spaces allowed).
+// Token id lists as written on the command line: "175,132,281" or "175 132 281".
 #pragma once
 
 #include <cstdint>

@@ -93,7 +93,6 @@ const char* const kEogTexts[] = {"<|eot_id|>",
                                  "<|calls|>",
                                  "<end_of_turn>",
                                  "<|endoftext|>",
-                                 "</s>",
                                  "<|eom_id|>",
                                  "<EOT>",
                                  "_<EOT>",
@@ -106,6 +105,12 @@ const char* const kEogTexts[] = {"<|eot_id|>",
                                  "<|tool_response>",
                                  "<｜end▁of▁sentence｜>",
                                  "[e~["};
+
+// Ends generation but keeps its token type. llama.cpp (the mid-2025 reference) does not know
+// "</s>" by text; later versions re-type it CONTROL for paddleocr, which breaks vocabularies
+// where it is a user-defined token matched in plain text (phi-3: "... </s>" must give id 2
+// without parse_special; Gemma 4 and PLaMo needed workarounds upstream).
+const char* const kEogKeepTypeTexts[] = {"</s>"};
 
 template <size_t N>
 bool text_in(std::string_view text, const char* const (&list)[N]) {
@@ -355,6 +360,7 @@ void Vocab::mark_control_looking_tokens() {
   for (int32_t id : {fim_pad_, fim_rep_, fim_sep_})
     if (id >= 0) eog.push_back(id);
   for (int32_t i = 0; i < n_vocab_; ++i) {
+    if (text_in(tokens_[i].text, kEogKeepTypeTexts)) eog.push_back(i);
     if (!text_in(tokens_[i].text, kEogTexts)) continue;
     eog.push_back(i);
     tokens_[i].attr |= kAttrControl;

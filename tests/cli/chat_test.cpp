@@ -3,8 +3,15 @@
 // unseen part is fed each turn, and replies stream until end of turn.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <string>
+#include <thread>
 
 #include "gguf/copy.h"
 #include "gguf/reader.h"
@@ -75,6 +82,103 @@ TEST(ChatCli, StartsOverWhenTheContextIsFull) {
   // After the reset the conversation is formatted from the start again.
   EXPECT_NE(output.find("[prompt] <|user|>\nAgain<|end|>\n<|assistant|>\n"), std::string::npos)
       << output;
+  std::remove(model.c_str());
+}
+
+size_t occurrences(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+TEST(ChatCli, SlashCommands) {
+  const std::string model = model_with_phi3_vocab();
+  std::string output;
+  const int rc = run_command(
+      "printf '/help\\nHi\\n/clear\\n/system Be "
+      "brief.\\nHello\\n/bogus\\n//slash\\n/exit\\nnever\\n' | " +
+          binary_dir() + "/toy chat -m " + model + " --temp 0 -n 4 --show-prompt",
+      &output);
+  ASSERT_EQ(rc, 0) << output;
+  EXPECT_NE(output.find("/system TEXT   set the system message"), std::string::npos) << output;
+  EXPECT_NE(output.find("[prompt] <|user|>\nHi<|end|>\n<|assistant|>\n"), std::string::npos)
+      << output;
+  EXPECT_NE(output.find("toy chat: conversation cleared"), std::string::npos) << output;
+  // After /clear and /system the conversation starts again, with the new system message.
+  EXPECT_NE(output.find("[prompt] <|system|>\nBe brief.<|end|>\n<|user|>\nHello<|end|>\n"),
+            std::string::npos)
+      << output;
+  EXPECT_NE(output.find("toy chat: unknown command '/bogus'; /help lists them"), std::string::npos)
+      << output;
+  EXPECT_NE(output.find("<|user|>\n/slash<|end|>"), std::string::npos) << output;
+  EXPECT_EQ(output.find("never"), std::string::npos) << output;  // /exit ended the chat
+  EXPECT_EQ(occurrences(output, "[4 tokens"), 3u) << output;
+  std::remove(model.c_str());
+}
+
+TEST(ChatCli, DropsTheOldestTurnsAndKeepsChatting) {
+  const std::string model = model_with_phi3_vocab();
+  std::string output;
+  std::string huge;
+  for (int i = 0; i < 60; ++i) huge += "word ";
+  const int rc =
+      run_command("printf 'one\\ntwo\\nthree\\n" + huge + "\\nfour\\n' | " + binary_dir() +
+                      "/toy chat -m " + model + " --temp 0 -n 8 -c 48 --show-prompt --system S",
+                  &output);
+  ASSERT_EQ(rc, 0) << output;
+  EXPECT_NE(output.find("earlier turns are forgotten (dropped the oldest"), std::string::npos)
+      << output;
+  // The message that cannot fit at all is refused; the chat goes on with the next one.
+  EXPECT_NE(output.find("does not fit the context of 48 tokens; not sent"), std::string::npos)
+      << output;
+  EXPECT_EQ(occurrences(output, "[8 tokens"), 4u) << output;
+  // The system message survives every drop.
+  const size_t last = output.rfind("[prompt] <|system|>\nS<|end|>");
+  ASSERT_NE(last, std::string::npos) << output;
+  EXPECT_EQ(output.find("<|user|>\none<|end|>", last), std::string::npos) << output;
+  std::remove(model.c_str());
+}
+
+TEST(ChatCli, CtrlCStopsTheReplyNotTheProgram) {
+  const std::string model = model_with_phi3_vocab();
+  int to_chat[2], from_chat[2];
+  ASSERT_EQ(::pipe(to_chat), 0);
+  ASSERT_EQ(::pipe(from_chat), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::signal(SIGINT, SIG_DFL);
+    ::dup2(to_chat[0], 0);
+    ::dup2(from_chat[1], 1);
+    ::dup2(from_chat[1], 2);
+    ::close(to_chat[1]);
+    ::close(from_chat[0]);
+    const std::string toy = binary_dir() + "/toy";
+    // -n -1 and a long context: the reply goes on until interrupted.
+    ::execl(toy.c_str(), toy.c_str(), "chat", "-m", model.c_str(), "--temp", "0", "-n", "-1", "-c",
+            "16384", "-t", "1", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(to_chat[0]);
+  ::close(from_chat[1]);
+  auto say = [&](const char* text) { ASSERT_GT(::write(to_chat[1], text, std::strlen(text)), 0); };
+  say("Hi\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ::kill(pid, SIGINT);
+  say("Again\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ::kill(pid, SIGINT);
+  ::close(to_chat[1]);  // Ctrl-D
+  std::string output;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(from_chat[0], buffer, sizeof buffer)) > 0;) output.append(buffer, n);
+  ::close(from_chat[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << output;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << output;
+  EXPECT_EQ(occurrences(output, "reply interrupted (Ctrl-C)"), 2u) << output;
+  EXPECT_EQ(occurrences(output, " tokens, "), 2u) << output;
   std::remove(model.c_str());
 }
 

@@ -107,8 +107,10 @@ TEST(Init, RejectsInconsistentShapesWithClearErrors) {
       {"--n-embd 60 --n-layer 1 --n-head 7 --n-ff 8 --vocab 10", "multiple of --n-head"},
       {"--n-embd 64 --n-layer 1 --n-head 4 --n-head-kv 3 --n-ff 8 --vocab 10",
        "multiple of --n-head-kv"},
-      {"--n-embd 64 --n-layer 0 --n-head 4 --n-ff 8 --vocab 10", "--n-layer must be positive"},
-      {"--n-embd 64 --n-layer 1 --n-head 4 --n-ff 8 --vocab -5", "--vocab must be positive"},
+      {"--n-embd 64 --n-layer 0 --n-head 4 --n-ff 8 --vocab 10",
+       "--n-layer: must be in [1, inf), got 0"},
+      {"--n-embd 64 --n-layer 1 --n-head 4 --n-ff 8 --vocab -5",
+       "--vocab: must be in [1, inf), got -5"},
       {"--arch gpt2 --n-embd 64 --n-layer 1 --n-head 4 --n-ff 8 --vocab 10", "not supported"},
   };
   for (const auto& c : cases) {

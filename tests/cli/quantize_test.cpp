@@ -5,6 +5,7 @@
 // K-quant mixtures (q4_k_m tensor types equal llama.cpp's file) and the error cases.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -99,7 +100,7 @@ TEST(Quantize, ReproducesLlamaCppFilesForDeterministicTypes) {
 TEST(Quantize, ConvertsWeightMatricesAndKeepsEverythingElse) {
   const auto in = gguf::File::open(model("llama-q"));
   std::string log;
-  const auto out = convert(model("llama-q"), "q4_k", &log);
+  const auto out = convert(model("llama-q"), "q4_k", &log, "-v");
   // Metadata: every input key survives with its value; file type and version updated.
   for (size_t i = 0; i < in->metadata_count(); ++i) {
     const gguf::ValueRef value = in->metadata(i);
@@ -124,7 +125,7 @@ TEST(Quantize, ConvertsWeightMatricesAndKeepsEverythingElse) {
       EXPECT_TRUE(same_bytes(in->tensor(a), out->tensor(b))) << b.name;
     }
   }
-  // Progress: one line per tensor, then the size summary.
+  // Progress with -v: one line per tensor, then the size summary.
   EXPECT_NE(log.find("[   1/  21] token_embd.weight"), std::string::npos) << log;
   EXPECT_NE(log.find("[  21/  21] blk.1.ffn_down.weight"), std::string::npos) << log;
   EXPECT_NE(log.find("model size: 6.63 MiB -> 0.94 MiB"), std::string::npos) << log;
@@ -176,7 +177,7 @@ TEST(Quantize, RowsThatFitNoBlockKeepTheirType) {
   // stories260K: n_embd 64, ffn_down rows have 172 elements (not a multiple of 32), and no
   // row is a multiple of 256.
   std::string log;
-  const auto q8 = convert(model("stories260K"), "q8_0", &log);
+  const auto q8 = convert(model("stories260K"), "q8_0", &log, "-v");
   EXPECT_EQ(q8->find_tensor("blk.0.ffn_down.weight")->type, DType::F32);
   EXPECT_EQ(q8->find_tensor("blk.0.ffn_up.weight")->type, DType::Q8_0);
   EXPECT_NE(log.find("note: blk.0.ffn_down.weight: row length 172 is not a multiple of q8_0's "
@@ -184,7 +185,7 @@ TEST(Quantize, RowsThatFitNoBlockKeepTheirType) {
             std::string::npos)
       << log;
   // q4_k: the 64-wide rows take llama.cpp's fallback q5_0; 172 fits neither.
-  const auto q4k = convert(model("stories260K"), "q4_k", &log);
+  const auto q4k = convert(model("stories260K"), "q4_k", &log, "-v");
   int fell_back = 0;
   for (const gguf::TensorInfo& info : q4k->tensors()) {
     if (info.n_dims < 2 || info.ne[0] == 172) {
@@ -236,7 +237,7 @@ TEST(Quantize, RowsThatDoNotFitAKQuantUseLlamaCppsFallback) {
            {"q3_k", {DType::Q3_K, DType::Q4_0}},  // llama.cpp: IQ4_NL, which toy lacks
            {"q2_k", {DType::Q2_K, DType::Q4_0}}}) {
     std::string log;
-    const auto out = convert(in, type, &log);
+    const auto out = convert(in, type, &log, "-v");
     EXPECT_EQ(out->find_tensor("blk.0.attn_q.weight")->type, expected.second) << type;
     EXPECT_EQ(out->find_tensor("output.weight")->type, expected.second) << type;
     EXPECT_EQ(out->find_tensor("blk.0.ffn_down.weight")->type, expected.first) << type;
@@ -328,6 +329,16 @@ TEST(Quantize, BadInputFailsCleanly) {
   fs::remove(text);
 }
 
+TEST(Quantize, QuietOnPipesUnlessVerbose) {
+  // Without -v: no line per tensor (stderr is a pipe here), one summary of the notes.
+  std::string log;
+  convert(model("stories260K"), "q4_k", &log);
+  EXPECT_EQ(log.find("[   1/"), std::string::npos) << log;
+  EXPECT_EQ(log.find("row length"), std::string::npos) << log;
+  EXPECT_NE(log.find("note: 36 tensors did not get q4_k"), std::string::npos) << log;
+  EXPECT_LE(std::count(log.begin(), log.end(), '\n'), 5) << log;
+}
+
 TEST(Quantize, HelpListsTheTypesAndTheFallback) {
   std::string log;
   EXPECT_EQ(quantize("--help", &log), 0) << log;
@@ -342,7 +353,7 @@ TEST(Quantize, RefusesToOverwriteItsInput) {
   const auto before = testing::read_bytes(copy);
   std::string log;
   EXPECT_EQ(quantize(copy + " " + copy + " q8_0", &log), 1);
-  EXPECT_NE(log.find("is the input file"), std::string::npos) << log;
+  EXPECT_NE(log.find("is the same file as input"), std::string::npos) << log;
   EXPECT_EQ(testing::read_bytes(copy), before);
   // Also through a different spelling of the same path.
   const fs::path p(copy);

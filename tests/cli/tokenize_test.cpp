@@ -103,6 +103,17 @@ TEST(TokenizeCli, TextFlagsAndDetokenize) {
   EXPECT_EQ(output, " Hello");  // as llama.cpp: a leading BOS keeps the space
 }
 
+TEST(TokenizeCli, UserDefinedTokenIsMatchedWithoutParseSpecial) {
+  // phi-3's "</s>" is a user-defined token (type 4): llama.cpp matches it in plain text, while
+  // "<s>" (control) is split into pieces unless --parse-special.
+  std::string output;
+  const std::string phi3 = quote(vocab_path("phi-3"));
+  ASSERT_EQ(run_command(toy_binary() + " tokenize -m " + phi3 + " --text '<s> not special </s>'",
+                        &output),
+            0);
+  EXPECT_EQ(output, "529 29879 29958 451 4266 29871 2\n");
+}
+
 TEST(TokenizeCli, FileInput) {
   const std::string path = temp_path(".txt");
   {

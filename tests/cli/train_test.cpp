@@ -83,6 +83,30 @@ TEST(TrainCommand, LossDropsAndTheOutputReloads) {
       << output;
 }
 
+TEST(TrainCommand, ProgressSaysHowOldTheValidationLossIs) {
+  const std::string out = temp_path(".gguf");
+  std::string output;
+  ASSERT_EQ(run_command(binary_dir() + "/toy train -o " + out + " --data " + small_corpus() +
+                            " --n-embd 16 --n-layer 1 --n-head 2 --n-ff 32 -c 16 --batch 2"
+                            " --steps 12 --eval-every 5 --eval-batches 2 -t 1",
+                        &output),
+            0)
+      << output;
+  // stderr is a pipe: one line per step. Fresh at steps 5, 10 and 12, marked stale between.
+  EXPECT_TRUE(
+      std::regex_search(output, std::regex(R"(step 5/12 \| loss [0-9.]+ \| val [0-9.]+ \|)")))
+      << output;
+  EXPECT_TRUE(std::regex_search(
+      output, std::regex(R"(step 7/12 \| loss [0-9.]+ \| val [0-9.]+ \(step 5\) \|)")))
+      << output;
+  EXPECT_TRUE(std::regex_search(
+      output, std::regex(R"(step 11/12 \| loss [0-9.]+ \| val [0-9.]+ \(step 10\) \|)")))
+      << output;
+  EXPECT_NE(output.find("final val_loss over the whole held-out split"), std::string::npos)
+      << output;
+  std::remove(out.c_str());
+}
+
 TEST(TrainCommand, SameSeedGivesTheSameFileAndQ8OutputLoads) {
   const std::string a = temp_path(".gguf"), b = temp_path(".gguf"), q = temp_path(".gguf");
   const std::string common =

@@ -3,6 +3,7 @@
 // detokenizing must give the text back wherever the tokenizer is lossless.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -92,6 +93,29 @@ TEST_P(VocabFixture, DetokenizeRoundTrips) {
       EXPECT_EQ(cleaned, c.text) << vocab << ": '" << c.text << "'";
     }
   }
+}
+
+// llama.cpp matches a user-defined token (GGUF token type 4) in plain text even without
+// parse_special; only the ones it re-types CONTROL by their text (end-of-turn and FIM markers)
+// are left to parse_special.
+TEST_P(VocabFixture, UserDefinedTokensAreMatchedWithoutParseSpecial) {
+  const std::string vocab = GetParam();
+  auto file = gguf::File::open(testing::fixture_path("tokenizer/ggml-vocab-" + vocab + ".gguf"));
+  auto tokenizer = Tokenizer::from_gguf(*file);
+  const auto types = file->find("tokenizer.ggml.token_type");
+  if (!types) GTEST_SKIP() << vocab << " has no token types";
+  std::vector<std::string> left_to_parse_special;
+  for (int32_t id = 0; id < tokenizer->n_vocab(); ++id) {
+    if (types->at(static_cast<uint64_t>(id)).integer() != 4) continue;
+    const std::string& text = tokenizer->vocab().token(id).text;
+    const auto ids = tokenizer->tokenize("x" + text + " y");
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) left_to_parse_special.push_back(text);
+  }
+  const std::vector<std::string> expected =
+      vocab == "deepseek-coder"
+          ? std::vector<std::string>{"<｜fim▁hole｜>", "<｜fim▁begin｜>", "<｜fim▁end｜>"}
+          : std::vector<std::string>{};
+  EXPECT_EQ(left_to_parse_special, expected) << vocab;
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, VocabFixture,

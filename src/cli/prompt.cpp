@@ -1,0 +1,68 @@
+#include "cli/prompt.h"
+
+#include "cli/files.h"
+
+namespace toy::cli {
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+std::string process_escapes(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\\' || i + 1 == text.size()) {
+      out += text[i];
+      continue;
+    }
+    const char c = text[++i];
+    static constexpr std::string_view kFrom = "nrtabfv0'\"\\?";
+    static constexpr std::string_view kTo{"\n\r\t\a\b\f\v\0'\"\\?", 12};
+    const size_t simple = kFrom.find(c);
+    if (simple != std::string_view::npos) {
+      out += kTo[simple];
+      continue;
+    }
+    const int hi = c == 'x' && i + 1 < text.size() ? hex_value(text[i + 1]) : -1;
+    const int lo = hi >= 0 && i + 2 < text.size() ? hex_value(text[i + 2]) : -1;
+    if (lo >= 0) {
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else {
+      out += '\\';  // not an escape: kept as written
+      out += c;
+    }
+  }
+  return out;
+}
+
+PromptOptions::PromptOptions(CommandLine& cl) {
+  CLI::App& app = cl.app();
+  prompt_opt_ = app.add_option("-p,--prompt", prompt_, "prompt text ('-': read standard input)");
+  file_opt_ =
+      app.add_option("-f,--file", file_, "read the prompt from a file ('-': standard input)");
+  prompt_opt_->excludes(file_opt_);
+  app.add_flag("-e,--escape", escapes_,
+               "process escapes in the prompt (\\n, \\t, \\\", \\xHH, ...)");
+}
+
+std::string PromptOptions::read() const {
+  std::string text;
+  if (file_opt_->count()) {
+    text = read_input_text({"-f", file_});
+  } else if (prompt_ == "-") {
+    text = read_input_text({"-p", "-"});
+  } else {
+    text = prompt_;
+  }
+  return escapes_ ? process_escapes(text) : text;
+}
+
+}  // namespace toy::cli
