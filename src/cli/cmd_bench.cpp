@@ -37,9 +37,11 @@ struct BenchOptions {
   std::string model;
   int64_t n_prompt = 512;
   int64_t n_gen = 128;
+  int64_t n_depth = 0;  // tokens already in the context when each test starts
   int threads = 0;
   int repetitions = 3;
   std::string kv_type = "f16";
+  AttentionKernel attention = AttentionKernel::Auto;
   bool json = false;
 };
 
@@ -138,16 +140,18 @@ int run(const BenchOptions& o) {
   const Model model = Model::load(o.model);
   // Each test starts from an empty cache, so the longer one sets the context. Positions the
   // model was never trained for would measure a configuration nobody runs.
-  const int64_t n_ctx = std::max<int64_t>(o.n_prompt, o.n_gen) + 1;
+  const int64_t n_ctx = o.n_depth + std::max<int64_t>(o.n_prompt, o.n_gen) + 1;
   if (n_ctx > model.config.n_ctx_train)
-    usage_error("-p ", o.n_prompt, " / -n ", o.n_gen, " need a context of ", n_ctx,
-                " positions, more than ", o.model, " was trained for (", model.config.n_ctx_train,
-                "); use -p and -n of at most ", model.config.n_ctx_train - 1);
+    usage_error("-d ", o.n_depth, " + -p ", o.n_prompt, " / -n ", o.n_gen, " need a context of ",
+                n_ctx, " positions, more than ", o.model, " was trained for (",
+                model.config.n_ctx_train, "); use -d + max(-p, -n) of at most ",
+                model.config.n_ctx_train - 1);
   SessionOptions session_options;
   session_options.kv_type = *kv;
   session_options.n_ctx = n_ctx;
-  session_options.max_batch = std::max<int64_t>(1, o.n_prompt);
+  session_options.max_batch = std::clamp<int64_t>(o.n_prompt, 1, 512);
   session_options.mode = MatmulMode::Fast;
+  session_options.attention = o.attention;
   Session session(model, pool, session_options);
 
   std::mt19937 rng(1234);
@@ -156,17 +160,21 @@ int run(const BenchOptions& o) {
   for (int32_t& t : prompt) t = token(rng);
   std::vector<int32_t> generated(static_cast<size_t>(o.n_gen));
   for (int32_t& t : generated) t = token(rng);
+  // -d: a context of n_depth tokens, filled once (not timed); each test starts from it.
+  std::vector<int32_t> depth(static_cast<size_t>(o.n_depth));
+  for (int32_t& t : depth) t = token(rng);
+  if (o.n_depth > 0) session.prefill(depth);
 
   Speed pp, tg;
   if (o.n_prompt > 0) {
     pp = measure(o.repetitions, o.n_prompt, threads, [&] {
-      session.reset();
+      session.truncate(o.n_depth);
       session.prefill(prompt);
     });
   }
   if (o.n_gen > 0) {
     tg = measure(o.repetitions, o.n_gen, threads, [&] {
-      session.reset();
+      session.truncate(o.n_depth);
       for (int32_t t : generated) session.decode(t);
     });
   }
@@ -183,6 +191,7 @@ int run(const BenchOptions& o) {
     j["pp"] = o.n_prompt;
     j["pp_tps"] = pp.tps;
     j["tg"] = o.n_gen;
+    j["depth"] = o.n_depth;
     j["tg_tps"] = tg.tps;
     j["pp_tps_cpu"] = pp.cpu_tps;
     j["tg_tps_cpu"] = tg.cpu_tps;
@@ -204,8 +213,9 @@ int run(const BenchOptions& o) {
     std::printf("| %-24s | %10s | %8s | %-12s | %7d | %6s | %10.2f |\n", name.c_str(), size.c_str(),
                 params.c_str(), type.c_str(), threads, test.c_str(), tps);
   };
-  if (o.n_prompt > 0) row("pp" + std::to_string(o.n_prompt), pp.tps);
-  if (o.n_gen > 0) row("tg" + std::to_string(o.n_gen), tg.tps);
+  const std::string at = o.n_depth > 0 ? " @ d" + std::to_string(o.n_depth) : "";
+  if (o.n_prompt > 0) row("pp" + std::to_string(o.n_prompt) + at, pp.tps);
+  if (o.n_gen > 0) row("tg" + std::to_string(o.n_gen) + at, tg.tps);
   std::printf("\npeak RSS %.1f MB (file %.1f MB, KV cache %s)\n", rss,
               static_cast<double>(file.file_size()) / (1024.0 * 1024.0), o.kv_type.c_str());
   return 0;
@@ -224,6 +234,10 @@ int run_bench(int argc, char** argv) {
   app.add_option("-n,--n-gen", o.n_gen, "generated tokens (0: skip)")
       ->check(at_least(0))
       ->capture_default_str();
+  app.add_option("-d,--n-depth", o.n_depth,
+                 "tokens already in the context when each test starts (llama-bench's -d)")
+      ->check(at_least(0))
+      ->capture_default_str();
   cl.add_threads(o.threads, "threads (default: physical cores)");
   app.add_option("-r,--repetitions", o.repetitions, "timed runs per test")
       ->check(at_least(1))
@@ -231,6 +245,7 @@ int run_bench(int argc, char** argv) {
   app.add_option("--kv-type", o.kv_type, "KV cache type: f32, f16, q8_0")->capture_default_str();
   app.add_flag("--json", o.json, "one JSON object instead of the table");
   cl.add_gpu_layers();
+  cl.add_flash_attention(o.attention);
   if (!cl.parse(argc, argv)) return 0;
   return run(o);
 }

@@ -135,6 +135,8 @@ int run_chat(int argc, char** argv) {
   cl.add_threads(threads);
   cl.add_context(n_ctx, "context length (default: the model's, at most 4096)");
   cl.add_gpu_layers();
+  AttentionKernel attention = AttentionKernel::Auto;
+  cl.add_flash_attention(attention);
   app.add_flag("--show-prompt", show_prompt, "print the text fed to the model on stderr");
   if (!cl.parse(argc, argv)) return 0;
   sampling.seed = resolve_seed(cl, seed);
@@ -151,6 +153,7 @@ int run_chat(int argc, char** argv) {
   SessionOptions options;
   options.n_ctx = n_ctx;
   options.kv_type = parse_kv_type(kv_type_name);
+  options.attention = attention;
   Session session(model, pool, options);
   Sampler sampler(sampling, model.config.n_vocab);
 

@@ -58,6 +58,8 @@ int run_generate(int argc, char** argv) {
   cl.add_threads(threads);
   cl.add_context(n_ctx, "context length (default: the model's, at most 4096)");
   cl.add_gpu_layers();
+  AttentionKernel attention = AttentionKernel::Auto;
+  cl.add_flash_attention(attention);
   if (!cl.parse(argc, argv)) return 0;
   if (!prompt_options.given() && tokens_opt->count() == 0)
     usage_error("give a prompt with -p TEXT, -f FILE or --tokens IDS");
@@ -84,6 +86,7 @@ int run_generate(int argc, char** argv) {
   SessionOptions options;
   options.n_ctx = n_ctx;
   options.kv_type = parse_kv_type(kv_type_name);
+  options.attention = attention;
   options.mode = exact ? MatmulMode::Exact : MatmulMode::Fast;
   Session session(model, pool, options);
   Sampler sampler(sampling, model.config.n_vocab);

@@ -45,6 +45,8 @@ int run_logits(int argc, char** argv) {
   cl.add_threads(threads);
   cl.add_context(n_ctx, "context length (default: the model's, at most 4096)");
   cl.add_gpu_layers();
+  AttentionKernel attention = AttentionKernel::Auto;
+  cl.add_flash_attention(attention);
   if (!cl.parse(argc, argv)) return 0;
 
   const std::vector<int32_t> tokens = parse_token_list(tokens_text);
@@ -55,6 +57,7 @@ int run_logits(int argc, char** argv) {
   SessionOptions options;
   options.n_ctx = n_ctx;
   options.kv_type = parse_kv_type(kv_type_name);
+  options.attention = attention;
   options.mode = fast ? MatmulMode::Fast : MatmulMode::Exact;
   Session session(model, pool, options);
 

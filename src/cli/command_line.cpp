@@ -102,6 +102,22 @@ void CommandLine::add_gpu_layers() {
                     ->type_name("N");
 }
 
+void CommandLine::add_flash_attention(AttentionKernel& kernel) {
+  flash_option_ =
+      app_.add_option_function<std::string>(
+              "--flash-attn",
+              [&kernel](const std::string& value) {
+                kernel = value == "on"    ? AttentionKernel::Flash
+                         : value == "off" ? AttentionKernel::Plain
+                                          : AttentionKernel::Auto;
+              },
+              "attention kernel (also -fa): on = tiled with online softmax, off = one query at "
+              "a time, auto = tiled for prompt batches, plain for single-token decode")
+          ->check(CLI::IsMember({"on", "off", "auto"}))
+          ->type_name("on|off|auto")
+          ->default_str("auto");
+}
+
 void CommandLine::reject_unknown_options(const std::vector<std::string>& args) const {
   bool value_next = false;  // the previous option takes this argument as its value
   for (const std::string& arg : args) {
@@ -132,6 +148,9 @@ bool CommandLine::parse(int argc, char** argv) {
     // llama.cpp spells the GPU-layer flag -ngl; CLI11 would read it as -n with value "gl".
     if (!options_ended && gpu_option_ && (arg == "-ngl" || arg.starts_with("-ngl=")))
       arg = "--n-gpu-layers" + arg.substr(4);
+    // -fa likewise would be read as -f with value "a".
+    if (!options_ended && flash_option_ && (arg == "-fa" || arg.starts_with("-fa=")))
+      arg = "--flash-attn" + arg.substr(3);
     args.push_back(std::move(arg));
   }
   reject_unknown_options(args);

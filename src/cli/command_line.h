@@ -14,6 +14,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "model/forward.h"
 
 namespace toy::cli {
 
@@ -60,6 +61,9 @@ class CommandLine {
                            const std::string& extra_names = "");
   // -ngl/--n-gpu-layers (llama.cpp's habit): accepted; there is no GPU backend, said once.
   void add_gpu_layers();
+  // -fa/--flash-attn on|off|auto (llama.cpp's flag): the attention kernel
+  // (model/forward.h AttentionKernel); auto picks the one measured faster per batch.
+  void add_flash_attention(AttentionKernel& kernel);
 
   // Parses argv (argv[0] is the command name). Returns false when --help was printed (the
   // command then exits 0); throws UsageError for every mistake. Unknown options are reported
@@ -79,6 +83,7 @@ class CommandLine {
   int* threads_ = nullptr;
   CLI::Option* ctx_option_ = nullptr;
   CLI::Option* gpu_option_ = nullptr;
+  CLI::Option* flash_option_ = nullptr;
   int gpu_layers_ = 0;
 };
 

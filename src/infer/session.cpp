@@ -27,7 +27,9 @@ Session::Session(const Model& model, const Compute& compute, const SessionOption
       cache_(model.config, context_length(model, options), options.kv_type),
       scratch_(model.config, std::clamp<int64_t>(options.max_batch, 1, cache_.n_ctx()),
                cache_.n_ctx(), options.kv_type, compute.size()),
-      logits_(static_cast<size_t>(model.config.n_vocab)) {}
+      logits_(static_cast<size_t>(model.config.n_vocab)) {
+  scratch_.attention = options.attention;
+}
 
 void Session::check_tokens(std::span<const int32_t> tokens) const {
   if (tokens.empty()) fail("prefill needs at least one token");

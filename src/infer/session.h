@@ -31,6 +31,7 @@ struct SessionOptions {
   DType kv_type = DType::F16;  // F32, F16 or Q8_0
   MatmulMode mode = MatmulMode::Fast;
   int64_t max_batch = 512;  // positions per forward pass (longer prompts are chunked)
+  AttentionKernel attention = AttentionKernel::Auto;  // -fa on|off|auto
 };
 
 // Not thread-safe: one thread drives a session (the pool parallelizes inside each call).

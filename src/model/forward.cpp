@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "kernels/activations.h"
 #include "kernels/attention.h"
+#include "kernels/attention_flash.h"
 #include "kernels/moe.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -122,8 +123,13 @@ class ForwardPass {
     ap.scale = c_.attn_scale;
     ap.softcap = c_.attn_softcap;
     ap.window = c_.layer_uses_window(il) ? c_.sliding_window : 0;
-    attention_forward(s_.att.data(), s_.q.data(), keys, values, T_, pos0_, n_kv, ap,
-                      s_.scores.data(), ctx_.compute);
+    if (use_flash_attention()) {
+      attention_flash_forward(s_.att.data(), s_.q.data(), keys, values, T_, pos0_, n_kv, ap,
+                              ctx_.compute);
+    } else {
+      attention_forward(s_.att.data(), s_.q.data(), keys, values, T_, pos0_, n_kv, ap,
+                        s_.scores.data(), ctx_.compute);
+    }
 
     linear(s_.proj.data(), s_.att.data(), l.attn_output, T_, ctx_);
     if (l.post_attn_norm.data) norm(s_.proj.data(), s_.proj.data(), l.post_attn_norm, T_, E);
@@ -153,6 +159,21 @@ class ForwardPass {
   }
 
  private:
+  // Auto: the tiled kernel for batches (it reads each K/V row once per block of
+  // queries instead of once per query), the plain one for single-token decode,
+  // where both read every row once and the plain kernel has less overhead.
+  bool use_flash_attention() const {
+    switch (s_.attention) {
+      case AttentionKernel::Flash:
+        return true;
+      case AttentionKernel::Plain:
+        return false;
+      case AttentionKernel::Auto:
+        break;
+    }
+    return T_ > 1;
+  }
+
   RopeParams rope_params() const {
     RopeParams p;
     p.mode = c_.rope.mode;

@@ -23,6 +23,12 @@ struct KvLayer {
 // Which positions get logits.
 enum class LogitRows { Last, All };
 
+// Which attention kernel the forward uses (llama.cpp's -fa on|off|auto):
+// Flash = kernels/attention_flash.h (query blocks × key tiles, online softmax),
+// Plain = kernels/attention.h (one query at a time over its whole score row),
+// Auto = the one measured faster for the batch (see choose_attention).
+enum class AttentionKernel { Auto, Flash, Plain };
+
 // Every buffer one forward call needs, allocated once (no allocation per call).
 class ForwardScratch {
  public:
@@ -31,6 +37,7 @@ class ForwardScratch {
   ForwardScratch(const ModelConfig& config, int64_t max_tokens, int64_t n_ctx, DType kv_type,
                  int n_threads);
   int64_t max_tokens() const { return max_tokens_; }
+  AttentionKernel attention = AttentionKernel::Auto;
 
  private:
   friend class ForwardPass;

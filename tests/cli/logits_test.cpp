@@ -54,6 +54,21 @@ TEST(ToyLogits, PrefillMatchesReference) {
   expect_fixture("qwen3moe", "-t 2", false);
 }
 
+// -fa on|off|auto (llama.cpp's flag): both attention kernels meet the reference, in
+// prefill and in decode (gemma2: softcap and sliding window; qwen2: GQA).
+TEST(ToyLogits, BothAttentionKernelsMatchReference) {
+  for (const char* fa : {"-fa on", "-fa off", "--flash-attn=auto"}) {
+    expect_fixture("gemma2", std::string(fa) + " -t 2", true);
+    expect_fixture("qwen2", std::string(fa) + " --decode -t 1", false);
+  }
+  int status = -1;
+  const std::string log = toy_logits(
+      "-m " + fixture_path("models/llama.gguf") + " --tokens 1,2 -o /dev/null -fa sometimes",
+      &status);
+  EXPECT_EQ(status, 1) << log;
+  EXPECT_NE(log.find("--flash-attn"), std::string::npos) << log;
+}
+
 TEST(ToyLogits, DecodeMatchesReference) {
   expect_fixture("llama-tied", "--decode -t 1", false);
   expect_fixture("qwen2-yarn", "--decode --kv-type f32 -t 1", false);
