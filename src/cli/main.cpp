@@ -7,6 +7,7 @@
 #include "cli/command_line.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "kernels/cpu/features.h"
 
 namespace toy::cli {
 
@@ -52,6 +53,8 @@ int main(int argc, char** argv) {
     // The one error path: every failure is one line on stderr and exit code 1. Messages are
     // printed with control bytes escaped: they can quote values read from a file.
     try {
+      // A TOY_BACKEND the CPU cannot run is refused before any work or output.
+      toy::cpu::host_backend();
       return kCommands[i].run(argc - 1, argv + 1);
     } catch (const UsageError& e) {
       std::fprintf(stderr, "toy %s: error: %s (see toy %s --help)\n", name,
