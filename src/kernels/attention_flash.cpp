@@ -13,6 +13,8 @@ namespace {
 
 constexpr int64_t kQueryBlock = 16;  // positions per block of queries
 constexpr int64_t kKeyTile = 64;     // keys per tile
+// Split-K decode only pays when each chunk still has a few tiles of keys.
+constexpr int64_t kSplitMinKeys = 256;
 
 // Working tiles of one thread (grown on first use, then reused).
 struct FlashTiles {
@@ -85,16 +87,58 @@ struct FlashJob {
   int64_t T, pos0;
   const AttentionParams* p;
   const cpu::Backend* cpu;
-  int64_t n_items;  // (query block, KV head) pairs, block-major
+  int64_t n_items;   // (query block, KV head) pairs, block-major
+  int64_t n_chunks;  // key chunks per KV head in split-K mode (1: off)
+  float* partials;   // (n_head_kv, n_chunks, rows, head_dim + 2) in split-K mode
 
   void run_item(int64_t item) const {
     const int64_t b = item / p->n_head_kv, g = item % p->n_head_kv;
     const int64_t t0 = b * kQueryBlock;
-    run_block(t0, std::min(T, t0 + kQueryBlock), g);
+    const int64_t t1 = std::min(T, t0 + kQueryBlock);
+    run_block(t0, t1, g, first_visible(pos0 + t0, p->window), pos0 + t1, nullptr);
   }
 
-  // Query positions [t0, t1) with the query heads of KV head g.
-  void run_block(int64_t t0, int64_t t1, int64_t g) const {
+  // Split-K (decode: one block, few KV heads): KV head g over the keys of chunk c
+  // into partials; merge() combines them.
+  void run_chunk(int64_t g, int64_t c) const {
+    const int64_t lo = first_visible(pos0, p->window), hi = pos0 + T;
+    const int64_t per = (hi - lo + n_chunks - 1) / n_chunks;
+    const int64_t j0 = std::min(hi, lo + c * per), j1 = std::min(hi, j0 + per);
+    run_block(0, T, g, j0, j1, partial_at(g, c));
+  }
+
+  // Partial results of one (KV head, key chunk): rows of (max, sum, O unnormalised).
+  float* partial_at(int64_t g, int64_t c) const {
+    const int64_t rows = T * (p->n_head / p->n_head_kv);
+    return partials + (g * n_chunks + c) * rows * (p->head_dim + 2);
+  }
+
+  // out = (Σ_c O_c e^(m_c − M)) / (Σ_c l_c e^(m_c − M)), M = max_c m_c, per row.
+  void merge() const {
+    const int64_t d = p->head_dim, group = p->n_head / p->n_head_kv, rows = T * group;
+    for (int64_t g = 0; g < p->n_head_kv; ++g)
+      for (int64_t r = 0; r < rows; ++r) {
+        float m = -INFINITY;
+        for (int64_t c = 0; c < n_chunks; ++c) m = std::max(m, partial_at(g, c)[r * (d + 2)]);
+        float* dst = out + (r / group) * p->n_head * d + (g * group + r % group) * d;
+        std::fill(dst, dst + d, 0.0f);
+        float sum = 0.0f;
+        for (int64_t c = 0; c < n_chunks; ++c) {
+          const float* part = partial_at(g, c) + r * (d + 2);
+          if (part[0] == -INFINITY) continue;  // no visible key in this chunk
+          const float f = std::exp(part[0] - m);
+          sum += part[1] * f;
+          for (int64_t i = 0; i < d; ++i) dst[i] += part[2 + i] * f;
+        }
+        const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+        for (int64_t i = 0; i < d; ++i) dst[i] *= inv;
+      }
+  }
+
+  // Query positions [t0, t1) with the query heads of KV head g, over keys
+  // [j_begin, j_end); into `out`, or unnormalised into `partial` when given.
+  void run_block(int64_t t0, int64_t t1, int64_t g, int64_t j_begin, int64_t j_end,
+                 float* partial) const {
     const int64_t d = p->head_dim, group = p->n_head / p->n_head_kv;
     const int64_t q_stride = p->n_head * d, rows = (t1 - t0) * group;
     FlashTiles& w = thread_tiles();
@@ -110,7 +154,6 @@ struct FlashJob {
     std::fill(w.max.begin(), w.max.begin() + rows, -INFINITY);
     std::fill(w.sum.begin(), w.sum.begin() + rows, 0.0f);
 
-    const int64_t j_begin = first_visible(pos0 + t0, p->window), j_end = pos0 + t1;
     const bool in_place = k.type == DType::F32 || k.type == DType::F16 || k.type == DType::BF16;
     for (int64_t j0 = j_begin; j0 < j_end; j0 += kKeyTile) {
       const int64_t nk = std::min(kKeyTile, j_end - j0);
@@ -165,6 +208,15 @@ struct FlashJob {
                       kKeyTile * sizeof(float), FloatWeight::F32, d, nk);
       for (int64_t i = 0; i < rows * d; ++i) w.o[i] += w.pv[i];
     }
+    if (partial) {
+      for (int64_t r = 0; r < rows; ++r) {
+        float* part = partial + r * (d + 2);
+        part[0] = w.max[r];
+        part[1] = w.sum[r];
+        std::copy(&w.o[r * d], &w.o[r * d] + d, part + 2);
+      }
+      return;
+    }
     for (int64_t t = t0; t < t1; ++t)
       for (int64_t h = 0; h < group; ++h) {
         const int64_t r = (t - t0) * group + h;
@@ -188,14 +240,38 @@ void attention_flash_forward(float* out, const float* q, const KvRows& k, const 
   TOY_CHECK(pos0 + T <= n_kv, "queries reach position ", pos0 + T, " past ", n_kv, " keys");
   const int64_t blocks = (T + kQueryBlock - 1) / kQueryBlock;
   const int64_t n_items = blocks * p.n_head_kv;
-  const FlashJob job{out, q, k, v, T, pos0, &p, &cx.cpu, n_items};
+  // Few items (decode): split each KV head's keys into chunks, one per thread and
+  // head, so every thread streams its share of a long cache; partials are merged.
+  const int64_t visible = pos0 + T - first_visible(pos0, p.window);
+  const bool split =
+      blocks == 1 && cx.size() > 1 && n_items < 2 * cx.size() && visible >= kSplitMinKeys;
+  int64_t n_chunks = 1;
+  float* partials = nullptr;
+  if (split) {
+    n_chunks = std::min<int64_t>((2 * cx.size() + p.n_head_kv - 1) / p.n_head_kv,
+                                 visible / (kSplitMinKeys / 2));
+    static thread_local std::vector<float> shared;  // the calling thread's, reused
+    const size_t need = static_cast<size_t>(p.n_head_kv * n_chunks * T * (p.n_head / p.n_head_kv) *
+                                            (p.head_dim + 2));
+    if (shared.size() < need) shared.resize(need);
+    partials = shared.data();
+  }
+  const FlashJob job{out, q, k, v, T, pos0, &p, &cx.cpu, n_items, n_chunks, partials};
+  const FlashJob* jp = &job;  // one pointer captured: std::function does not allocate
+  if (split) {
+    cx.run([jp](int thread, int n_threads) {
+      const int64_t tasks = jp->p->n_head_kv * jp->n_chunks;
+      for (int64_t task = thread; task < tasks; task += n_threads)
+        jp->run_chunk(task / jp->n_chunks, task % jp->n_chunks);
+    });
+    job.merge();
+    return;
+  }
   if (n_items == 1 || cx.size() == 1) {
     for (int64_t item = 0; item < n_items; ++item) job.run_item(item);
     return;
   }
-  // Later blocks see more keys: deal the items out round-robin for balance. One
-  // pointer captured, so std::function does not allocate.
-  const FlashJob* jp = &job;
+  // Later blocks see more keys: deal the items out round-robin for balance.
   cx.run([jp](int thread, int n_threads) {
     for (int64_t item = thread; item < jp->n_items; item += n_threads) jp->run_item(item);
   });

@@ -85,9 +85,19 @@ TEST_P(FlashOn, SlidingWindowAndSoftcap) {
   check(p, 30, 7, 2);
 }
 
+// Few queries over a long cache split the keys of each KV head across threads
+// (split-K) and merge the partial softmaxes.
 TEST_P(FlashOn, DecodeAtALongContext) {
   check(params(9, 3, 64), 1, 1500, 2);
   check(params(9, 3, 64), 1, 1500, 2, DType::F16);
+  check(params(8, 1, 32), 5, 600, 3);  // one block of several queries, split
+  AttentionParams p = params(4, 2, 32);
+  p.window = 300;
+  check(p, 1, 1000, 3);
+  check(p, 3, 1000, 2);
+  p.window = 0;
+  p.softcap = 4.0f;
+  check(p, 1, 700, 2, DType::Q8_0);
 }
 
 TEST_P(FlashOn, ReadsTypedCacheRowsInPlace) {
