@@ -18,6 +18,7 @@
 #include "kernels/compute.h"
 #include "kernels/matmul.h"
 #include "model/forward.h"
+#include "model/lora.h"
 #include "model/model.h"
 
 namespace toy {
@@ -30,7 +31,8 @@ struct SessionOptions {
   int64_t n_ctx = 0;           // context length; 0: the model's context_length
   DType kv_type = DType::F16;  // F32, F16 or Q8_0
   MatmulMode mode = MatmulMode::Fast;
-  int64_t max_batch = 512;  // positions per forward pass (longer prompts are chunked)
+  int64_t max_batch = 512;        // positions per forward pass (longer prompts are chunked)
+  const LoraSet* lora = nullptr;  // adapters (model/lora.h), must outlive the session; null: none
 };
 
 // Not thread-safe: one thread drives a session (the pool parallelizes inside each call).
