@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/adapters.h"
 #include "cli/command_line.h"
 #include "cli/commands.h"
 #include "cli/prompt.h"
@@ -58,7 +59,9 @@ int run_generate(int argc, char** argv) {
   cl.add_threads(threads);
   cl.add_context(n_ctx, "context length (default: the model's, at most 4096)");
   cl.add_gpu_layers();
+  LoraOptions lora(cl);
   if (!cl.parse(argc, argv)) return 0;
+  lora.check();
   if (!prompt_options.given() && tokens_opt->count() == 0)
     usage_error("give a prompt with -p TEXT, -f FILE or --tokens IDS");
   sampling.seed = resolve_seed(cl, seed);
@@ -66,6 +69,7 @@ int run_generate(int argc, char** argv) {
 
   const Model model = Model::load(model_path);
   cl.check_context(n_ctx, model.config.n_ctx_train);
+  const LoraSet adapters = lora.load(model);
   std::unique_ptr<tokenizer::Tokenizer> tok;
   if (model.config.has_vocab) tok = tokenizer::Tokenizer::from_gguf(*model.file);
 
@@ -85,6 +89,7 @@ int run_generate(int argc, char** argv) {
   options.n_ctx = n_ctx;
   options.kv_type = parse_kv_type(kv_type_name);
   options.mode = exact ? MatmulMode::Exact : MatmulMode::Fast;
+  if (!adapters.empty()) options.lora = &adapters;
   Session session(model, pool, options);
   Sampler sampler(sampling, model.config.n_vocab);
   for (int32_t id : prompt_ids) sampler.accept(id);

@@ -19,6 +19,7 @@ const Command kCommands[] = {
     {"generate", "continue a prompt: sampling, streamed text, tokens/s", run_generate},
     {"quantize", "convert a GGUF model's weights to another type (f16, q8_0, q4_k, ...)",
      run_quantize},
+    {"merge", "add LoRA adapters into a model's weights (like llama-export-lora)", run_merge},
     {"info", "print a GGUF file's version, metadata, tensors and totals", run_info},
     {"init", "write a random-weight model (llama.cpp GGUF layout)", run_init},
     {"bench", "prompt-processing and generation tokens/s, like llama-bench", run_bench},
