@@ -17,6 +17,8 @@ const Command kCommands[] = {
     {"chat", "chat with a model in the terminal using its chat template", run_chat},
     {"logits", "write a model's logits after each token (float32, for checking)", run_logits},
     {"generate", "continue a prompt: sampling, streamed text, tokens/s", run_generate},
+    {"perplexity", "perplexity of a model on a text file (llama-perplexity's definition)",
+     run_perplexity},
     {"quantize", "convert a GGUF model's weights to another type (f16, q8_0, q4_k, ...)",
      run_quantize},
     {"merge", "add LoRA adapters into a model's weights (like llama-export-lora)", run_merge},
