@@ -122,6 +122,11 @@ TEST(ToyLora, BadAdaptersAreClearErrors) {
   const std::string args = "logits --tokens 1,2 -o /dev/null -m ";
   std::string log = toy_fails(args + kBase + " --lora /nonexistent.gguf");
   EXPECT_NE(log.find("--lora /nonexistent.gguf"), std::string::npos) << log;
+  // Every command that runs a model takes the flags, and checks the files before loading.
+  for (const std::string command : {"generate --tokens 1", "chat", "perplexity -f -"}) {
+    log = toy_fails(command + " -m " + kBase + " --lora /nonexistent.gguf < /dev/null");
+    EXPECT_NE(log.find("--lora /nonexistent.gguf: cannot open"), std::string::npos) << log;
+  }
   log = toy_fails(args + kBase + " --lora " + kAdapter + " --lora-scale 1 --lora-scale 2");
   EXPECT_NE(log.find("--lora-scale"), std::string::npos) << log;
   // A model given as an adapter.
