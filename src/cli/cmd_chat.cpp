@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/adapters.h"
 #include "cli/command_line.h"
 #include "cli/commands.h"
 #include "cli/sampling.h"
@@ -138,7 +139,9 @@ int run_chat(int argc, char** argv) {
   AttentionKernel attention = AttentionKernel::Auto;
   cl.add_flash_attention(attention);
   app.add_flag("--show-prompt", show_prompt, "print the text fed to the model on stderr");
+  LoraOptions lora(cl);
   if (!cl.parse(argc, argv)) return 0;
+  lora.check();
   sampling.seed = resolve_seed(cl, seed);
 
   const Model model = Model::load(model_path);
@@ -148,12 +151,14 @@ int run_chat(int argc, char** argv) {
          "use toy generate --tokens");
   const auto tok = tokenizer::Tokenizer::from_gguf(*model.file);
   const ChatTemplate family = choose_template(template_name, tok->vocab(), model_path);
+  const LoraSet adapters = lora.load(model);
 
   ThreadPool pool(threads);
   SessionOptions options;
   options.n_ctx = n_ctx;
   options.kv_type = parse_kv_type(kv_type_name);
   options.attention = attention;
+  if (!adapters.empty()) options.lora = &adapters;
   Session session(model, pool, options);
   Sampler sampler(sampling, model.config.n_vocab);
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/adapters.h"
 #include "cli/command_line.h"
 #include "cli/commands.h"
 #include "cli/prompt.h"
@@ -60,7 +61,9 @@ int run_generate(int argc, char** argv) {
   cl.add_gpu_layers();
   AttentionKernel attention = AttentionKernel::Auto;
   cl.add_flash_attention(attention);
+  LoraOptions lora(cl);
   if (!cl.parse(argc, argv)) return 0;
+  lora.check();
   if (!prompt_options.given() && tokens_opt->count() == 0)
     usage_error("give a prompt with -p TEXT, -f FILE or --tokens IDS");
   sampling.seed = resolve_seed(cl, seed);
@@ -68,6 +71,7 @@ int run_generate(int argc, char** argv) {
 
   const Model model = Model::load(model_path);
   cl.check_context(n_ctx, model.config.n_ctx_train);
+  const LoraSet adapters = lora.load(model);
   std::unique_ptr<tokenizer::Tokenizer> tok;
   if (model.config.has_vocab) tok = tokenizer::Tokenizer::from_gguf(*model.file);
 
@@ -88,6 +92,7 @@ int run_generate(int argc, char** argv) {
   options.kv_type = parse_kv_type(kv_type_name);
   options.attention = attention;
   options.mode = exact ? MatmulMode::Exact : MatmulMode::Fast;
+  if (!adapters.empty()) options.lora = &adapters;
   Session session(model, pool, options);
   Sampler sampler(sampling, model.config.n_vocab);
   for (int32_t id : prompt_ids) sampler.accept(id);

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/adapters.h"
 #include "cli/command_line.h"
 #include "cli/commands.h"
 #include "cli/files.h"
@@ -47,18 +48,24 @@ int run_logits(int argc, char** argv) {
   cl.add_gpu_layers();
   AttentionKernel attention = AttentionKernel::Auto;
   cl.add_flash_attention(attention);
+  LoraOptions lora(cl);
   if (!cl.parse(argc, argv)) return 0;
+  lora.check();
 
   const std::vector<int32_t> tokens = parse_token_list(tokens_text);
-  check_output({"-o", out_path}, {{"-m", model_path}});
+  std::vector<NamedPath> inputs = lora.inputs();
+  inputs.push_back({"-m", model_path});
+  check_output({"-o", out_path}, inputs);
   const Model model = Model::load(model_path);
   cl.check_context(n_ctx, model.config.n_ctx_train);
+  const LoraSet adapters = lora.load(model);
   ThreadPool pool(threads);
   SessionOptions options;
   options.n_ctx = n_ctx;
   options.kv_type = parse_kv_type(kv_type_name);
   options.attention = attention;
   options.mode = fast ? MatmulMode::Fast : MatmulMode::Exact;
+  if (!adapters.empty()) options.lora = &adapters;
   Session session(model, pool, options);
 
   const size_t n_vocab = static_cast<size_t>(model.config.n_vocab);

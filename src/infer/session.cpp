@@ -50,7 +50,7 @@ void Session::check_room(int64_t n) const {
 
 std::span<const float> Session::prefill(std::span<const int32_t> tokens) {
   check_tokens(tokens);
-  const LinearContext ctx{compute_, options_.mode};
+  const LinearContext ctx{compute_, options_.mode, options_.lora};
   const size_t chunk = static_cast<size_t>(scratch_.max_tokens());
   for (size_t begin = 0; begin < tokens.size(); begin += chunk) {
     const auto part = tokens.subspan(begin, std::min(chunk, tokens.size() - begin));
@@ -62,7 +62,7 @@ std::span<const float> Session::prefill(std::span<const int32_t> tokens) {
 
 void Session::prefill_all(std::span<const int32_t> tokens, float* out) {
   check_tokens(tokens);
-  const LinearContext ctx{compute_, options_.mode};
+  const LinearContext ctx{compute_, options_.mode, options_.lora};
   const size_t chunk = static_cast<size_t>(scratch_.max_tokens());
   for (size_t begin = 0; begin < tokens.size(); begin += chunk) {
     const auto part = tokens.subspan(begin, std::min(chunk, tokens.size() - begin));

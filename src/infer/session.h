@@ -18,6 +18,7 @@
 #include "kernels/compute.h"
 #include "kernels/matmul.h"
 #include "model/forward.h"
+#include "model/lora.h"
 #include "model/model.h"
 
 namespace toy {
@@ -32,6 +33,8 @@ struct SessionOptions {
   MatmulMode mode = MatmulMode::Fast;
   int64_t max_batch = 512;  // positions per forward pass (longer prompts are chunked)
   AttentionKernel attention = AttentionKernel::Auto;  // -fa on|off|auto
+  int64_t max_batch = 512;        // positions per forward pass (longer prompts are chunked)
+  const LoraSet* lora = nullptr;  // adapters (model/lora.h), must outlive the session; null: none
 };
 
 // Not thread-safe: one thread drives a session (the pool parallelizes inside each call).

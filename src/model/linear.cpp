@@ -1,12 +1,38 @@
 #include "model/linear.h"
 
+#include <vector>
+
 #include "core/error.h"
+#include "model/lora.h"
 
 namespace toy {
+namespace {
+
+// y (T, n_out) += Σ scale · B·(A·x) over the adapter terms of w, in F32, in the order the
+// adapters were added (llama.cpp adds each adapter's term to the base product in turn).
+void add_lora(float* y, const float* x, const Tensor& w, int64_t T, const LinearContext& ctx) {
+  const auto terms = ctx.lora->find(w.data);
+  if (terms.empty()) return;
+  // Grow-only per-thread buffers: the decode loop allocates nothing after the first token.
+  static thread_local std::vector<float> ax, delta;
+  const int64_t n_out = w.ne[1];
+  for (const LoraTerm& term : terms) {
+    const int64_t r = term.a->ne[1];
+    if (ax.size() < static_cast<size_t>(T * r)) ax.resize(static_cast<size_t>(T * r));
+    if (delta.size() < static_cast<size_t>(T * n_out)) delta.resize(static_cast<size_t>(T * n_out));
+    matmul(ax.data(), x, *term.a, T, ctx.compute, MatmulMode::Exact);             // (T, r)
+    matmul(delta.data(), ax.data(), *term.b, T, ctx.compute, MatmulMode::Exact);  // (T, n_out)
+    const float s = term.scale;
+    for (int64_t i = 0; i < T * n_out; ++i) y[i] += s * delta[static_cast<size_t>(i)];
+  }
+}
+
+}  // namespace
 
 void linear(float* y, const float* x, const Tensor& w, const Tensor& bias, int64_t T,
             const LinearContext& ctx) {
   matmul(y, x, w, T, ctx.compute, ctx.mode);
+  if (ctx.lora) add_lora(y, x, w, T, ctx);
   if (bias.data) {
     const int64_t n_out = w.ne[1];
     TOY_CHECK(bias.type == DType::F32 && bias.ne[0] == n_out, "bias shape ", bias.shape_string());
@@ -18,6 +44,7 @@ void linear(float* y, const float* x, const Tensor& w, const Tensor& bias, int64
 
 void linear(float* y, const float* x, const Tensor& w, int64_t T, const LinearContext& ctx) {
   matmul(y, x, w, T, ctx.compute, ctx.mode);
+  if (ctx.lora) add_lora(y, x, w, T, ctx);
 }
 
 Tensor matrix_slice(const Tensor& stack, int64_t e) {

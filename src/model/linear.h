@@ -1,7 +1,7 @@
 // linear(): the one entry point for every weight matmul of the forward pass.
-// Quantized / 16-bit weights are used in place through toy::matmul; a LoRA
-// adapter attaches here (y += (alpha/r) · B·(A·x) after the base product), so
-// no caller changes when adapters arrive.
+// Quantized / 16-bit weights are used in place through toy::matmul; LoRA
+// adapters attach here (y += scale·(alpha/r)·B·(A·x) after the base product,
+// model/lora.h), found from the weight itself, so no caller changes for them.
 #pragma once
 
 #include <cstdint>
@@ -12,9 +12,14 @@
 
 namespace toy {
 
+class LoraSet;
+
 struct LinearContext {
   Compute compute;  // the pool and the CPU backend
   MatmulMode mode = MatmulMode::Exact;
+  // Adapters added to the products with the weights they name; null: none. The adapter
+  // terms are computed in F32 whatever `mode` is (they are thin: rank r << n_in).
+  const LoraSet* lora = nullptr;
 };
 
 // y: (T, n_out) = x: (T, n_in) · Wᵀ (+ bias: (n_out) when bias.data is set);

@@ -8,11 +8,13 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <memory>
 #include <new>
 #include <vector>
 
 #include "infer/session.h"
 #include "kernels/matmul.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "support/fixtures.h"
 
@@ -54,11 +56,23 @@ long allocations_per_matmul(const Model& model, MatmulMode mode, const Compute& 
   return g_allocations.load() - before;
 }
 
-void expect_no_allocation(const char* fixture, DType kv_type, MatmulMode mode, int threads) {
+// `adapter` (a fixture path, optional) runs the model with that LoRA adapter: each adapted
+// weight adds two products (A·x, then B·(A·x)).
+void expect_no_allocation(const char* fixture, DType kv_type, MatmulMode mode, int threads,
+                          const char* adapter = nullptr) {
   const Model model = Model::load(testing::fixture_path(std::string("models/") + fixture));
   ThreadPool pool(threads);
   const Compute cx{pool, cpu::host_backend()};
-  Session session(model, pool, {.kv_type = kv_type, .mode = mode});
+  LoraSet lora;
+  int64_t lora_products = 0;
+  if (adapter) {
+    auto loaded = std::make_shared<const LoraAdapter>(
+        LoraAdapter::load(testing::fixture_path(adapter), model));
+    lora_products = 2 * static_cast<int64_t>(loaded->weights.size());
+    lora.add(loaded, 1.0f, model);
+  }
+  Session session(model, pool,
+                  {.kv_type = kv_type, .mode = mode, .lora = adapter ? &lora : nullptr});
   const int32_t prompt[] = {1, 2, 3, 4};
   session.prefill(prompt);
   session.decode(5);  // first use of every code path
@@ -67,7 +81,8 @@ void expect_no_allocation(const char* fixture, DType kv_type, MatmulMode mode, i
   const long before = g_allocations.load();
   for (int32_t t = 0; t < steps; ++t) session.decode(6 + t);
   const long allocations = g_allocations.load() - before;
-  EXPECT_EQ(allocations, steps * weight_products_per_token(model.config) * per_matmul)
+  EXPECT_EQ(allocations,
+            steps * (weight_products_per_token(model.config) + lora_products) * per_matmul)
       << fixture << ": " << allocations << " allocations in " << steps << " decode steps, "
       << per_matmul << " per matmul call";
 }
@@ -77,6 +92,7 @@ TEST(Decode, AllocatesNothingOutsideMatmul) {
   expect_no_allocation("gemma2.gguf", DType::F32, MatmulMode::Exact, 2);
   expect_no_allocation("qwen3moe.gguf", DType::Q8_0, MatmulMode::Exact, 1);
   expect_no_allocation("llama-q4_k_m.gguf", DType::F16, MatmulMode::Fast, 1);
+  expect_no_allocation("llama.gguf", DType::F16, MatmulMode::Fast, 2, "lora/llama-lora.gguf");
 }
 
 }  // namespace

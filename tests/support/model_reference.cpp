@@ -19,8 +19,9 @@ Reference load_one(const std::string& json_path) {
   r.n_vocab = json.at("n_vocab").get<int64_t>();
   r.tokens = json.at("tokens").get<std::vector<int32_t>>();
   r.greedy = json.at("greedy").get<std::vector<int32_t>>();
-  const auto bytes =
-      read_bytes(fixture_path("models/" + json.at("logits_file").get<std::string>()));
+  // The logits file sits beside its .ref.json (models/, lora/).
+  const std::string dir = std::filesystem::path(json_path).parent_path().string();
+  const auto bytes = read_bytes(dir + "/" + json.at("logits_file").get<std::string>());
   if (bytes.size() != r.tokens.size() * static_cast<size_t>(r.n_vocab) * sizeof(float))
     throw std::runtime_error("logits file of " + json_path + " has the wrong size");
   r.logits.resize(bytes.size() / sizeof(float));
@@ -29,6 +30,10 @@ Reference load_one(const std::string& json_path) {
 }
 
 }  // namespace
+
+Reference load_reference(const std::string& relative_json) {
+  return load_one(fixture_path(relative_json));
+}
 
 std::vector<Reference> load_references(const std::string& name) {
   std::vector<Reference> refs;

@@ -16,6 +16,8 @@ struct Reference {
   std::vector<float> logits;    // (tokens.size(), n_vocab)
 };
 
+// One reference by its fixture-relative .ref.json path ("lora/llama-lora.ref.json").
+Reference load_reference(const std::string& relative_json);
 // The plain reference of `name` and, when present, the `.exact` one (in that order).
 std::vector<Reference> load_references(const std::string& name);
 
