@@ -33,7 +33,6 @@ struct SessionOptions {
   MatmulMode mode = MatmulMode::Fast;
   int64_t max_batch = 512;  // positions per forward pass (longer prompts are chunked)
   AttentionKernel attention = AttentionKernel::Auto;  // -fa on|off|auto
-  int64_t max_batch = 512;        // positions per forward pass (longer prompts are chunked)
   const LoraSet* lora = nullptr;  // adapters (model/lora.h), must outlive the session; null: none
 };
 
