@@ -24,7 +24,7 @@ constexpr int64_t kIntBlockRows = 16;
 // bound by memory bandwidth (decode): prefetch them ahead of use.
 constexpr int64_t kStreamingT = 4;
 constexpr int64_t kPrefetchRows = 16;
-constexpr int64_t kStreamBlockRows = 6;  // one register tile of weight rows
+constexpr int64_t kStreamBlockRows = 24;  // whole register tiles of every backend (4, 6, 8 rows)
 
 inline void prefetch(const uint8_t* p, size_t bytes) {
   for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 1);
@@ -182,8 +182,13 @@ void matmul_int_path(float* y, const float* x, const Tensor& w, int64_t T, const
   cx.run([&](int thread, int n_threads) {
     const Range r = split(T, n_out, thread, n_threads, 16);
     if (r.t0 >= r.t1 || r.o0 >= r.o1) return;
-    const size_t row_bytes = quant::packed_weight_row_bytes(n_in);
     const bool stream = r.t1 - r.t0 <= kStreamingT;
+    // Decode: the backend may multiply the stored blocks directly.
+    if (stream && cx.cpu.gemm_blocks &&
+        cx.cpu.gemm_blocks(y + r.t0 * n_out + r.o0, n_out, acts + r.t0, r.t1 - r.t0, w.row(r.o0),
+                           w.nb[1], r.o1 - r.o0, n_in, w.type))
+      return;
+    const size_t row_bytes = quant::packed_weight_row_bytes(n_in);
     const size_t row_size = w.row_bytes();
     uint8_t* memory = thread_scratch().get(kIntBlockRows * row_bytes);
     quant::PackedWeightRow rows[kIntBlockRows];

@@ -51,6 +51,12 @@ struct Backend {
   void (*gemm_int8)(float* y, int64_t ldy, const quant::PackedActRow* x, int64_t T,
                     const quant::PackedWeightRow* w, int64_t n_rows, int64_t np,
                     const quant::IntDotTraits& traits);
+  // Optional (nullptr: none): the same product read straight from the stored weight
+  // blocks (row o at w + o * w_stride bytes, n elements of `type`) for a few
+  // activation rows (decode), where packing each weight row would cost more memory
+  // traffic than the product. Returns false for a type or T it does not handle.
+  bool (*gemm_blocks)(float* y, int64_t ldy, const quant::PackedActRow* x, int64_t T, const void* w,
+                      size_t w_stride, int64_t n_rows, int64_t n, DType type);
 
   // ---- elementwise ----
   // y[i] = exp(x[i] - shift) (y may alias x); relative error < 4e-7.

@@ -4,6 +4,8 @@
 namespace toy::cpu {
 namespace avx2 {
 #include "kernels/cpu/backend_functions.inc"
+bool gemm_blocks(float* y, int64_t ldy, const quant::PackedActRow* x, int64_t T, const void* w,
+                 size_t w_stride, int64_t n_rows, int64_t n, DType type);
 }  // namespace avx2
 
 namespace {
@@ -16,6 +18,7 @@ const Backend kAvx2 = {
     avx2::pack_weight_row,
     avx2::pack_activation_row,
     avx2::gemm_int8,
+    avx2::gemm_blocks,
     avx2::exp_shifted,
     avx2::f16_to_f32_row,
     avx2::gemm_micro,

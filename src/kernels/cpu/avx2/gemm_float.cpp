@@ -91,8 +91,17 @@ struct TileTable {
 
 template <FloatWeight W>
 void gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t T, const uint8_t* w,
-          size_t w_stride, int64_t n_rows, int64_t K) {
+          size_t w_stride, int64_t n_rows, int64_t K, bool tail = false) {
   static constexpr TileTable<W> table;
+  if (T == 1 && !tail) {
+    // Decode: 8 weight rows per tile, so 8 independent FMA chains hide the FMA
+    // latency while the weights stream in (a 1 × 4 tile leaves half the FMA slots idle).
+    int64_t o = 0;
+    for (; o + 8 <= n_rows; o += 8)
+      tile<1, 8, W>(y + o, ldy, x, ldx, w + o * w_stride, w_stride, K);
+    if (o < n_rows) gemm<W>(y + o, ldy, x, ldx, 1, w + o * w_stride, w_stride, n_rows - o, K, true);
+    return;
+  }
   for (int64_t t = 0; t < T; t += kTileT) {
     const int mr = static_cast<int>(T - t < kTileT ? T - t : kTileT);
     for (int64_t o = 0; o < n_rows; o += kTileRows) {

@@ -18,6 +18,7 @@ Backend make(bool vnni) {
       avx512::pack_weight_row,
       avx512::pack_activation_row,
       vnni ? avx512::gemm_int8 : avx2_backend()->gemm_int8,
+      avx2_backend()->gemm_blocks,  // decode on stored blocks: AVX2's (no zmm version yet)
       avx512::exp_shifted,
       avx512::f16_to_f32_row,
       avx512::gemm_micro,

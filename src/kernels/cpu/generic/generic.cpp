@@ -154,6 +154,7 @@ const Backend kGeneric = {
     quant::pack_weight_row,
     quant::pack_activation_row,
     gemm_int8,
+    nullptr,  // gemm_blocks: the generic backend always packs
     exp_shifted,
     f16_to_f32_row,
     gemm_micro,
