@@ -1,6 +1,7 @@
 // The transformer forward pass for inference: a batch of T consecutive
 // positions in one pass, every weight matmul batched over the T positions (and
-// all heads), K/V rows appended to a cache owned by the caller.
+// all heads), K/V rows appended to a cache owned by the caller. This is the
+// inference mode (sink) of the one forward in model/forward_pass.h.
 #pragma once
 
 #include <cstdint>
@@ -33,7 +34,7 @@ class ForwardScratch {
   int64_t max_tokens() const { return max_tokens_; }
 
  private:
-  friend class ForwardPass;
+  friend class KvCacheSink;
   int64_t max_tokens_;
   std::vector<float> x;       // (T, n_embd) residual stream
   std::vector<float> xn;      // (T, n_embd) normalised input of a block
