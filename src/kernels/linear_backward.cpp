@@ -185,7 +185,7 @@ void linear_backward(Real* dx, Real* dw, Real* dbias, const Real* dy, const Real
   // dx(t, i) += Σ_o dy(t, o) · W(o, i)
   if (dx) gemm_any<Real>(dx, n_in, {dy, n_out, 1}, {w, n_in, 1}, T, n_in, n_out, true, cx);
   // dW(o, i) += Σ_t dy(t, o) · x(t, i): A(o, t) = dy[t*n_out + o].
-  gemm_any<Real>(dw, n_in, {dy, 1, n_out}, {x, n_in, 1}, n_out, n_in, T, true, cx);
+  if (dw) gemm_any<Real>(dw, n_in, {dy, 1, n_out}, {x, n_in, 1}, n_out, n_in, T, true, cx);
   if (dbias) {
     for (int64_t t = 0; t < T; ++t)
       for (int64_t o = 0; o < n_out; ++o) dbias[o] += dy[t * n_out + o];

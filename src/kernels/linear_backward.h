@@ -43,7 +43,8 @@ template <typename Real>
 void linear_forward(Real* y, const Real* x, const Real* w, const Real* bias, int64_t T,
                     int64_t n_in, int64_t n_out, const Compute& cx);
 
-// Accumulates dx (T, n_in) += dy·W (skipped when dx is null), dw (n_out, n_in) += dyᵀ·x,
+// Accumulates dx (T, n_in) += dy·W (skipped when dx is null), dw (n_out, n_in) += dyᵀ·x
+// (skipped when null),
 // dbias (n_out) += Σ_t dy (skipped when null). dy: (T, n_out).
 template <typename Real>
 void linear_backward(Real* dx, Real* dw, Real* dbias, const Real* dy, const Real* x, const Real* w,

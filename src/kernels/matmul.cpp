@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/linear_backward.h"
 #include "quant/dot_pack.h"
 #include "quant/dot_ref.h"
 #include "quant/fp16.h"
@@ -221,7 +222,11 @@ void matmul(float* y, const float* x, const Tensor& w, int64_t T, const Compute&
             MatmulMode mode) {
   check_weight(w, "matmul");
   if (T <= 0 || w.rows() == 0) return;
-  if (mode == MatmulMode::Fast && quant::int_dot_supported(w.type)) {
+  if (mode == MatmulMode::Train && w.type == DType::F32) {
+    // y(t, o) = Σ_i x(t, i) · W(o, i): B(i, o) = W[o*row + i].
+    const int64_t n_in = w.ne[0], row = static_cast<int64_t>(w.nb[1] / sizeof(float));
+    gemm(y, w.rows(), {x, n_in, 1}, {w.ptr<const float>(), 1, row}, T, w.rows(), n_in, false, cx);
+  } else if (mode == MatmulMode::Fast && quant::int_dot_supported(w.type)) {
     matmul_int_path(y, x, w, T, cx);
   } else {
     TOY_CHECK(is_float_type(w.type) || quant::can_dequantize(w.type),

@@ -7,6 +7,32 @@
 #include "core/error.h"
 
 namespace toy {
+namespace {
+
+// The angle and cos/sin magnitude of pair i at position pos, in double: the
+// formula of rope_angles (kernels/rope.h) with YaRN as in rope_reference.
+void rope_angle_double(const RopeParams& p, int64_t pos, int64_t i, double& angle, double& mscale) {
+  double theta_extrap =
+      double(pos) * std::pow(double(p.freq_base), -2.0 * double(i) / double(p.n_rot));
+  if (p.freq_factors) theta_extrap /= double(p.freq_factors[i]);
+  const double theta_interp = double(p.freq_scale) * theta_extrap;
+  angle = theta_interp;
+  mscale = double(p.attn_factor);
+  if (p.yarn) {
+    auto corr = [&](double n_rotations) {
+      return double(p.n_rot) * std::log(double(p.n_ctx_orig) / (n_rotations * 2.0 * M_PI)) /
+             (2.0 * std::log(double(p.freq_base)));
+    };
+    const double low = std::max(0.0, std::floor(corr(p.beta_fast)));
+    const double high = std::min(double(p.n_rot - 1), std::ceil(corr(p.beta_slow)));
+    const double y = (double(i) - low) / std::max(0.001, high - low);
+    const double ramp = 1.0 - std::min(1.0, std::max(0.0, y));
+    angle = theta_interp * (1.0 - ramp) + theta_extrap * ramp;
+    mscale *= 1.0 + 0.1 * std::log(1.0 / double(p.freq_scale));
+  }
+}
+
+}  // namespace
 
 template <typename Real>
 RopeTable<Real> make_rope_table(int64_t n_pos, const RopeParams& params) {
@@ -23,14 +49,11 @@ RopeTable<Real> make_rope_table(int64_t n_pos, const RopeParams& params) {
     if constexpr (std::is_same_v<Real, float>) {
       rope_angles(c, s, p, params);
     } else {
-      TOY_CHECK(!params.yarn, "the double-precision rope reference has no YaRN");
       for (int64_t i = 0; i < half; ++i) {
-        double theta = double(p) *
-                       std::pow(double(params.freq_base), -2.0 * double(i) / double(params.n_rot)) *
-                       double(params.freq_scale);
-        if (params.freq_factors) theta /= double(params.freq_factors[i]);
-        c[i] = std::cos(theta) * double(params.attn_factor);
-        s[i] = std::sin(theta) * double(params.attn_factor);
+        double angle, mscale;
+        rope_angle_double(params, p, i, angle, mscale);
+        c[i] = std::cos(angle) * mscale;
+        s[i] = std::sin(angle) * mscale;
       }
     }
   }

@@ -1,8 +1,9 @@
-// RoPE backward for training. RoPE is a rotation of each pair, so its backward
-// is the rotation by −θ applied to the gradient (in place). The angles come
-// from the inference kernel's `rope_angles` (every scaling variant), so the
-// backward inverts exactly the forward `rope_forward` applied. A double-
-// precision table and rotation serve the gradient checks.
+// RoPE backward for training. RoPE is a rotation of each pair (scaled by
+// YaRN's magnitude), so its backward is the transpose: the rotation by −θ with
+// the same magnitude, applied to the gradient (in place). The angles come from
+// the inference kernel's `rope_angles` (every scaling variant), so the backward
+// is exactly that of the forward `rope_forward` applied. A double-precision
+// table and rotation serve the gradient checks.
 #pragma once
 
 #include <cstdint>
@@ -20,8 +21,8 @@ struct RopeTable {
   std::vector<Real> sin;  // (n_pos, n_rot/2)
 };
 
-// float: the angles of rope_angles. double: θ_i = p·base^(−2i/n_rot)·freq_scale/factor_i
-// computed in double (YaRN is not supported there; TOY_CHECK).
+// float: the angles of rope_angles. double: the same formula (factors, linear
+// scaling, YaRN) computed in double, as rope_reference does.
 template <typename Real>
 RopeTable<Real> make_rope_table(int64_t n_pos, const RopeParams& params);
 

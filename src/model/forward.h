@@ -1,6 +1,7 @@
 // The transformer forward pass for inference: a batch of T consecutive
 // positions in one pass, every weight matmul batched over the T positions (and
-// all heads), K/V rows appended to a cache owned by the caller.
+// all heads), K/V rows appended to a cache owned by the caller. This is the
+// inference mode (sink) of the one forward in model/forward_pass.h.
 #pragma once
 
 #include <cstdint>
@@ -40,7 +41,7 @@ class ForwardScratch {
   AttentionKernel attention = AttentionKernel::Auto;
 
  private:
-  friend class ForwardPass;
+  friend class KvCacheSink;
   int64_t max_tokens_;
   std::vector<float> x;       // (T, n_embd) residual stream
   std::vector<float> xn;      // (T, n_embd) normalised input of a block

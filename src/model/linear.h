@@ -28,6 +28,21 @@ void linear(float* y, const float* x, const Tensor& w, const Tensor& bias, int64
             const LinearContext& ctx);
 void linear(float* y, const float* x, const Tensor& w, int64_t T, const LinearContext& ctx);
 
+// Training (model/linear_train.cpp). linear() in double precision for the
+// gradient checks: w and bias are F64, the product is the scalar reference.
+void linear(double* y, const double* x, const Tensor& w, const Tensor& bias, int64_t T,
+            const LinearContext& ctx);
+void linear(double* y, const double* x, const Tensor& w, int64_t T, const LinearContext& ctx);
+
+// The backward of linear(): dy (T, n_out) is the gradient of y, x (T, n_in) the
+// forward's input. Accumulates dx (T, n_in) += dy·W (skipped when dx is null),
+// dw (ne of w) += dyᵀ·x and dbias (n_out) += Σ_t dy (each skipped when its data is
+// null, e.g. a frozen weight). w, dw, dbias: F32 (F64 for the double overload).
+void linear_backward(float* dx, const Tensor& dw, const Tensor& dbias, const float* dy,
+                     const float* x, const Tensor& w, int64_t T, const LinearContext& ctx);
+void linear_backward(double* dx, const Tensor& dw, const Tensor& dbias, const double* dy,
+                     const double* x, const Tensor& w, int64_t T, const LinearContext& ctx);
+
 // A 2-D view of matrix e of a 3-D stack (expert weights): ne = [ne0, ne1].
 Tensor matrix_slice(const Tensor& stack, int64_t e);
 

@@ -67,6 +67,10 @@ void write_model_gguf(const std::string& path, const ParamStore<float>& store,
         quant::quantize_row(type, data + r * n, dst + static_cast<size_t>(r) * row_size, n);
     });
   }
+  // llama3's frequency factors: a constant of the model, carried over as F32.
+  if (const Tensor& freqs = store.weights().rope_freqs; freqs.data)
+    writer.add_tensor("rope_freqs.weight", DType::F32, {freqs.ne[0]},
+                      static_cast<const void*>(freqs.data));
   writer.write(path);
 }
 

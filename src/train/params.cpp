@@ -14,6 +14,7 @@ namespace toy::train {
 namespace {
 
 constexpr int64_t kAlignElements = 16;  // 64-byte aligned tensor starts for SIMD loads
+constexpr std::string_view kRopeFreqs = "rope_freqs.weight";
 
 int64_t round_up(int64_t n, int64_t m) {
   return (n + m - 1) / m * m;
@@ -87,8 +88,13 @@ ParamStore<Real>::ParamStore(const ModelConfig& config,
   weights_.layers.resize(static_cast<size_t>(config.n_layer));
   grad_weights_.layers.resize(static_cast<size_t>(config.n_layer));
   // Pass 1: which tensors, where.
+  bool rope_freqs = false;
   for_each_tensor(config_, weights_, [&](const TensorSpec& spec, Tensor&) {
     if (!spec.required && !include_optional(spec)) return;
+    if (spec.name == kRopeFreqs) {  // a constant of the model, not trained
+      rope_freqs = true;
+      return;
+    }
     ParamTensor p;
     p.spec = spec;
     p.numel = spec.ne[0] * spec.ne[1] * spec.ne[2] * spec.ne[3];
@@ -104,6 +110,11 @@ ParamStore<Real>::ParamStore(const ModelConfig& config,
   // Pass 2: point the Weights slots at the arenas.
   weights_ = views_over(params_);
   grad_weights_ = views_over(grads_);
+  if (rope_freqs) {
+    // F32 for either Real: the forward reads it as RoPE's frequency factors (1 until loaded).
+    rope_freqs_.assign(static_cast<size_t>(config.rope.n_rot / 2), 1.0f);
+    weights_.rope_freqs = Tensor::view(DType::F32, rope_freqs_.data(), {config.rope.n_rot / 2});
+  }
 }
 
 template <typename Real>
@@ -172,8 +183,12 @@ void load_params(ParamStore<Real>& store, const ModelConfig& source_config, cons
   std::vector<float> row;
   for_each_tensor(source_config, source, [&](const TensorSpec& spec, const Tensor& tensor) {
     const ParamTensor* p = store.find(spec.name);
+    if (spec.name == kRopeFreqs) {  // a constant of the model, kept when the store has it
+      if (Tensor& freqs = store.weights().rope_freqs; freqs.data)
+        quant::dequantize_row(tensor.type, tensor.row(0), freqs.ptr<float>(), freqs.ne[0]);
+      return;
+    }
     if (!p) {
-      if (spec.name == "rope_freqs.weight") return;  // a constant of the model, not trained
       fail("tensor ", spec.name, " of ", source_config.source,
            " is not a trainable tensor of this configuration");
     }

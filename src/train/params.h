@@ -30,7 +30,9 @@ template <typename Real>
 class ParamStore {
  public:
   // Takes every required tensor of `config`, and each optional one for which
-  // include_optional(spec) says yes (untied output, q/k/v biases...).
+  // include_optional(spec) says yes (untied output, q/k/v biases...). llama3's
+  // rope_freqs is a constant of the model, not a parameter: when taken, it is an
+  // F32 tensor in weights() (for either Real) outside tensors(), set by load_params.
   ParamStore(const ModelConfig& config,
              const std::function<bool(const TensorSpec&)>& include_optional);
   ParamStore(const ParamStore&) = delete;
@@ -68,6 +70,7 @@ class ParamStore {
   Real* m_ = nullptr;
   Real* v_ = nullptr;
   Weights weights_, grad_weights_;
+  std::vector<float> rope_freqs_;  // (n_rot/2) the constant weights_.rope_freqs views
 };
 
 // A gradient buffer with the layout of a store (one contiguous arena), for a

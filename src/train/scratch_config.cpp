@@ -1,5 +1,7 @@
 #include "train/scratch_config.h"
 
+#include <cmath>
+
 #include "core/error.h"
 #include "train/model.h"
 
@@ -36,6 +38,7 @@ ModelConfig scratch_config(const ScratchShape& s) {
   }
   if (c.head_dim % 2 != 0) fail("the head dimension must be even for RoPE, got ", c.head_dim);
   c.head_dim_v = c.head_dim;
+  c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));  // as ModelConfig::from_gguf
   c.rms_eps = s.rms_eps;
   c.rope.mode = c.traits->rope_mode;
   c.rope.n_rot = static_cast<int>(c.head_dim);

@@ -103,6 +103,9 @@ TEST_P(MatmulOn, MatchesReferencesForEveryTypeModeAndThreadCount) {
           std::fill(y.begin(), y.end(), NAN);
           matmul(y.data(), x.data(), w.tensor, T, cx, MatmulMode::Fast);
           expect_close(y, fast, w.tensor, x, T, 2e-6, "fast " + what);
+          std::fill(y.begin(), y.end(), NAN);
+          matmul(y.data(), x.data(), w.tensor, T, cx, MatmulMode::Train);
+          expect_close(y, exact, w.tensor, x, T, 2e-6, "train " + what);
         }
       }
     }
@@ -124,9 +127,9 @@ TEST_P(MatmulOn, LargeBatchesCrossTileAndBlockBoundaries) {
   for (const auto& c : cases) {
     const Weight w = make_weight(c.type, c.n_in, c.n_out, seed++);
     const std::vector<float> x = random_floats(c.T * c.n_in, seed++);
-    for (MatmulMode mode : {MatmulMode::Exact, MatmulMode::Fast}) {
+    for (MatmulMode mode : {MatmulMode::Exact, MatmulMode::Fast, MatmulMode::Train}) {
       std::vector<float> ref(static_cast<size_t>(c.T * c.n_out)), y(ref.size(), NAN);
-      if (mode == MatmulMode::Exact) {
+      if (mode != MatmulMode::Fast) {
         matmul_reference(ref.data(), x.data(), w.tensor, c.T);
       } else {
         matmul_fast_reference(ref.data(), x.data(), w.tensor, c.T);

@@ -21,10 +21,13 @@
 namespace toy::train {
 namespace {
 
+enum class Rope { Plain, Factors, Yarn };
+
 struct Case {
   const char* name;
   ScratchShape shape;
   bool tied;
+  Rope rope = Rope::Plain;
 };
 
 ScratchShape shape(const char* arch, int64_t n_head, int64_t n_head_kv, int64_t head_dim) {
@@ -49,16 +52,30 @@ const Case kCases[] = {
     {"llama", shape("llama", 4, 2, 4), false},
     {"qwen2", shape("qwen2", 3, 1, 0), true},
     {"qwen3", shape("qwen3", 2, 1, 6), false},
+    // llama3 frequency factors (rope_freqs) and YaRN: RoPE exactly as inference builds it.
+    {"llama3_rope_factors", shape("llama", 2, 2, 8), false, Rope::Factors},
+    {"qwen2_yarn", shape("qwen2", 2, 1, 8), true, Rope::Yarn},
 };
 
 template <typename Real>
 std::unique_ptr<ParamStore<Real>> make_store(const Case& c) {
-  const ModelConfig config = scratch_config(c.shape);
+  ModelConfig config = scratch_config(c.shape);
+  if (c.rope == Rope::Yarn) {
+    config.rope.scaling = RopeScaling::Yarn;
+    config.rope.freq_scale = 0.25f;
+    config.rope.n_ctx_orig = 64;
+  }
   auto store = std::make_unique<ParamStore<Real>>(config, [&](const TensorSpec& spec) {
     if (spec.name == "output.weight") return !c.tied;
+    if (spec.name == "rope_freqs.weight") return c.rope == Rope::Factors;
     return spec.name.find(".bias") != std::string::npos && config.arch().qkv_bias;
   });
   init_random(*store, 7, 1.0);
+  if (c.rope == Rope::Factors) {
+    const Tensor& freqs = store->weights().rope_freqs;
+    EXPECT_NE(freqs.data, nullptr);
+    for (int64_t i = 0; i < freqs.ne[0]; ++i) freqs.ptr<float>()[i] = 1.0f + 3.0f * float(i);
+  }
   // Move norms and biases away from 1 and 0 so their gradients are exercised
   // in general position.
   const std::vector<double> noise = testing::random_values(store->total(), 99, 0.1);

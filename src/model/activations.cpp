@@ -1,0 +1,79 @@
+#include "model/activations.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace toy {
+
+template <typename Real>
+Activations<Real>::Activations(const ModelConfig& c, int64_t n_seq, int64_t n_pos)
+    : B_(n_seq), T_(n_pos) {
+  TOY_CHECK(B_ > 0 && T_ > 0, "batch ", B_, " x ", T_);
+  TOY_CHECK(c.head_dim_v == c.head_dim, "training needs value_length == key_length");
+  TOY_CHECK(c.attn_scale > 0.0f, "attention scale ", c.attn_scale, " (not set in the config?)");
+  const int64_t N = B_ * T_, L = c.n_layer, H = c.n_head;
+  const int64_t E = c.n_embd, Q = c.q_dim(), KV = c.kv_dim(), V = c.v_dim();
+  const int64_t F = std::max({c.n_ff, c.is_moe() ? c.n_ff_exp : 0, c.n_ff_shexp});
+  dims_ = {B_, T_, H, c.n_head_kv, c.head_dim, double(c.attn_scale)};
+
+  // Every slot in one arena; each take is rounded up to 64 bytes.
+  const int64_t per_layer =
+      4 * N * E + 3 * N * Q + 2 * N * KV + N * V + 3 * N * F + B_ * H * T_ * T_;
+  const int64_t global = 3 * N * E + N * c.n_vocab;
+  const int64_t n_takes = 15 * L + 4;
+  arena_.reserve(static_cast<size_t>(L * per_layer + global) * sizeof(Real) +
+                 static_cast<size_t>(n_takes) * 64);
+  auto take = [&](int64_t n) { return arena_.take_array<Real>(static_cast<size_t>(n)); };
+  Real* proj = take(N * E);  // shared by every layer: backward does not read it
+  layers_.resize(static_cast<size_t>(L));
+  probs_.resize(static_cast<size_t>(L));
+  for (int64_t il = 0; il < L; ++il) {
+    LayerTensors<Real>& a = layers_[static_cast<size_t>(il)];
+    a.x = take(N * E);
+    a.xn = take(N * E);
+    a.q = take(N * Q);
+    a.k = take(N * KV);
+    a.v = take(N * V);
+    a.qr = take(N * Q);
+    a.kr = take(N * KV);
+    a.att = take(N * Q);
+    a.proj = proj;
+    a.x_mid = take(N * E);
+    a.xn2 = take(N * E);
+    a.gate = take(N * F);
+    a.up = take(N * F);
+    a.act = take(N * F);
+    probs_[static_cast<size_t>(il)] = take(B_ * H * T_ * T_);
+  }
+  x_final_ = take(N * E);
+  xf_ = take(N * E);
+  logits_ = take(N * c.n_vocab);
+  for (int64_t il = 0; il < L; ++il)
+    layers_[static_cast<size_t>(il)].x_out = il + 1 < L ? layers_[il + 1].x : x_final_;
+}
+
+template <typename Real>
+void Activations<Real>::attend(int64_t il, Real* att, const Real* q, const Real* k, const Real* v,
+                               const AttentionParams& p, const Compute& cx) {
+  TOY_CHECK(p.softcap == 0.0f && p.window == 0,
+            "training attention has no softcap or sliding window");
+  TOY_CHECK(float(dims_.scale) == p.scale, "attention scale changed");
+  attention_forward_train(att, probs_[static_cast<size_t>(il)], q, k, v, dims_, cx);
+}
+
+template <typename Real>
+void forward_train(const ModelConfig& config, const Weights& weights, const int32_t* tokens,
+                   Activations<Real>& acts, const LinearContext& ctx) {
+  const BatchShape shape{acts.n_seq(), acts.n_pos(), 0};
+  run_forward<Real>(config, weights, {tokens, static_cast<size_t>(acts.rows())}, shape, acts, ctx);
+}
+
+template class Activations<float>;
+template class Activations<double>;
+template void forward_train<float>(const ModelConfig&, const Weights&, const int32_t*,
+                                   Activations<float>&, const LinearContext&);
+template void forward_train<double>(const ModelConfig&, const Weights&, const int32_t*,
+                                    Activations<double>&, const LinearContext&);
+
+}  // namespace toy

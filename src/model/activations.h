@@ -1,0 +1,61 @@
+// The training mode of the one forward (model/forward_pass.h): an activation
+// arena that gives every tensor the backward reads its own slot, per layer, for
+// B sequences × T positions (row s·T + p is position p of sequence s), and an
+// attention that runs causally within each sequence and saves its softmax
+// probabilities (kernels/attention_backward.h). The backward (train/model.cpp)
+// reads these tensors in the reverse order of the forward's calls.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/arena.h"
+#include "kernels/attention_backward.h"
+#include "model/forward_pass.h"
+
+namespace toy {
+
+template <typename Real>
+class Activations final : public ForwardSink<Real> {
+ public:
+  // Slots for n_seq sequences of n_pos positions of a model shaped like `config`.
+  Activations(const ModelConfig& config, int64_t n_seq, int64_t n_pos);
+  Activations(const Activations&) = delete;
+  Activations& operator=(const Activations&) = delete;
+
+  int64_t n_seq() const { return B_; }
+  int64_t n_pos() const { return T_; }
+  int64_t rows() const { return B_ * T_; }
+
+  // What the last forward saved (N = B·T rows). layer(il).proj is shared scratch.
+  const LayerTensors<Real>& saved(int64_t il) const { return layers_[static_cast<size_t>(il)]; }
+  const Real* probs(int64_t il) const { return probs_[static_cast<size_t>(il)]; }  // (B, H, T, T)
+  const AttentionDims& attention_dims() const { return dims_; }  // with the config's scale
+  const Real* x_final() const { return x_final_; }               // (N, E)
+  const Real* xf() const { return xf_; }                         // (N, E) output_norm(x_final)
+  const Real* logits() const { return logits_; }                 // (N, n_vocab)
+
+  // ForwardSink.
+  LayerTensors<Real> layer(int64_t il) override { return layers_[static_cast<size_t>(il)]; }
+  OutputTensors<Real> output() override { return {x_final_, xf_, logits_, 0}; }
+  void attend(int64_t il, Real* att, const Real* q, const Real* k, const Real* v,
+              const AttentionParams& p, const Compute& cx) override;
+
+ private:
+  int64_t B_, T_;
+  AttentionDims dims_{};
+  Arena arena_;
+  std::vector<LayerTensors<Real>> layers_;
+  std::vector<Real*> probs_;  // per layer (B, H, T, T)
+  Real* x_final_;             // (N, E)
+  Real* xf_;                  // (N, E)
+  Real* logits_;              // (N, n_vocab)
+};
+
+// The training forward: tokens (B, T) at positions 0..T-1 of each sequence,
+// saving into `acts`; the logits are acts.logits(). weights: F32 (F64 for double).
+template <typename Real>
+void forward_train(const ModelConfig& config, const Weights& weights, const int32_t* tokens,
+                   Activations<Real>& acts, const LinearContext& ctx);
+
+}  // namespace toy

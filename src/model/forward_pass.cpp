@@ -1,0 +1,302 @@
+#include "model/forward_pass.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/activations.h"
+#include "kernels/moe.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rmsnorm_backward.h"
+#include "kernels/rope_backward.h"
+#include "kernels/swiglu_backward.h"
+#include "quant/quant.h"
+
+namespace toy {
+
+namespace {
+
+// pool.parallel_for without allocating: the std::function holds one pointer to the
+// caller's lambda, which fits its small-object buffer (a lambda capturing several
+// references would be heap-allocated on every call).
+template <typename Fn>
+void parallel_rows(ThreadPool& pool, int64_t n, int64_t grain, const Fn& fn) {
+  pool.parallel_for(
+      n, [&fn](int64_t begin, int64_t end) { fn(begin, end); }, grain);
+}
+
+template <typename Real>
+constexpr bool kIsFloat = std::is_same_v<Real, float>;
+
+// The steps of one forward call, in order.
+template <typename Real>
+class Pass {
+ public:
+  Pass(const ModelConfig& c, const Weights& w, const BatchShape& shape, ForwardSink<Real>& sink,
+       const LinearContext& ctx)
+      : c_(c), w_(w), shape_(shape), N_(shape.rows()), sink_(sink), ctx_(ctx) {
+    rope_ = rope_params(c_, w_);
+    if constexpr (!kIsFloat<Real>) {
+      // The double rotation reads a table of every position of the batch.
+      rope_table_ = make_rope_table<double>(shape_.pos0 + shape_.n_pos, rope_);
+      positions_.resize(static_cast<size_t>(N_));
+      for (int64_t r = 0; r < N_; ++r)
+        positions_[r] = static_cast<int32_t>(shape_.pos0 + r % shape_.n_pos);
+    }
+  }
+
+  void embed(std::span<const int32_t> tokens, Real* x) {
+    const int64_t E = c_.n_embd;
+    const Tensor& table = w_.token_embd;  // [n_embd, n_vocab]
+    for (int64_t t = 0; t < N_; ++t) {
+      const int32_t id = tokens[static_cast<size_t>(t)];
+      if (id < 0 || id >= c_.n_vocab)
+        fail("token id ", id, " (at batch index ", t, ") is outside the vocabulary [0, ",
+             c_.n_vocab, ")");
+      if constexpr (kIsFloat<Real>) {
+        quant::dequantize_row(table.type, table.row(id), &x[t * E], E);
+      } else {
+        TOY_CHECK(table.type == DType::F64, "double forward needs F64 embeddings");
+        std::memcpy(&x[t * E], table.row(id), sizeof(double) * E);
+      }
+    }
+    if (c_.arch().embedding_scale) {
+      const Real scale = std::sqrt(static_cast<Real>(E));
+      for (int64_t i = 0; i < N_ * E; ++i) x[i] *= scale;
+    }
+  }
+
+  void attention_block(int64_t il, const LayerTensors<Real>& a) {
+    const LayerWeights& l = w_.layers[static_cast<size_t>(il)];
+    const int64_t E = c_.n_embd, Q = c_.q_dim(), KV = c_.kv_dim(), d = c_.head_dim;
+    norm(a.xn, a.x, l.attn_norm, N_, E);
+    linear(a.q, a.xn, l.attn_q, l.attn_q_bias, N_, ctx_);
+    linear(a.k, a.xn, l.attn_k, l.attn_k_bias, N_, ctx_);
+    linear(a.v, a.xn, l.attn_v, l.attn_v_bias, N_, ctx_);
+    switch (c_.arch().qk_norm) {
+      case QkNorm::PerHead:
+        norm(a.qr, a.q, l.attn_q_norm, N_ * c_.n_head, d);
+        norm(a.kr, a.k, l.attn_k_norm, N_ * c_.n_head_kv, d);
+        break;
+      case QkNorm::FullWidth:
+        norm(a.qr, a.q, l.attn_q_norm, N_, Q);
+        norm(a.kr, a.k, l.attn_k_norm, N_, KV);
+        break;
+      case QkNorm::None:
+        if (a.qr != a.q) std::copy(a.q, a.q + N_ * Q, a.qr);
+        if (a.kr != a.k) std::copy(a.k, a.k + N_ * KV, a.kr);
+        break;
+    }
+    rope(a.qr, c_.n_head);
+    rope(a.kr, c_.n_head_kv);
+    sink_.attend(il, a.att, a.qr, a.kr, a.v, attention_params(c_, il), ctx_.compute);
+    linear(a.proj, a.att, l.attn_output, N_, ctx_);
+    if (l.post_attn_norm.data) norm(a.proj, a.proj, l.post_attn_norm, N_, E);
+    add(a.x_mid, a.x, a.proj, N_ * E);
+  }
+
+  void ffn_block(int64_t il, const LayerTensors<Real>& a) {
+    const LayerWeights& l = w_.layers[static_cast<size_t>(il)];
+    const int64_t E = c_.n_embd;
+    norm(a.xn2, a.x_mid, l.ffn_norm, N_, E);
+    if (c_.is_moe()) {
+      if constexpr (kIsFloat<Real>) {
+        experts(l, a);
+      } else {
+        fail("the double-precision forward has no mixture of experts");
+      }
+    } else {
+      gated_ffn(a.proj, a.xn2, l.ffn_gate, l.ffn_up, l.ffn_down, N_, a);
+    }
+    if (l.post_ffn_norm.data) norm(a.proj, a.proj, l.post_ffn_norm, N_, E);
+    add(a.x_out, a.x_mid, a.proj, N_ * E);
+  }
+
+  void output(const OutputTensors<Real>& o) {
+    const int64_t E = c_.n_embd;
+    const int64_t n = N_ - o.first_row;
+    norm(o.xn, &o.x[o.first_row * E], w_.output_norm, n, E);
+    linear(o.logits, o.xn, w_.output_matrix(), n, ctx_);
+    if (c_.final_softcap > 0.0f) {
+      if constexpr (kIsFloat<Real>) {
+        softcap(o.logits, n * c_.n_vocab, c_.final_softcap);
+      } else {
+        fail("the double-precision forward has no final softcap");
+      }
+    }
+  }
+
+ private:
+  // RMSNorm of `rows` rows of n values with an F32 (F64 for double) weight.
+  void norm(Real* out, const Real* x, const Tensor& weight, int64_t rows, int64_t n) {
+    const Real* wp = weight.ptr<const Real>();
+    const float eps = c_.rms_eps;
+    if constexpr (kIsFloat<Real>) {
+      parallel_rows(ctx_.compute.pool, rows, std::max<int64_t>(1, 16384 / n),
+                    [&](int64_t begin, int64_t end) {
+                      rmsnorm_forward(out + begin * n, x + begin * n, wp, end - begin, n, eps);
+                    });
+    } else {
+      TOY_CHECK(weight.type == DType::F64, "double forward needs F64 norm weights");
+      rmsnorm_reference(out, x, wp, rows, n, eps);
+    }
+  }
+
+  // Rotates every head of every row by its position (each sequence from pos0).
+  void rope(Real* x, int64_t n_heads) {
+    if constexpr (kIsFloat<Real>) {
+      const int64_t T = shape_.n_pos, row = n_heads * c_.head_dim;
+      if (shape_.n_seq == 1) {
+        rope_forward(x, T, n_heads, shape_.pos0, rope_);
+      } else {
+        parallel_rows(ctx_.compute.pool, shape_.n_seq, 1, [&](int64_t begin, int64_t end) {
+          for (int64_t s = begin; s < end; ++s)
+            rope_forward(x + s * T * row, T, n_heads, shape_.pos0, rope_);
+        });
+      }
+    } else {
+      rope_rotate(x, positions_.data(), N_, n_heads, rope_table_, +1);
+    }
+  }
+
+  // out = a + b over n values (out may alias a).
+  void add(Real* out, const Real* a, const Real* b, int64_t n) {
+    parallel_rows(ctx_.compute.pool, n, 16384, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) out[i] = a[i] + b[i];
+    });
+  }
+
+  // out (T, n_embd) = down(act(gate x) * up x) for x (T, n_embd) = rows of `in`,
+  // through the layer's gate / up / act tensors.
+  void gated_ffn(Real* out, const Real* in, const Tensor& gate, const Tensor& up,
+                 const Tensor& down, int64_t T, const LayerTensors<Real>& a) {
+    const int64_t F = gate.ne[1];
+    linear(a.gate, in, gate, T, ctx_);
+    linear(a.up, in, up, T, ctx_);
+    const Activation act = c_.arch().ffn_activation;
+    Real* h = a.act;
+    const Real* g = a.gate;
+    const Real* u = a.up;
+    if constexpr (kIsFloat<Real>) {
+      parallel_rows(ctx_.compute.pool, T, std::max<int64_t>(1, 4096 / F),
+                    [&](int64_t b, int64_t e) {
+                      gated_activation(h + b * F, g + b * F, u + b * F, (e - b) * F, act);
+                    });
+    } else {
+      TOY_CHECK(act == Activation::Silu, "the double-precision forward has only SwiGLU");
+      swiglu_reference(h, g, u, T * F);
+    }
+    linear(out, h, down, T, ctx_);
+  }
+
+  // Mixture of experts: each expert runs once over the positions routed to it.
+  void experts(const LayerWeights& l, const LayerTensors<float>& a) {
+    const ExpertBuffers s = sink_.experts();
+    TOY_CHECK(s.router, "this forward mode has no mixture-of-experts buffers");
+    const int64_t E = c_.n_embd, X = c_.n_expert, K = c_.n_expert_used;
+    linear(s.router, a.xn2, l.ffn_gate_inp, N_, ctx_);
+    moe_route(s.expert_ids, s.expert_w, s.router, N_, X, K, c_.arch().renormalize_expert_weights);
+    std::fill(a.proj, a.proj + N_ * E, 0.0f);
+    for (int32_t e = 0; e < X; ++e) {
+      int64_t n = 0;
+      for (int64_t i = 0; i < N_ * K; ++i) {
+        if (s.expert_ids[i] != e) continue;
+        s.routed[n] = static_cast<int32_t>(i);
+        std::memcpy(&s.gathered[n * E], &a.xn2[(i / K) * E], sizeof(float) * E);
+        ++n;
+      }
+      if (n == 0) continue;
+      gated_ffn(s.expert_out, s.gathered, matrix_slice(l.ffn_gate_exps, e),
+                matrix_slice(l.ffn_up_exps, e), matrix_slice(l.ffn_down_exps, e), n, a);
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t i = s.routed[r];
+        const float weight = s.expert_w[i];
+        float* dst = &a.proj[(i / K) * E];
+        const float* src = &s.expert_out[r * E];
+        for (int64_t j = 0; j < E; ++j) dst[j] += weight * src[j];
+      }
+    }
+    if (c_.arch().shared_expert) {
+      // Qwen2-MoE: sigmoid(ffn_gate_inp_shexp . x) * shared_ffn(x), added to the routed sum.
+      gated_ffn(s.expert_out, a.xn2, l.ffn_gate_shexp, l.ffn_up_shexp, l.ffn_down_shexp, N_, a);
+      // The gate vector [n_embd] is a one-row matrix, so it goes through linear() too.
+      Tensor gate = l.ffn_gate_inp_shexp;
+      gate.n_dims = 2;
+      linear(s.shared_gate, a.xn2, gate, N_, ctx_);
+      for (int64_t t = 0; t < N_; ++t) {
+        const float g = 1.0f / (1.0f + std::exp(-s.shared_gate[t]));
+        for (int64_t j = 0; j < E; ++j) a.proj[t * E + j] += g * s.expert_out[t * E + j];
+      }
+    }
+  }
+
+  const ModelConfig& c_;
+  const Weights& w_;
+  BatchShape shape_;
+  int64_t N_;
+  ForwardSink<Real>& sink_;
+  const LinearContext& ctx_;
+  RopeParams rope_;
+  RopeTable<Real> rope_table_;      // double only
+  std::vector<int32_t> positions_;  // double only: (N) position of each row
+};
+
+}  // namespace
+
+RopeParams rope_params(const ModelConfig& c, const Weights& w) {
+  RopeParams p;
+  p.mode = c.rope.mode;
+  p.n_rot = c.rope.n_rot;
+  p.head_dim = c.head_dim;
+  p.freq_base = c.rope.freq_base;
+  p.freq_scale = c.rope.freq_scale;
+  p.yarn = c.rope.scaling == RopeScaling::Yarn;
+  p.beta_fast = c.rope.beta_fast;
+  p.beta_slow = c.rope.beta_slow;
+  p.n_ctx_orig = c.rope.n_ctx_orig;
+  if (w.rope_freqs.data) {
+    TOY_CHECK(w.rope_freqs.type == DType::F32 && w.rope_freqs.numel() >= c.rope.n_rot / 2,
+              "rope_freqs must be F32 with n_rot/2 values, found ", dtype_name(w.rope_freqs.type),
+              " ", w.rope_freqs.shape_string());
+    p.freq_factors = w.rope_freqs.ptr<const float>();
+  }
+  return p;
+}
+
+AttentionParams attention_params(const ModelConfig& c, int64_t il) {
+  AttentionParams ap;
+  ap.n_head = c.n_head;
+  ap.n_head_kv = c.n_head_kv;
+  ap.head_dim = c.head_dim;
+  ap.scale = c.attn_scale;
+  ap.softcap = c.attn_softcap;
+  ap.window = c.layer_uses_window(il) ? c.sliding_window : 0;
+  return ap;
+}
+
+template <typename Real>
+void run_forward(const ModelConfig& config, const Weights& weights, std::span<const int32_t> tokens,
+                 const BatchShape& shape, ForwardSink<Real>& sink, const LinearContext& ctx) {
+  TOY_CHECK(shape.n_seq > 0 && shape.n_pos > 0 && shape.pos0 >= 0 &&
+                static_cast<int64_t>(tokens.size()) == shape.rows(),
+            "batch of ", tokens.size(), " tokens for ", shape.n_seq, " x ", shape.n_pos);
+  Pass<Real> pass(config, weights, shape, sink, ctx);
+  const OutputTensors<Real> out = sink.output();
+  pass.embed(tokens, config.n_layer > 0 ? sink.layer(0).x : out.x);
+  for (int64_t il = 0; il < config.n_layer; ++il) {
+    const LayerTensors<Real> a = sink.layer(il);
+    pass.attention_block(il, a);
+    pass.ffn_block(il, a);
+  }
+  pass.output(out);
+}
+
+template void run_forward<float>(const ModelConfig&, const Weights&, std::span<const int32_t>,
+                                 const BatchShape&, ForwardSink<float>&, const LinearContext&);
+template void run_forward<double>(const ModelConfig&, const Weights&, std::span<const int32_t>,
+                                  const BatchShape&, ForwardSink<double>&, const LinearContext&);
+
+}  // namespace toy

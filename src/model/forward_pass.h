@@ -1,0 +1,110 @@
+// THE transformer forward pass (DESIGN.md: "Training is a mode of the one
+// forward"). One sequence of steps — embed, per layer an attention block and an
+// FFN block, output — runs every architecture's forward; what differs between
+// inference and training is only where tensors go, which a sink decides:
+//
+//   inference (model/forward.h): the layer tensors alias a few reused scratch
+//     buffers, and attention appends K/V rows to a cache and reads it back;
+//   training (model/activations.h): every tensor backward needs has its own slot
+//     in an activation arena, and attention runs within each sequence and saves
+//     its probabilities.
+//
+// Every weight product goes through linear() (model/linear.h). The pass is
+// templated on Real: float runs the optimized kernels (what inference and
+// training run), double the scalar references (gradient checks only).
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "kernels/attention.h"
+#include "kernels/rope.h"
+#include "model/config.h"
+#include "model/linear.h"
+#include "model/weights.h"
+
+namespace toy {
+
+// The rows of one forward call: n_seq sequences of n_pos consecutive positions;
+// row s·n_pos + p is position pos0 + p of sequence s. N = n_seq·n_pos rows below.
+struct BatchShape {
+  int64_t n_seq = 1;
+  int64_t n_pos = 0;
+  int64_t pos0 = 0;
+  int64_t rows() const { return n_seq * n_pos; }
+};
+
+// Where one layer reads and writes. A sink may alias them (inference: qr = q,
+// x_mid = x_out = x, xn2 = xn, act = gate) or give each its own saved tensor.
+template <typename Real>
+struct LayerTensors {
+  Real* x;      // (N, E)  residual stream entering the layer
+  Real* xn;     // (N, E)  attn_norm(x)
+  Real* q;      // (N, Q)  xn·Wqᵀ + bq
+  Real* k;      // (N, KV) xn·Wkᵀ + bk
+  Real* v;      // (N, V)  xn·Wvᵀ + bv
+  Real* qr;     // (N, Q)  q after q-norm and RoPE: what attention reads
+  Real* kr;     // (N, KV) k after k-norm and RoPE
+  Real* att;    // (N, Q)  attention output, before attn_output
+  Real* proj;   // (N, E)  a block's output before the residual add (scratch)
+  Real* x_mid;  // (N, E)  x + attention block
+  Real* xn2;    // (N, E)  ffn_norm(x_mid)
+  Real* gate;   // (N, F)  xn2·Wgateᵀ
+  Real* up;     // (N, F)  xn2·Wupᵀ
+  Real* act;    // (N, F)  act(gate)·up
+  Real* x_out;  // (N, E)  x_mid + FFN block: the next layer's x
+};
+
+// The end of the pass: rows first_row..N-1 get logits.
+template <typename Real>
+struct OutputTensors {
+  Real* x;            // (N, E) residual stream after the last layer
+  Real* xn;           // (N - first_row, E) output_norm of the rows that get logits
+  Real* logits;       // (N - first_row, n_vocab)
+  int64_t first_row;  // 0: every row
+};
+
+// Buffers of the mixture-of-experts FFN (inference only). T = N rows.
+struct ExpertBuffers {
+  float* router;        // (T, n_expert)
+  int32_t* expert_ids;  // (T, n_expert_used)
+  float* expert_w;      // (T, n_expert_used)
+  int32_t* routed;      // (T * n_expert_used) flat (t, slot) indices of one expert
+  float* gathered;      // (T, n_embd) inputs routed to one expert
+  float* expert_out;    // (T, n_embd)
+  float* shared_gate;   // (T)
+};
+
+template <typename Real>
+class ForwardSink {
+ public:
+  virtual LayerTensors<Real> layer(int64_t il) = 0;
+  virtual OutputTensors<Real> output() = 0;
+  // att (N, n_head·head_dim_v) = causal attention of the batch's queries q (N, Q)
+  // over keys k (N, KV) and values v (N, V) of this batch (after RoPE) and, for
+  // inference, the cached earlier positions.
+  virtual void attend(int64_t il, Real* att, const Real* q, const Real* k, const Real* v,
+                      const AttentionParams& p, const Compute& cx) = 0;
+  virtual ExpertBuffers experts() { return {}; }  // null buffers: no MoE in this mode
+
+ protected:
+  ~ForwardSink() = default;
+};
+
+// The RoPE of this model for inference and training alike: the config's mode,
+// base, scaling (linear, YaRN) and the llama3 `rope_freqs` factors of `weights`
+// (an F32 tensor when present).
+RopeParams rope_params(const ModelConfig& config, const Weights& weights);
+
+// The attention of layer il: heads, the config's scale, softcap and window.
+AttentionParams attention_params(const ModelConfig& config, int64_t il);
+
+// Runs tokens (N = shape.rows(), row order of BatchShape) through the model,
+// leaving the tensors where the sink says and the logits in sink.output().
+// weights: the model's tensors in any stored type for float; F64 for double.
+// Throws toy::Error for a token id outside [0, n_vocab).
+template <typename Real>
+void run_forward(const ModelConfig& config, const Weights& weights, std::span<const int32_t> tokens,
+                 const BatchShape& shape, ForwardSink<Real>& sink, const LinearContext& ctx);
+
+}  // namespace toy
