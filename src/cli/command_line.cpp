@@ -112,7 +112,7 @@ void CommandLine::add_flash_attention(AttentionKernel& kernel) {
                                           : AttentionKernel::Auto;
               },
               "attention kernel (also -fa): on = tiled with online softmax, off = one query at "
-              "a time, auto = tiled for prompt batches, plain for single-token decode")
+              "a time, auto = the faster, the tiled one")
           ->check(CLI::IsMember({"on", "off", "auto"}))
           ->type_name("on|off|auto")
           ->default_str("auto");

@@ -118,20 +118,10 @@ class KvCacheSink final : public ForwardSink<float> {
   }
 
  private:
-  // Auto: the tiled kernel for batches (it reads each K/V row once per block of
-  // queries instead of once per query), the plain one for single-token decode,
-  // where both read every row once and the plain kernel has less overhead.
-  bool use_flash_attention() const {
-    switch (s_.attention) {
-      case AttentionKernel::Flash:
-        return true;
-      case AttentionKernel::Plain:
-        return false;
-      case AttentionKernel::Auto:
-        break;
-    }
-    return T_ > 1;
-  }
+  // Auto: the tiled kernel, measured faster at every context length and batch size
+  // (bench/attention_bench.sh: prompt batches read each K/V row once per block of
+  // queries; single-token decode splits a long cache's keys across threads).
+  bool use_flash_attention() const { return s_.attention != AttentionKernel::Plain; }
 
   // Writes the batch's rows (T, width) into cache rows pos0.. in the cache's type.
   void store_rows(const Tensor& cache, const float* rows, int64_t width) {

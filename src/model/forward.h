@@ -27,7 +27,7 @@ enum class LogitRows { Last, All };
 // Which attention kernel the forward uses (llama.cpp's -fa on|off|auto):
 // Flash = kernels/attention_flash.h (query blocks × key tiles, online softmax),
 // Plain = kernels/attention.h (one query at a time over its whole score row),
-// Auto = the one measured faster for the batch (see choose_attention).
+// Auto = the one measured faster (the tiled one at every length measured).
 enum class AttentionKernel { Auto, Flash, Plain };
 
 // Every buffer one forward call needs, allocated once (no allocation per call).
