@@ -4,7 +4,8 @@
 # runs the test binaries under qemu-user (qemu's default CPU "max" has dotprod,
 # fp16 and i8mm, so both the generic and the NEON backend run).
 #
-# What runs (about 3-4 minutes of tests under qemu on 2 cores, after the build):
+# What runs (2 to 4.5 minutes of tests under qemu on 2 shared cores; a clean
+# build first takes about 8 minutes there):
 #  - kernels_tests: every kernel, each backend entry of generic and neon against
 #    the references (the backend suites iterate over the runnable backends);
 #  - quant_tests, core_tests, gguf_tests, model_tests, tokenizer_tests: whole;
