@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs dependencies, checks the
-# style, builds and runs every test, runs the GGUF reader tests again under
+# style, builds and runs every test, cross-builds for ARM64 and runs its tests
+# under qemu (scripts/test-aarch64.sh), runs the GGUF reader tests again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, and fuzzes the reader for 60 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,9 @@ cmake --build build -j"$jobs"
 
 echo "== tests"
 ctest --test-dir build -j"$jobs" --output-on-failure --no-tests=error
+
+echo "== ARM64: cross build, tests under qemu (generic and neon backends)"
+./scripts/test-aarch64.sh
 
 echo "== tests under ASan + UBSan (gguf reader, quant, core)"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOY_SANITIZE=ON \

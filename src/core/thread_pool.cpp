@@ -22,6 +22,8 @@ constexpr int kYieldIterations = 20000;
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield" ::: "memory");  // ARMv8-A's spin-wait hint (as ggml-cpu)
 #endif
 }
 
