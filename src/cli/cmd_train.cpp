@@ -1,12 +1,14 @@
 // toy train -o OUT.gguf --data FILE.txt [shape, optimizer and run flags]: trains
 // a dense llama-family model from scratch on a text file (nanoGPT / llm.c style)
-// and writes it as a standard GGUF that toy and llama.cpp load.
+// and writes it as a standard GGUF that toy and llama.cpp load. --data may also
+// be JSON lines of fine-tuning examples (train/sft_data.h), optionally --pack'ed.
 //
 // `--preset shakespeare-char` fills in the configuration of the PyTorch
 // reference run (../shared/bench/REFERENCE.md); explicit flags override it.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -26,6 +28,7 @@
 #include "train/export.h"
 #include "train/params.h"
 #include "train/scratch_config.h"
+#include "train/sft_data.h"
 #include "train/trainer.h"
 #include "train/vocab.h"
 
@@ -42,6 +45,8 @@ struct Settings {
   double lr = 1e-3, min_lr = -1.0, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.99, eps = 1e-8;
   double grad_clip = 1.0, init_scale = 1.0;
   std::string schedule = "cosine";
+  bool jsonl = false, train_on_prompt = false, pack = false;
+  std::string dump_tokens;
   uint64_t seed = 1337;
   int threads = 0;
   bool quiet = false;
@@ -61,6 +66,18 @@ std::string format_duration(double seconds) {
   return str(s, "s");
 }
 
+// --dump-tokens: the ids as `toy tokenize` prints them, one line per example.
+void write_token_dump(const std::string& path, const train::TokenizedData& data) {
+  std::string text;
+  auto line = [&](const std::vector<int32_t>& ids) {
+    for (size_t i = 0; i < ids.size(); ++i) text += (i ? " " : "") + std::to_string(ids[i]);
+    text += '\n';
+  };
+  if (data.examples.empty()) line(data.stream);
+  for (const train::Example& e : data.examples) line(e.tokens);
+  write_output_file(path, text.data(), text.size());
+}
+
 std::string read_corpus(const std::string& path) {
   std::string text = read_input_text({"--data", path}, /*allow_stdin=*/false);
   if (text.empty()) fail("--data ", path, ": the file is empty");
@@ -75,7 +92,16 @@ int run_train(int argc, char** argv) {
   CLI::App& app = cl.app();
   const auto positive = at_least(1);
   app.add_option("-o,--output", s.out_path, "output GGUF (written atomically)")->required();
-  app.add_option("--data", s.data_path, "training text file")->required();
+  app.add_option("--data", s.data_path, "training text, or JSON lines (*.jsonl)")->required();
+  app.add_flag("--jsonl", s.jsonl,
+               "--data is JSON lines whatever its name: {\"text\"}, {\"prompt\", "
+               "\"completion\"} or {\"messages\"}");
+  auto* prompt_opt = app.add_flag("--train-on-prompt", s.train_on_prompt,
+                                  "JSON lines: loss on prompts too, not only on completions");
+  auto* pack_opt = app.add_flag("--pack", s.pack,
+                                "JSON lines: pack several examples into each row of --ctx tokens");
+  // Debugging and tests: the ids training reads, one line per example (or one for a text file).
+  app.add_option("--dump-tokens", s.dump_tokens)->group("");
   auto* preset_opt = app.add_option("--preset", s.preset, "shakespeare-char");
   auto* val_opt = app.add_option("--val-fraction", s.val_fraction, "held-out tail of the file")
                       ->check(in_range(0, 1, false, /*hi_open=*/true))
@@ -191,24 +217,30 @@ int run_train(int argc, char** argv) {
   if (s.schedule != "cosine" && s.schedule != "constant")
     usage_error("--lr-schedule must be cosine or constant, got '", s.schedule, "'");
   const DType out_type = train::parse_out_type(s.out_type);
+  const bool jsonl = s.jsonl || s.data_path.ends_with(".jsonl");
+  for (const CLI::Option* option : {prompt_opt, pack_opt})
+    if (option->count() > 0 && !jsonl)
+      usage_error(option->get_name(), " needs JSON-lines data (a .jsonl --data file, or --jsonl)");
   // Everything that can make the end of the run fail is checked before it starts.
   check_output({"-o", s.out_path}, {{"--data", s.data_path}, {"--vocab-from", s.vocab_from}});
+  if (!s.dump_tokens.empty())
+    check_output({"--dump-tokens", s.dump_tokens}, {{"--data", s.data_path}, {"-o", s.out_path}});
   check_input_file({"--data", s.data_path});
   if (!s.vocab_from.empty()) check_input_file({"--vocab-from", s.vocab_from});
 
-  // Text -> tokens, and the vocabulary the output file will carry.
-  const std::string text = read_corpus(s.data_path);
-  std::vector<int32_t> tokens;
+  // The vocabulary the output file will carry, and the data tokenized by exactly
+  // that vocabulary's tokenizer (what `toy tokenize` on the output gives).
+  const train::DataSource source =
+      train::read_data_source(s.data_path, read_corpus(s.data_path), jsonl);
+  std::unique_ptr<tokenizer::Tokenizer> tok;
   std::function<void(gguf::Writer&)> tokenizer_metadata;
   std::shared_ptr<gguf::File> vocab_file;
   std::unique_ptr<train::TrainVocab> vocab;
   if (!s.vocab_from.empty()) {
     vocab_file = gguf::File::open(s.vocab_from);
-    auto tokenizer = tokenizer::Tokenizer::from_gguf(*vocab_file);
-    if (!tokenizer->has_text())
+    tok = tokenizer::Tokenizer::from_gguf(*vocab_file);
+    if (!tok->has_text())
       fail("--vocab-from ", s.vocab_from, ": the model has no vocabulary (tokenizer.ggml.model)");
-    tokens = tokenizer->tokenize(text);
-    s.shape.n_vocab = tokenizer->n_vocab();
     tokenizer_metadata = [&](gguf::Writer& writer) {
       for (size_t i = 0; i < vocab_file->metadata_count(); ++i) {
         const gguf::ValueRef value = vocab_file->metadata(i);
@@ -219,14 +251,34 @@ int run_train(int argc, char** argv) {
   } else {
     if (s.vocab != "byte" && s.vocab != "chars")
       fail("--vocab must be byte or chars, got '", s.vocab, "'");
-    vocab = std::make_unique<train::TrainVocab>(s.vocab == "chars" ? train::TrainVocab::chars(text)
-                                                                   : train::TrainVocab::bytes());
-    tokens = vocab->encode(text);
-    s.shape.n_vocab = vocab->size();
+    vocab = std::make_unique<train::TrainVocab>(
+        s.vocab == "chars" ? train::TrainVocab::chars(source.vocab_corpus())
+                           : train::TrainVocab::bytes());
+    tok = vocab->tokenizer();
     tokenizer_metadata = [&](gguf::Writer& writer) { vocab->write_metadata(writer); };
   }
-  const int64_t n_tokens = static_cast<int64_t>(tokens.size());
-  const train::Dataset data(std::move(tokens), s.val_fraction, s.shape.n_ctx, s.data_path);
+  s.shape.n_vocab = tok->n_vocab();
+  const bool chat = std::any_of(source.records.begin(), source.records.end(), [](const auto& r) {
+    return r.kind == train::SftRecord::Kind::Messages ||
+           r.kind == train::SftRecord::Kind::ChatPromptCompletion;
+  });
+  if (chat && tok->vocab().chat_template().empty() && !s.quiet)
+    note("train",
+         "the vocabulary has no tokenizer.chat_template: conversations are rendered as ChatML, "
+         "which `toy chat` and llama.cpp use for such a model");
+  train::TokenizedData tokenized =
+      train::tokenize_data(source, *tok, {s.train_on_prompt}, s.data_path);
+  if (!s.dump_tokens.empty()) write_token_dump(s.dump_tokens, tokenized);
+  const auto data_ptr =
+      source.jsonl ? std::make_unique<train::Dataset>(tokenized.examples, s.val_fraction,
+                                                      s.shape.n_ctx, s.pack, s.data_path)
+                   : std::make_unique<train::Dataset>(std::move(tokenized.stream), s.val_fraction,
+                                                      s.shape.n_ctx, s.data_path);
+  const train::Dataset& data = *data_ptr;
+  if (data.packed() && !s.quiet)
+    note("train",
+         "--pack: rows carry segment ids and positions restarting per example, but the model "
+         "does not apply them yet (examples in a row attend to each other)");
 
   const ModelConfig config = train::scratch_config(s.shape);
   train::ParamStore<float> store(config, [&](const TensorSpec& spec) {
@@ -269,10 +321,25 @@ int run_train(int argc, char** argv) {
         static_cast<long long>(config.n_head_kv), static_cast<long long>(config.n_ff),
         static_cast<long long>(config.n_ctx_train), static_cast<long long>(s.batch),
         static_cast<long long>(s.accum), pool.size());
-    std::fprintf(stderr, "train: %s: %lld tokens, %lld for training, %lld held out\n",
-                 s.data_path.c_str(), static_cast<long long>(n_tokens),
-                 static_cast<long long>(data.train_tokens()),
-                 static_cast<long long>(data.val_tokens()));
+    if (data.has_examples()) {
+      const train::RowStats& t = data.train_stats();
+      const train::RowStats& v = data.val_stats();
+      std::fprintf(stderr,
+                   "train: %s: %lld examples (%lld tokens) in %lld rows for training, %lld "
+                   "(%lld tokens) in %lld rows held out; %lld truncated to --ctx + 1 tokens, "
+                   "%lld without a token to learn dropped\n",
+                   s.data_path.c_str(), static_cast<long long>(t.examples),
+                   static_cast<long long>(data.train_tokens()), static_cast<long long>(t.rows),
+                   static_cast<long long>(v.examples), static_cast<long long>(data.val_tokens()),
+                   static_cast<long long>(v.rows),
+                   static_cast<long long>(t.truncated + v.truncated),
+                   static_cast<long long>(t.dropped + v.dropped));
+    } else {
+      std::fprintf(
+          stderr, "train: %s: %lld tokens, %lld for training, %lld held out\n", s.data_path.c_str(),
+          static_cast<long long>(data.train_tokens() + data.val_tokens()),
+          static_cast<long long>(data.train_tokens()), static_cast<long long>(data.val_tokens()));
+    }
   }
 
   const bool tty = isatty(fileno(stderr));

@@ -159,16 +159,14 @@ void Writer::add_tensor(const std::string& name, DType type, std::vector<int64_t
   tensors_.push_back({name, type, std::move(ne), row * rows, nullptr, std::move(fill)});
 }
 
-void Writer::write(const std::string& path,
-                   const std::function<void(size_t, size_t)>& progress) const {
-  // Validate and encode everything that can fail before a file is created.
-  uint64_t alignment = alignment_;
+std::vector<uint8_t> Writer::encode_header(const std::string& name, uint64_t& alignment) const {
+  alignment = alignment_;
   bool emit_alignment = alignment_ != kDefaultAlignment;
   for (const auto& [key, value] : metadata_) {
     if (key != "general.alignment") continue;
     if (value.type != ValueType::U32 || !std::holds_alternative<uint32_t>(value.data) ||
         !is_power_of_two(std::get<uint32_t>(value.data)))
-      fail(path, ": metadata key 'general.alignment' must be a u32 power of two");
+      fail(name, ": metadata key 'general.alignment' must be a u32 power of two");
     alignment = std::get<uint32_t>(value.data);
     emit_alignment = false;  // the metadata already says it
   }
@@ -184,7 +182,7 @@ void Writer::write(const std::string& path,
       encode(header, value, key, 0);
     }
   } catch (const Error& e) {
-    fail(path, ": cannot write GGUF file: ", e.message());
+    fail(name, ": cannot write GGUF file: ", e.message());
   }
   if (emit_alignment) {
     header.put_string("general.alignment");
@@ -201,12 +199,28 @@ void Writer::write(const std::string& path,
     header.put<uint64_t>(offset);
     offset += t.bytes;
   }
+  return header.data();
+}
+
+std::vector<uint8_t> Writer::metadata_image(const std::string& name) const {
+  if (!tensors_.empty())
+    fail(name, ": an in-memory GGUF image holds metadata only, found ", tensors_.size(),
+         " tensors");
+  uint64_t alignment = 0;
+  return encode_header(name, alignment);
+}
+
+void Writer::write(const std::string& path,
+                   const std::function<void(size_t, size_t)>& progress) const {
+  // Validate and encode everything that can fail before a file is created.
+  uint64_t alignment = 0;
+  const std::vector<uint8_t> header = encode_header(path, alignment);
 
   // Creating the file first fails fast (no directory, no permission) before any tensor is
   // converted; AtomicFile leaves nothing under `path` unless commit() is reached.
   AtomicFile out(path);
   try {
-    out.write(header.data().data(), header.size());
+    out.write(header.data(), header.size());
     uint64_t written = header.size();
     // Without tensors there is no data section to align (llama.cpp's vocabulary files end here).
     if (!tensors_.empty()) {

@@ -37,7 +37,15 @@ class Writer {
   void write(const std::string& path,
              const std::function<void(size_t, size_t)>& progress = nullptr) const;
 
+  // The bytes of a tensor-less file (only metadata), for File::from_memory: a
+  // vocabulary can be read back through the same reader without touching the disk.
+  // `name` is used in messages. Throws when tensors were added.
+  std::vector<uint8_t> metadata_image(const std::string& name) const;
+
  private:
+  // Header, metadata and tensor table; sets the data alignment in effect.
+  std::vector<uint8_t> encode_header(const std::string& name, uint64_t& alignment) const;
+
   struct PendingTensor {
     std::string name;
     DType type;

@@ -15,7 +15,6 @@ void check_dims(const AttentionDims& d) {
             " is not a multiple of n_head_kv ", d.n_head_kv);
 }
 
-// In place on scores (T, T): scale, causal mask and softmax of each row.
 // exp(x - shift) over n values: the backend's vector exp for float, std::exp for
 // double (gradient checks).
 void exp_shifted(const cpu::Backend& cpu, float* y, const float* x, float shift, int64_t n) {
@@ -25,20 +24,45 @@ void exp_shifted(const cpu::Backend&, double* y, const double* x, double shift, 
   for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i] - shift);
 }
 
+// The first key query i may see: 0 under the plain causal mask, else the first
+// position of i's segment (keys between it and i may still belong to others when
+// segments are not contiguous; the callers test each one).
+int64_t first_visible(const int32_t* seg, int64_t i) {
+  if (!seg) return 0;
+  int64_t lo = 0;
+  while (seg[lo] != seg[i]) ++lo;
+  return lo;
+}
+
+// In place on scores (T, T): scale, mask and softmax of each row. `seg` is one
+// sequence's segment ids (T) or nullptr. Masked entries become exactly 0, which
+// is what lets the backward treat P as the whole mask.
 template <typename Real>
-void causal_softmax(const cpu::Backend& cpu, Real* scores, int64_t T, Real scale) {
+void masked_softmax(const cpu::Backend& cpu, Real* scores, int64_t T, Real scale,
+                    const int32_t* seg) {
   for (int64_t i = 0; i < T; ++i) {
     Real* p = scores + i * T;
+    const int64_t lo = first_visible(seg, i);
+    auto visible = [&](int64_t j) { return !seg || seg[j] == seg[i]; };
     Real max_score = -INFINITY;
-    for (int64_t j = 0; j <= i; ++j) {
+    for (int64_t j = lo; j <= i; ++j) {
+      if (!visible(j)) continue;
       p[j] *= scale;
       max_score = std::max(max_score, p[j]);
     }
-    exp_shifted(cpu, p, p, max_score, i + 1);
+    // Masked keys inside [lo, i] go through exp too (one vector call) and are
+    // overwritten with 0 below, so their values never matter.
+    for (int64_t j = lo; j <= i; ++j)
+      if (!visible(j)) p[j] = max_score;
+    exp_shifted(cpu, p + lo, p + lo, max_score, i + 1 - lo);
     Real sum = 0;
-    for (int64_t j = 0; j <= i; ++j) sum += p[j];
+    for (int64_t j = lo; j <= i; ++j) {
+      if (!visible(j)) p[j] = Real(0);
+      sum += p[j];
+    }
     const Real inv = Real(1) / sum;
-    for (int64_t j = 0; j <= i; ++j) p[j] *= inv;
+    for (int64_t j = lo; j <= i; ++j) p[j] *= inv;
+    std::fill(p, p + lo, Real(0));
     std::fill(p + i + 1, p + T, Real(0));
   }
 }
@@ -46,10 +70,11 @@ void causal_softmax(const cpu::Backend& cpu, Real* scores, int64_t T, Real scale
 }  // namespace
 
 // Per (sequence b, query head h): S = Q_h·K_gᵀ, P = softmax(scale·S) under the
-// causal mask, O_h = P·V_g — three matrix products per head on one thread.
+// causal (or block-causal) mask, O_h = P·V_g — three matrix products per head on
+// one thread.
 template <typename Real>
 void attention_forward_train(Real* out, Real* probs, const Real* q, const Real* k, const Real* v,
-                             const AttentionDims& d, const Compute& cx) {
+                             const AttentionDims& d, const Compute& cx, const int32_t* segment) {
   check_dims(d);
   const int64_t T = d.n_pos, D = d.head_dim, group = d.n_head / d.n_head_kv;
   const int64_t qs = d.n_head * D, kvs = d.n_head_kv * D;  // row strides
@@ -62,7 +87,7 @@ void attention_forward_train(Real* out, Real* probs, const Real* q, const Real* 
         const Real* qh = q + b * T * qs + h * D;       // (T, D) rows qs apart
         Real* p = probs + (b * d.n_head + h) * T * T;  // (T, T)
         gemm_in_thread<Real>(cx.cpu, p, T, {qh, qs, 1}, {kg, 1, kvs}, T, T, D, false);
-        causal_softmax(cx.cpu, p, T, Real(d.scale));
+        masked_softmax(cx.cpu, p, T, Real(d.scale), segment ? segment + b * T : nullptr);
         gemm_in_thread<Real>(cx.cpu, out + b * T * qs + h * D, qs, {p, T, 1}, {vg, kvs, 1}, T, D, T,
                              false);
       }
@@ -73,10 +98,12 @@ void attention_forward_train(Real* out, Real* probs, const Real* q, const Real* 
 // Per (b, h), with dP, dS (T, T) scratch:
 //   dP = dO_h·V_gᵀ;  dV_g += Pᵀ·dO_h;  dS = scale·P⊙(dP − rowsum(P⊙dP));
 //   dQ_h += dS·K_g;  dK_g += dSᵀ·Q_h.
+// Masked keys have P = 0, hence dS = 0: the mask needs no other handling here;
+// `segment` only narrows each row to the keys it can see.
 template <typename Real>
 void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Real* q,
                         const Real* k, const Real* v, const Real* probs, const AttentionDims& d,
-                        const Compute& cx) {
+                        const Compute& cx, const int32_t* segment) {
   check_dims(d);
   const int64_t T = d.n_pos, D = d.head_dim, group = d.n_head / d.n_head_kv;
   const int64_t qs = d.n_head * D, kvs = d.n_head_kv * D;
@@ -97,12 +124,15 @@ void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Re
         gemm_in_thread<Real>(cx.cpu, ds.data(), T, {doh, qs, 1}, {vg, 1, kvs}, T, T, D,
                              false);  // dP
         gemm_in_thread<Real>(cx.cpu, dvg, kvs, {p, 1, T}, {doh, qs, 1}, T, D, T, true);
+        const int32_t* seg = segment ? segment + b * T : nullptr;
         for (int64_t i = 0; i < T; ++i) {
           const Real* pi = p + i * T;
           Real* row = ds.data() + i * T;
+          const int64_t lo = first_visible(seg, i);
           Real weighted = 0;  // Σ_j P_ij dP_ij
-          for (int64_t j = 0; j <= i; ++j) weighted += pi[j] * row[j];
-          for (int64_t j = 0; j <= i; ++j) row[j] = scale * pi[j] * (row[j] - weighted);
+          for (int64_t j = lo; j <= i; ++j) weighted += pi[j] * row[j];
+          for (int64_t j = lo; j <= i; ++j) row[j] = scale * pi[j] * (row[j] - weighted);
+          std::fill(row, row + lo, Real(0));
           std::fill(row + i + 1, row + T, Real(0));
         }
         gemm_in_thread<Real>(cx.cpu, dqh, qs, {ds.data(), T, 1}, {kg, kvs, 1}, T, D, T, true);
@@ -113,14 +143,16 @@ void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Re
 }
 
 template void attention_forward_train<float>(float*, float*, const float*, const float*,
-                                             const float*, const AttentionDims&, const Compute&);
+                                             const float*, const AttentionDims&, const Compute&,
+                                             const int32_t*);
 template void attention_forward_train<double>(double*, double*, const double*, const double*,
-                                              const double*, const AttentionDims&, const Compute&);
+                                              const double*, const AttentionDims&, const Compute&,
+                                              const int32_t*);
 template void attention_backward<float>(float*, float*, float*, const float*, const float*,
                                         const float*, const float*, const float*,
-                                        const AttentionDims&, const Compute&);
+                                        const AttentionDims&, const Compute&, const int32_t*);
 template void attention_backward<double>(double*, double*, double*, const double*, const double*,
                                          const double*, const double*, const double*,
-                                         const AttentionDims&, const Compute&);
+                                         const AttentionDims&, const Compute&, const int32_t*);
 
 }  // namespace toy

@@ -3,6 +3,12 @@
 // The forward saves the softmax probabilities; the backward follows
 //   dP = dO·Vᵀ,  dS = P ⊙ (dP − rowsum(P ⊙ dP)),  dQ = scale·dS·K,  dK = scale·dSᵀ·Q,  dV = Pᵀ·dO.
 // Work is split over (sequence, KV head) pairs, so no two threads write the same dK/dV rows.
+//
+// Packed rows (several examples sharing one sequence of T positions) use a
+// block-causal mask: with `segment` (B·T, the example of each position), key j
+// is visible to query i only if j <= i and segment[j] == segment[i], so no
+// example attends to another. nullptr is the plain causal mask. A query always
+// sees itself, so every softmax row has at least one term.
 #pragma once
 
 #include <cstdint>
@@ -21,15 +27,18 @@ struct AttentionDims {
 };
 
 // out, q: (B·T, n_head·head_dim); k, v: (B·T, n_head_kv·head_dim);
-// probs: (B, n_head, T, T) saved for the backward (entries above the diagonal are 0).
+// probs: (B, n_head, T, T) saved for the backward (entries of masked keys are 0);
+// segment: (B·T) or nullptr.
 template <typename Real>
 void attention_forward_train(Real* out, Real* probs, const Real* q, const Real* k, const Real* v,
-                             const AttentionDims& dims, const Compute& cx);
+                             const AttentionDims& dims, const Compute& cx,
+                             const int32_t* segment = nullptr);
 
-// dq, dk, dv (shapes of q, k, v) += gradients for dout (shape of out).
+// dq, dk, dv (shapes of q, k, v) += gradients for dout (shape of out); `segment` is the
+// forward's.
 template <typename Real>
 void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Real* q,
                         const Real* k, const Real* v, const Real* probs, const AttentionDims& dims,
-                        const Compute& cx);
+                        const Compute& cx, const int32_t* segment = nullptr);
 
 }  // namespace toy

@@ -1,8 +1,9 @@
 #include "train/vocab.h"
 
-#include <algorithm>
 #include <cstdio>
 #include <set>
+
+#include "gguf/reader.h"
 
 namespace toy::train {
 namespace {
@@ -21,70 +22,46 @@ size_t utf8_length(std::string_view s, size_t i) {
   return n;
 }
 
-std::string piece_of(std::string_view character) {
-  return character == " " ? std::string(kSpmSpace) : std::string(character);
-}
-
 }  // namespace
 
 TrainVocab::TrainVocab() {
-  tokens_ = {"<unk>", "<s>", "</s>"};
-  types_ = {kTypeUnknown, kTypeControl, kTypeControl};
+  add("<unk>", kTypeUnknown);
+  add("<s>", kTypeControl);
+  add("</s>", kTypeControl);
   for (int b = 0; b < 256; ++b) {
     char name[8];
     std::snprintf(name, sizeof(name), "<0x%02X>", b);
-    tokens_.push_back(name);
-    types_.push_back(kTypeByte);
+    add(name, kTypeByte);
   }
 }
 
+void TrainVocab::add(std::string piece, int32_t type) {
+  tokens_.push_back(std::move(piece));
+  types_.push_back(type);
+}
+
 TrainVocab TrainVocab::bytes() {
-  return TrainVocab();
+  TrainVocab vocab;
+  vocab.add(std::string(kSpmSpace), kTypeNormal);
+  return vocab;
 }
 
 TrainVocab TrainVocab::chars(std::string_view corpus) {
   TrainVocab vocab;
-  std::set<std::string> distinct;  // sorted: ids do not depend on the order of first use
+  std::set<std::string> pieces;  // sorted: ids do not depend on the order of first use
   for (size_t i = 0; i < corpus.size();) {
     const size_t n = utf8_length(corpus, i);
     if (n == 0) {  // an invalid byte: byte fallback
       ++i;
       continue;
     }
-    distinct.insert(std::string(corpus.substr(i, n)));
+    const std::string_view c = corpus.substr(i, n);
+    // SentencePiece looks a space up as "▁" (and a literal "▁" is then the same token).
+    pieces.insert(c == " " ? std::string(kSpmSpace) : std::string(c));
     i += n;
   }
-  for (const std::string& c : distinct) {
-    const std::string piece = piece_of(c);
-    if (std::find(vocab.tokens_.begin(), vocab.tokens_.end(), piece) != vocab.tokens_.end())
-      continue;
-    vocab.char_ids_[c] = vocab.size();
-    vocab.tokens_.push_back(piece);
-    vocab.types_.push_back(kTypeNormal);
-  }
+  for (const std::string& piece : pieces) vocab.add(piece, kTypeNormal);
   return vocab;
-}
-
-std::vector<int32_t> TrainVocab::encode(std::string_view text) const {
-  std::vector<int32_t> ids;
-  ids.reserve(text.size());
-  for (size_t i = 0; i < text.size();) {
-    const size_t n = char_ids_.empty() ? 0 : utf8_length(text, i);
-    if (n > 0) {
-      auto it = char_ids_.find(std::string(text.substr(i, n)));
-      if (it != char_ids_.end()) {
-        ids.push_back(it->second);
-        i += n;
-        continue;
-      }
-    }
-    // Byte fallback for the whole character (or the one invalid byte).
-    const size_t bytes = std::max<size_t>(n, 1);
-    for (size_t k = 0; k < bytes; ++k)
-      ids.push_back(kFirstByte + static_cast<unsigned char>(text[i + k]));
-    i += bytes;
-  }
-  return ids;
 }
 
 void TrainVocab::write_metadata(gguf::Writer& writer) const {
@@ -99,6 +76,15 @@ void TrainVocab::write_metadata(gguf::Writer& writer) const {
   writer.set("tokenizer.ggml.add_bos_token", gguf::Value::boolean(false));
   writer.set("tokenizer.ggml.add_eos_token", gguf::Value::boolean(false));
   writer.set("tokenizer.ggml.add_space_prefix", gguf::Value::boolean(false));
+}
+
+std::unique_ptr<tokenizer::Tokenizer> TrainVocab::tokenizer() const {
+  gguf::Writer writer;
+  write_metadata(writer);
+  // Vocab copies what it reads, so the image need not outlive the File.
+  const std::vector<uint8_t> image = writer.metadata_image("the training vocabulary");
+  const auto file = gguf::File::from_memory(image.data(), image.size(), "the training vocabulary");
+  return tokenizer::Tokenizer::from_gguf(*file);
 }
 
 }  // namespace toy::train
