@@ -107,6 +107,11 @@ ModelConfig ModelConfig::from_gguf(const gguf::File& file) {
   c.n_head = keys.required("attention.head_count");
   require_positive(file, keys.key("embedding_length"), c.n_embd);
   require_positive(file, keys.key("block_count"), c.n_layer);
+  // Every layer has its own blk.N.* tensors: a count beyond the tensor table is a
+  // damaged or crafted header, refused before anything is sized from it.
+  if (c.n_layer > static_cast<int64_t>(file.tensors().size()))
+    fail(file.path(), ": ", keys.key("block_count"), " = ", c.n_layer, " but the file has only ",
+         file.tensors().size(), " tensors (each layer needs its own blk.N.* tensors)");
   require_positive(file, keys.key("attention.head_count"), c.n_head);
   c.n_head_kv = keys.integer_or("attention.head_count_kv", c.n_head);
   require_positive(file, keys.key("attention.head_count_kv"), c.n_head_kv);

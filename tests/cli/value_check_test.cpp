@@ -141,5 +141,27 @@ TEST(ValueChecks, AllocationFailureNamesTheTensorAndItsSize) {
   EXPECT_FALSE(fs::exists(out));
 }
 
+// A layer count beyond the tensor table is refused by name before anything is
+// sized from it (it used to end in a bare "out of memory").
+TEST(ValueChecks, AnImpossibleBlockCountIsNamedNotAnAllocationFailure) {
+  const auto in = gguf::File::open(fixture_path("models/llama.gguf"));
+  gguf::Writer writer;
+  gguf::copy_metadata(*in, writer);
+  writer.set("llama.block_count", gguf::Value::u32(4000000000u));
+  for (const gguf::TensorInfo& info : in->tensors()) {
+    std::vector<int64_t> ne(info.ne.begin(), info.ne.begin() + info.n_dims);
+    writer.add_tensor(std::string(info.name), info.type, ne, in->tensor(info).data);
+  }
+  const std::string bad = temp_path(".gguf");
+  writer.write(bad);
+  std::string output;
+  EXPECT_EQ(toy("generate -m " + bad + " --tokens 1,2 -n 1 --seed 1", &output), 1) << output;
+  EXPECT_NE(output.find("llama.block_count = 4000000000 but the file has only 21 tensors"),
+            std::string::npos)
+      << output;
+  EXPECT_EQ(output.find("out of memory"), std::string::npos) << output;
+  fs::remove(bad);
+}
+
 }  // namespace
 }  // namespace toy
