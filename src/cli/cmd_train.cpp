@@ -275,10 +275,6 @@ int run_train(int argc, char** argv) {
                    : std::make_unique<train::Dataset>(std::move(tokenized.stream), s.val_fraction,
                                                       s.shape.n_ctx, s.data_path);
   const train::Dataset& data = *data_ptr;
-  if (data.packed() && !s.quiet)
-    note("train",
-         "--pack: rows carry segment ids and positions restarting per example, but the model "
-         "does not apply them yet (examples in a row attend to each other)");
 
   const ModelConfig config = train::scratch_config(s.shape);
   train::ParamStore<float> store(config, [&](const TensorSpec& spec) {

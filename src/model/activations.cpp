@@ -59,21 +59,25 @@ void Activations<Real>::attend(int64_t il, Real* att, const Real* q, const Real*
   TOY_CHECK(p.softcap == 0.0f && p.window == 0,
             "training attention has no softcap or sliding window");
   TOY_CHECK(float(dims_.scale) == p.scale, "attention scale changed");
-  attention_forward_train(att, probs_[static_cast<size_t>(il)], q, k, v, dims_, cx);
+  attention_forward_train(att, probs_[static_cast<size_t>(il)], q, k, v, dims_, cx, segment_);
 }
 
 template <typename Real>
 void forward_train(const ModelConfig& config, const Weights& weights, const int32_t* tokens,
-                   Activations<Real>& acts, const LinearContext& ctx) {
-  const BatchShape shape{acts.n_seq(), acts.n_pos(), 0};
+                   Activations<Real>& acts, const LinearContext& ctx, const int32_t* positions,
+                   const int32_t* segment) {
+  const BatchShape shape{acts.n_seq(), acts.n_pos(), 0, positions};
+  acts.set_segment(segment);
   run_forward<Real>(config, weights, {tokens, static_cast<size_t>(acts.rows())}, shape, acts, ctx);
 }
 
 template class Activations<float>;
 template class Activations<double>;
 template void forward_train<float>(const ModelConfig&, const Weights&, const int32_t*,
-                                   Activations<float>&, const LinearContext&);
+                                   Activations<float>&, const LinearContext&, const int32_t*,
+                                   const int32_t*);
 template void forward_train<double>(const ModelConfig&, const Weights&, const int32_t*,
-                                    Activations<double>&, const LinearContext&);
+                                    Activations<double>&, const LinearContext&, const int32_t*,
+                                    const int32_t*);
 
 }  // namespace toy

@@ -34,16 +34,20 @@ class Activations final : public ForwardSink<Real> {
   const Real* x_final() const { return x_final_; }               // (N, E)
   const Real* xf() const { return xf_; }                         // (N, E) output_norm(x_final)
   const Real* logits() const { return logits_; }                 // (N, n_vocab)
+  // (N) example of each position of packed rows (block-causal attention), or nullptr.
+  const int32_t* segment() const { return segment_; }
 
   // ForwardSink.
   LayerTensors<Real> layer(int64_t il) override { return layers_[static_cast<size_t>(il)]; }
   OutputTensors<Real> output() override { return {x_final_, xf_, logits_, 0}; }
   void attend(int64_t il, Real* att, const Real* q, const Real* k, const Real* v,
               const AttentionParams& p, const Compute& cx) override;
+  void set_segment(const int32_t* segment) { segment_ = segment; }
 
  private:
   int64_t B_, T_;
   AttentionDims dims_{};
+  const int32_t* segment_ = nullptr;  // set by forward_train for its call
   Arena arena_;
   std::vector<LayerTensors<Real>> layers_;
   std::vector<Real*> probs_;  // per layer (B, H, T, T)
@@ -54,8 +58,12 @@ class Activations final : public ForwardSink<Real> {
 
 // The training forward: tokens (B, T) at positions 0..T-1 of each sequence,
 // saving into `acts`; the logits are acts.logits(). weights: F32 (F64 for double).
+// Packed rows (several examples per row): `positions` (B·T) restart at each
+// example and `segment` (B·T) names each position's example, so attention is
+// block-causal; both must outlive the backward of this forward. nullptr: plain rows.
 template <typename Real>
 void forward_train(const ModelConfig& config, const Weights& weights, const int32_t* tokens,
-                   Activations<Real>& acts, const LinearContext& ctx);
+                   Activations<Real>& acts, const LinearContext& ctx,
+                   const int32_t* positions = nullptr, const int32_t* segment = nullptr);
 
 }  // namespace toy

@@ -39,7 +39,13 @@ class Pass {
        const LinearContext& ctx)
       : c_(c), w_(w), shape_(shape), N_(shape.rows()), sink_(sink), ctx_(ctx) {
     rope_ = rope_params(c_, w_);
-    if constexpr (!kIsFloat<Real>) {
+    if (shape_.positions) {
+      // Explicit positions (packed rows): a table of every position they use.
+      int32_t last = 0;
+      for (int64_t r = 0; r < N_; ++r) last = std::max(last, shape_.positions[r]);
+      rope_table_ = make_rope_table<Real>(int64_t{last} + 1, rope_);
+      positions_.assign(shape_.positions, shape_.positions + N_);
+    } else if constexpr (!kIsFloat<Real>) {
       // The double rotation reads a table of every position of the batch.
       rope_table_ = make_rope_table<double>(shape_.pos0 + shape_.n_pos, rope_);
       positions_.resize(static_cast<size_t>(N_));
@@ -147,6 +153,14 @@ class Pass {
 
   // Rotates every head of every row by its position (each sequence from pos0).
   void rope(Real* x, int64_t n_heads) {
+    if (shape_.positions) {
+      const int64_t row = n_heads * c_.head_dim;
+      parallel_rows(ctx_.compute.pool, N_, 16, [&](int64_t begin, int64_t end) {
+        rope_rotate(x + begin * row, positions_.data() + begin, end - begin, n_heads, rope_table_,
+                    +1);
+      });
+      return;
+    }
     if constexpr (kIsFloat<Real>) {
       const int64_t T = shape_.n_pos, row = n_heads * c_.head_dim;
       if (shape_.n_seq == 1) {
@@ -240,8 +254,8 @@ class Pass {
   ForwardSink<Real>& sink_;
   const LinearContext& ctx_;
   RopeParams rope_;
-  RopeTable<Real> rope_table_;      // double only
-  std::vector<int32_t> positions_;  // double only: (N) position of each row
+  RopeTable<Real> rope_table_;      // double, or explicit positions
+  std::vector<int32_t> positions_;  // (N) position of each row (same cases)
 };
 
 }  // namespace

@@ -31,6 +31,9 @@ struct BatchShape {
   int64_t n_seq = 1;
   int64_t n_pos = 0;
   int64_t pos0 = 0;
+  // (n_seq * n_pos) RoPE position of each row, or nullptr: pos0 + (row % n_pos).
+  // Packed training rows restart the positions at each example.
+  const int32_t* positions = nullptr;
   int64_t rows() const { return n_seq * n_pos; }
 };
 

@@ -125,11 +125,32 @@ void TrainModel<Real>::rope_backward(Real* dx, int64_t n_heads, const Compute& c
 template <typename Real>
 CrossEntropyResult TrainModel<Real>::forward(const int32_t* tokens, const int32_t* targets,
                                              const Compute& cx) {
+  return forward(tokens, targets, nullptr, nullptr, cx);
+}
+
+template <typename Real>
+CrossEntropyResult TrainModel<Real>::forward(const int32_t* tokens, const int32_t* targets,
+                                             const int32_t* positions, const int32_t* segment,
+                                             const Compute& cx) {
   tokens_.assign(tokens, tokens + BT_);
   targets_.assign(targets, targets + BT_);
+  if (positions) {
+    positions_.assign(positions, positions + BT_);
+  } else {
+    for (int64_t r = 0; r < BT_; ++r) positions_[r] = static_cast<int32_t>(r % T_);
+  }
+  if (segment) {
+    segment_.assign(segment, segment + BT_);
+  } else {
+    segment_.clear();
+  }
   // The rotation the forward applies (rope_params of the same weights), for rope_backward.
-  rope_table_ = make_rope_table<Real>(T_, rope_params(c_, store_.weights()));
-  forward_train<Real>(c_, store_.weights(), tokens, acts_, LinearContext{cx, MatmulMode::Train});
+  int32_t last = static_cast<int32_t>(T_ - 1);
+  for (int32_t p : positions_) last = std::max(last, p);
+  rope_table_ = make_rope_table<Real>(int64_t{last} + 1, rope_params(c_, store_.weights()));
+  forward_train<Real>(c_, store_.weights(), tokens, acts_, LinearContext{cx, MatmulMode::Train},
+                      positions ? positions_.data() : nullptr,
+                      segment_.empty() ? nullptr : segment_.data());
   return cross_entropy_forward(acts_.logits(), targets, BT_, c_.n_vocab);
 }
 
@@ -197,7 +218,7 @@ void TrainModel<Real>::attention_block_backward(int64_t il, const Compute& cx) {
   zero(d_kr_, BT_ * KV);
   zero(d_v_, BT_ * KV);
   attention_backward(d_qr_, d_kr_, d_v_, d_att_, a.qr, a.kr, a.v, acts_.probs(il),
-                     acts_.attention_dims(), cx);
+                     acts_.attention_dims(), cx, segment_.empty() ? nullptr : segment_.data());
   // qr = rope(q_norm(q)), kr = rope(k_norm(k))
   rope_backward(d_qr_, c_.n_head, cx);
   rope_backward(d_kr_, c_.n_head_kv, cx);

@@ -40,6 +40,10 @@ class TrainModel {
   // tokens, targets: (B, T); targets < 0 are ignored. Saves the activations and
   // returns the summed loss and the number of counted positions.
   CrossEntropyResult forward(const int32_t* tokens, const int32_t* targets, const Compute& cx);
+  // Packed rows: positions (B, T) restart at each example and segment (B, T)
+  // names each position's example (block-causal attention); copied.
+  CrossEntropyResult forward(const int32_t* tokens, const int32_t* targets,
+                             const int32_t* positions, const int32_t* segment, const Compute& cx);
   // Backward of the last forward with loss gradient d(loss)/d(logit row) scaled by
   // grad_scale (1/counted for the mean); accumulates into the store's gradients.
   void backward(double grad_scale, const Compute& cx);
@@ -61,7 +65,8 @@ class TrainModel {
   int64_t B_, T_, BT_;
   Activations<Real> acts_;
   RopeTable<Real> rope_table_;      // the forward's RoPE, for its backward
-  std::vector<int32_t> positions_;  // (BT) position of each row within its sequence
+  std::vector<int32_t> positions_;  // (BT) RoPE position of each row (restarts per example)
+  std::vector<int32_t> segment_;    // (BT) example of each row of packed rows; empty: plain
   std::vector<int32_t> tokens_, targets_;
   std::vector<Real> norm_partial_;  // per-block partial norm-weight gradients
 

@@ -45,8 +45,10 @@ CrossEntropyResult Trainer::run_batch(double grad_scale) {
     const Compute cx{pool, cpu_};
     Replica& replica = replicas_[r];
     const int64_t offset = replica.first_seq * T;
-    results[r] =
-        replica.model->forward(batch_.tokens.data() + offset, batch_.targets.data() + offset, cx);
+    results[r] = replica.model->forward(
+        batch_.tokens.data() + offset, batch_.targets.data() + offset,
+        batch_.positions.empty() ? nullptr : batch_.positions.data() + offset,
+        batch_.segment.empty() ? nullptr : batch_.segment.data() + offset, cx);
     if (grad_scale > 0.0) replica.model->backward(grad_scale, cx);
   };
   if (replicas_.size() == 1) {

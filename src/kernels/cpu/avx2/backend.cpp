@@ -11,18 +11,18 @@ bool gemm_blocks(float* y, int64_t ldy, const quant::PackedActRow* x, int64_t T,
 namespace {
 
 const Backend kAvx2 = {
-    "avx2",
-    avx2::gemm_float,
-    avx2::widen_rows,
-    avx2::round_to_16bit,
-    avx2::pack_weight_row,
-    avx2::pack_activation_row,
-    avx2::gemm_int8,
-    avx2::gemm_blocks,
-    avx2::exp_shifted,
-    avx2::f16_to_f32_row,
-    avx2::gemm_micro,
-    avx2::swiglu_backward,
+    .name = "avx2",
+    .gemm_float = avx2::gemm_float,
+    .widen_rows = avx2::widen_rows,
+    .round_to_16bit = avx2::round_to_16bit,
+    .pack_weight_row = avx2::pack_weight_row,
+    .pack_activation_row = avx2::pack_activation_row,
+    .gemm_int8 = avx2::gemm_int8,
+    .gemm_blocks = avx2::gemm_blocks,
+    .exp_shifted = avx2::exp_shifted,
+    .f16_to_f32_row = avx2::f16_to_f32_row,
+    .gemm_micro = avx2::gemm_micro,
+    .swiglu_backward = avx2::swiglu_backward,
 };
 
 }  // namespace

@@ -11,18 +11,18 @@ namespace {
 
 Backend make(bool vnni) {
   return Backend{
-      "avx512",
-      avx512::gemm_float,
-      avx512::widen_rows,
-      avx512::round_to_16bit,
-      avx512::pack_weight_row,
-      avx512::pack_activation_row,
-      vnni ? avx512::gemm_int8 : avx2_backend()->gemm_int8,
-      avx2_backend()->gemm_blocks,  // decode on stored blocks: AVX2's (no zmm version yet)
-      avx512::exp_shifted,
-      avx512::f16_to_f32_row,
-      avx512::gemm_micro,
-      avx512::swiglu_backward,
+      .name = "avx512",
+      .gemm_float = avx512::gemm_float,
+      .widen_rows = avx512::widen_rows,
+      .round_to_16bit = avx512::round_to_16bit,
+      .pack_weight_row = avx512::pack_weight_row,
+      .pack_activation_row = avx512::pack_activation_row,
+      .gemm_int8 = vnni ? avx512::gemm_int8 : avx2_backend()->gemm_int8,
+      .gemm_blocks = avx2_backend()->gemm_blocks,  // decode on stored blocks: AVX2's (no zmm yet)
+      .exp_shifted = avx512::exp_shifted,
+      .f16_to_f32_row = avx512::f16_to_f32_row,
+      .gemm_micro = avx512::gemm_micro,
+      .swiglu_backward = avx512::swiglu_backward,
   };
 }
 

@@ -147,18 +147,18 @@ void swiglu_backward(float* dg, float* du, const float* dh, const float* g, cons
 }
 
 const Backend kGeneric = {
-    "generic",
-    gemm_float,
-    widen_rows,
-    round_to_16bit,
-    quant::pack_weight_row,
-    quant::pack_activation_row,
-    gemm_int8,
-    nullptr,  // gemm_blocks: the generic backend always packs
-    exp_shifted,
-    f16_to_f32_row,
-    gemm_micro,
-    swiglu_backward,
+    .name = "generic",
+    .gemm_float = gemm_float,
+    .widen_rows = widen_rows,
+    .round_to_16bit = round_to_16bit,
+    .pack_weight_row = quant::pack_weight_row,
+    .pack_activation_row = quant::pack_activation_row,
+    .gemm_int8 = gemm_int8,
+    .gemm_blocks = nullptr,  // the generic backend always packs
+    .exp_shifted = exp_shifted,
+    .f16_to_f32_row = f16_to_f32_row,
+    .gemm_micro = gemm_micro,
+    .swiglu_backward = swiglu_backward,
 };
 
 }  // namespace

@@ -10,17 +10,18 @@ namespace neon {
 namespace {
 
 const Backend kNeon = {
-    "neon",
-    neon::gemm_float,
-    neon::widen_rows,
-    neon::round_to_16bit,
-    neon::pack_weight_row,
-    neon::pack_activation_row,
-    neon::gemm_int8,
-    neon::exp_shifted,
-    neon::f16_to_f32_row,
-    neon::gemm_micro,
-    neon::swiglu_backward,
+    .name = "neon",
+    .gemm_float = neon::gemm_float,
+    .widen_rows = neon::widen_rows,
+    .round_to_16bit = neon::round_to_16bit,
+    .pack_weight_row = neon::pack_weight_row,
+    .pack_activation_row = neon::pack_activation_row,
+    .gemm_int8 = neon::gemm_int8,
+    .gemm_blocks = nullptr,  // NEON always packs (no direct-block decode yet)
+    .exp_shifted = neon::exp_shifted,
+    .f16_to_f32_row = neon::f16_to_f32_row,
+    .gemm_micro = neon::gemm_micro,
+    .swiglu_backward = neon::swiglu_backward,
 };
 
 }  // namespace
