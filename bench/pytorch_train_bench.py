@@ -10,8 +10,13 @@ Debian's python3-torch (install libopenblas0-pthread too, or PyTorch runs on the
 reference BLAS and looks several times slower than it is).
 """
 import math
+import os
 import sys
 import time
+
+# PyTorch parallelises each op itself; OpenBLAS's own threads on top of that spin
+# against them (measured 5x slower on 2 cores), so BLAS stays single-threaded.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import torch
 import torch.nn as nn
