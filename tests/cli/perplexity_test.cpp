@@ -1,7 +1,7 @@
 // `toy perplexity` end to end against llama.cpp's numbers for the same model, text and
 // chunking. The constants were produced on this project's machine by
-//   ../shared/bench/llama-ref.sh ppl ../shared/fixtures/models/stories260K.gguf \
-//       ../shared/fixtures/text/tinyshakespeare.txt CTX 8
+//   llama-ref.sh ppl stories260K.gguf tinyshakespeare.txt CTX 8
+// (../shared/bench/llama-ref.sh, files from ../shared/fixtures/models and /text)
 // for CTX = 64 and 128 (llama.cpp mid-2025, F32 KV cache; 4 decimals as printed), and are
 // kept here because CI may not have llama.cpp built.
 #include <gtest/gtest.h>
