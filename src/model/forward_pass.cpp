@@ -197,7 +197,12 @@ class Pass {
     if constexpr (kIsFloat<Real>) {
       parallel_rows(ctx_.compute.pool, T, std::max<int64_t>(1, 4096 / F),
                     [&](int64_t b, int64_t e) {
-                      gated_activation(h + b * F, g + b * F, u + b * F, (e - b) * F, act);
+                      // SwiGLU through the backend's vector exp; GELU (Gemma) stays scalar.
+                      if (act == Activation::Silu) {
+                        ctx_.compute.cpu.swiglu(h + b * F, g + b * F, u + b * F, (e - b) * F);
+                      } else {
+                        gated_activation(h + b * F, g + b * F, u + b * F, (e - b) * F, act);
+                      }
                     });
     } else {
       TOY_CHECK(act == Activation::Silu, "the double-precision forward has only SwiGLU");

@@ -70,6 +70,8 @@ struct Backend {
   // C[0..m_valid) x [0..n_valid) += a·b over kc (= when `overwrite`).
   void (*gemm_micro)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                      int64_t m_valid, int64_t n_valid, bool overwrite);
+  // SwiGLU, h[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u (h may alias g or u).
+  void (*swiglu)(float* h, const float* g, const float* u, int64_t n);
   // SwiGLU backward, h = silu(g) * u: dg += dh * u * silu'(g), du += dh * silu(g).
   void (*swiglu_backward)(float* dg, float* du, const float* dh, const float* g, const float* u,
                           int64_t n);

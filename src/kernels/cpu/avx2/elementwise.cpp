@@ -28,6 +28,17 @@ void f16_to_f32_row(float* dst, const uint16_t* src, int64_t n) {
   }
 }
 
+void swiglu(float* h, const float* g, const float* u, int64_t n) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i m = tail_mask(n - i);
+    const __m256 gi = _mm256_maskload_ps(g + i, m), ui = _mm256_maskload_ps(u + i, m);
+    const __m256 sigmoid =
+        _mm256_div_ps(one, _mm256_add_ps(one, exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), gi))));
+    _mm256_maskstore_ps(h + i, m, _mm256_mul_ps(_mm256_mul_ps(gi, sigmoid), ui));
+  }
+}
+
 void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u,
                      int64_t n) {
   const __m256 one = _mm256_set1_ps(1.0f);

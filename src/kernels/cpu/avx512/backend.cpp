@@ -22,6 +22,7 @@ Backend make(bool vnni) {
       .exp_shifted = avx512::exp_shifted,
       .f16_to_f32_row = avx512::f16_to_f32_row,
       .gemm_micro = avx512::gemm_micro,
+      .swiglu = avx512::swiglu,
       .swiglu_backward = avx512::swiglu_backward,
   };
 }

@@ -28,6 +28,17 @@ void f16_to_f32_row(float* dst, const uint16_t* src, int64_t n) {
   }
 }
 
+void swiglu(float* h, const float* g, const float* u, int64_t n) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    const __m512 gi = _mm512_maskz_loadu_ps(m, g + i), ui = _mm512_maskz_loadu_ps(m, u + i);
+    const __m512 sigmoid =
+        _mm512_div_ps(one, _mm512_add_ps(one, exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), gi))));
+    _mm512_mask_storeu_ps(h + i, m, _mm512_mul_ps(_mm512_mul_ps(gi, sigmoid), ui));
+  }
+}
+
 void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u,
                      int64_t n) {
   const __m512 one = _mm512_set1_ps(1.0f);

@@ -136,6 +136,10 @@ void gemm_micro(int64_t kc, const float* a, const float* b, float* c, int64_t ld
   }
 }
 
+void swiglu(float* h, const float* g, const float* u, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) h[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
 void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u,
                      int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
@@ -158,6 +162,7 @@ const Backend kGeneric = {
     .exp_shifted = exp_shifted,
     .f16_to_f32_row = f16_to_f32_row,
     .gemm_micro = gemm_micro,
+    .swiglu = swiglu,
     .swiglu_backward = swiglu_backward,
 };
 

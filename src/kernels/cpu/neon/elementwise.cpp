@@ -22,6 +22,23 @@ void f16_to_f32_row(float* dst, const uint16_t* src, int64_t n) {
   for (; i < n; ++i) dst[i] = half_to_float(src[i]);
 }
 
+void swiglu(float* h, const float* g, const float* u, int64_t n) {
+  const float32x4_t one = vdupq_n_f32(1.0f);
+  for (int64_t i = 0; i < n; i += 4) {
+    const int64_t m = n - i;  // valid elements, >= 4 except in the tail
+    const bool full = m >= 4;
+    const float32x4_t gi = full ? vld1q_f32(g + i) : load_partial(g + i, m);
+    const float32x4_t ui = full ? vld1q_f32(u + i) : load_partial(u + i, m);
+    const float32x4_t sigmoid = vdivq_f32(one, vaddq_f32(one, exp_ps(vnegq_f32(gi))));
+    const float32x4_t hi = vmulq_f32(vmulq_f32(gi, sigmoid), ui);
+    if (full) {
+      vst1q_f32(h + i, hi);
+    } else {
+      store_partial(h + i, hi, m);
+    }
+  }
+}
+
 void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u,
                      int64_t n) {
   const float32x4_t one = vdupq_n_f32(1.0f);
