@@ -12,11 +12,6 @@
 namespace toy {
 namespace {
 
-// The visible keys of a query at position `pos` are [first, pos].
-int64_t first_visible(int64_t pos, int64_t window) {
-  return window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
-}
-
 // Dot product and y += a·x with 16 independent partial sums / lanes, so the
 // compiler vectorizes them without reassociating a single sum (no -ffast-math).
 float dot(const float* a, const float* b, int64_t n) {
@@ -35,24 +30,6 @@ void axpy(float* y, float a, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-// Head `offset / head_dim` of row j as floats: in place for F32, else widened into tmp.
-const float* head_of(const cpu::Backend& cpu, const KvRows& rows, int64_t j, int64_t offset,
-                     int64_t n, float* tmp) {
-  const uint8_t* row =
-      static_cast<const uint8_t*>(rows.data) + static_cast<size_t>(j) * rows.row_bytes;
-  switch (rows.type) {
-    case DType::F32:
-      return reinterpret_cast<const float*>(row) + offset;
-    case DType::F16:
-      cpu.f16_to_f32_row(tmp, reinterpret_cast<const uint16_t*>(row) + offset, n);
-      return tmp;
-    default:  // whole blocks (checked by attention_reads_directly)
-      quant::dequantize_row(rows.type, row + static_cast<size_t>(toy::row_bytes(rows.type, offset)),
-                            tmp, n);
-      return tmp;
-  }
-}
-
 // Query heads kv_head*group .. +group of one position, which all read KV head
 // `kv_head`: each key and value row is widened once for the whole group.
 // q, out: the group's heads (group*head_dim, contiguous); scores: (group, n_kv).
@@ -60,11 +37,11 @@ void attend_group(const cpu::Backend& cpu, float* out, const float* q, const KvR
                   const KvRows& v, int64_t pos, int64_t kv_head, int64_t group, int64_t n_kv,
                   const AttentionParams& p, float* scores) {
   const int64_t d = p.head_dim, offset = kv_head * d;
-  const int64_t first = first_visible(pos, p.window);
+  const int64_t first = first_visible_key(pos, p.window);
   const int64_t n = pos + 1 - first;
   float tmp[kMaxAttentionHeadDim];
   for (int64_t j = 0; j < n; ++j) {
-    const float* kj = head_of(cpu, k, first + j, offset, d, tmp);
+    const float* kj = cached_head(cpu, k, first + j, offset, d, tmp);
     for (int64_t g = 0; g < group; ++g) scores[g * n_kv + j] = dot(q + g * d, kj, d) * p.scale;
   }
   for (int64_t g = 0; g < group; ++g) {
@@ -73,7 +50,7 @@ void attend_group(const cpu::Backend& cpu, float* out, const float* q, const KvR
   }
   std::fill(out, out + group * d, 0.0f);
   for (int64_t j = 0; j < n; ++j) {
-    const float* vj = head_of(cpu, v, first + j, offset, d, tmp);
+    const float* vj = cached_head(cpu, v, first + j, offset, d, tmp);
     for (int64_t g = 0; g < group; ++g) axpy(out + g * d, scores[g * n_kv + j], vj, d);
   }
 }
@@ -102,6 +79,31 @@ struct AttentionJob {
 };
 
 }  // namespace
+
+int64_t first_visible_key(int64_t pos, int64_t window) {
+  return window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+}
+
+const float* cached_head(const cpu::Backend& cpu, const KvRows& rows, int64_t j, int64_t offset,
+                         int64_t n, float* tmp) {
+  const uint8_t* row =
+      static_cast<const uint8_t*>(rows.data) + static_cast<size_t>(j) * rows.row_bytes;
+  switch (rows.type) {
+    case DType::F32:
+      return reinterpret_cast<const float*>(row) + offset;
+    case DType::F16:
+      cpu.f16_to_f32_row(tmp, reinterpret_cast<const uint16_t*>(row) + offset, n);
+      return tmp;
+    case DType::BF16:
+      cpu.widen_rows(tmp, reinterpret_cast<const uint16_t*>(row) + offset, 0, FloatWeight::BF16, 1,
+                     n);
+      return tmp;
+    default:  // whole blocks (checked by attention_reads_directly)
+      quant::dequantize_row(rows.type, row + static_cast<size_t>(toy::row_bytes(rows.type, offset)),
+                            tmp, n);
+      return tmp;
+  }
+}
 
 int64_t attention_scratch_floats(int n_threads, int64_t n_kv, const AttentionParams& p) {
   return static_cast<int64_t>(n_threads) * n_kv * (p.n_head / p.n_head_kv);

@@ -31,6 +31,15 @@ struct KvRows {
 // Whether attention_forward can read rows of `type` directly for this head size.
 bool attention_reads_directly(DType type, int64_t head_dim);
 
+// The first key visible to a query at position pos: keys [first, pos] are visible
+// (all of them without a sliding window, the last `window` ones with it).
+int64_t first_visible_key(int64_t pos, int64_t window);
+
+// Elements [offset, offset + n) of cache row j as floats: in place for F32 rows,
+// else widened (F16, BF16) or dequantized (whole blocks) into tmp (n floats).
+const float* cached_head(const cpu::Backend& cpu, const KvRows& rows, int64_t j, int64_t offset,
+                         int64_t n, float* tmp);
+
 // The largest head_dim attention_forward supports (its per-thread head buffers).
 inline constexpr int64_t kMaxAttentionHeadDim = 1024;
 

@@ -53,33 +53,6 @@ FloatWeight float_kind(DType type) {
                             : (type == DType::BF16 ? FloatWeight::BF16 : FloatWeight::F32);
 }
 
-// Head `offset` (elements) of row j widened to F32 into dst (n values).
-void widen_head(const cpu::Backend& cpu, const KvRows& rows, int64_t j, int64_t offset, int64_t n,
-                float* dst) {
-  const uint8_t* row =
-      static_cast<const uint8_t*>(rows.data) + static_cast<size_t>(j) * rows.row_bytes;
-  switch (rows.type) {
-    case DType::F32:
-      std::memcpy(dst, reinterpret_cast<const float*>(row) + offset, sizeof(float) * n);
-      return;
-    case DType::F16:
-      cpu.f16_to_f32_row(dst, reinterpret_cast<const uint16_t*>(row) + offset, n);
-      return;
-    case DType::BF16:
-      cpu.widen_rows(dst, reinterpret_cast<const uint16_t*>(row) + offset, 0, FloatWeight::BF16, 1,
-                     n);
-      return;
-    default:  // whole blocks (attention_reads_directly)
-      quant::dequantize_row(rows.type, row + static_cast<size_t>(toy::row_bytes(rows.type, offset)),
-                            dst, n);
-  }
-}
-
-// The visible keys of a query at position pos: [first, pos].
-int64_t first_visible(int64_t pos, int64_t window) {
-  return window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
-}
-
 struct FlashJob {
   float* out;
   const float* q;
@@ -95,13 +68,13 @@ struct FlashJob {
     const int64_t b = item / p->n_head_kv, g = item % p->n_head_kv;
     const int64_t t0 = b * kQueryBlock;
     const int64_t t1 = std::min(T, t0 + kQueryBlock);
-    run_block(t0, t1, g, first_visible(pos0 + t0, p->window), pos0 + t1, nullptr);
+    run_block(t0, t1, g, first_visible_key(pos0 + t0, p->window), pos0 + t1, nullptr);
   }
 
   // Split-K (decode: one block, few KV heads): KV head g over the keys of chunk c
   // into partials; merge() combines them.
   void run_chunk(int64_t g, int64_t c) const {
-    const int64_t lo = first_visible(pos0, p->window), hi = pos0 + T;
+    const int64_t lo = first_visible_key(pos0, p->window), hi = pos0 + T;
     const int64_t per = (hi - lo + n_chunks - 1) / n_chunks;
     const int64_t j0 = std::min(hi, lo + c * per), j1 = std::min(hi, j0 + per);
     run_block(0, T, g, j0, j1, partial_at(g, c));
@@ -164,20 +137,23 @@ struct FlashJob {
         cpu->gemm_float(w.s.data(), kKeyTile, w.q.data(), d, rows, k0, k.row_bytes,
                         float_kind(k.type), nk, d);
       } else {
-        for (int64_t j = 0; j < nk; ++j) widen_head(*cpu, k, j0 + j, g * d, d, &w.k[j * d]);
+        for (int64_t j = 0; j < nk; ++j) {  // never F32 here: cached_head widens into the tile
+          const float* row = cached_head(*cpu, k, j0 + j, g * d, d, &w.k[j * d]);
+          if (row != &w.k[j * d]) std::memcpy(&w.k[j * d], row, sizeof(float) * d);
+        }
         cpu->gemm_float(w.s.data(), kKeyTile, w.q.data(), d, rows, w.k.data(), d * sizeof(float),
                         FloatWeight::F32, nk, d);
       }
       // Vᵀ (d, nk) for the P·V product.
       for (int64_t j = 0; j < nk; ++j) {
-        widen_head(*cpu, v, j0 + j, g * d, d, w.widened.data());
-        for (int64_t i = 0; i < d; ++i) w.vt[i * kKeyTile + j] = w.widened[i];
+        const float* row = cached_head(*cpu, v, j0 + j, g * d, d, w.widened.data());
+        for (int64_t i = 0; i < d; ++i) w.vt[i * kKeyTile + j] = row[i];
       }
       bool any = false;
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t pos = pos0 + t0 + r / group;
         // Visible keys of this row within the tile: [lo, hi).
-        const int64_t lo = std::clamp<int64_t>(first_visible(pos, p->window) - j0, 0, nk);
+        const int64_t lo = std::clamp<int64_t>(first_visible_key(pos, p->window) - j0, 0, nk);
         const int64_t hi = std::clamp<int64_t>(pos + 1 - j0, 0, nk);
         float* s = &w.s[r * kKeyTile];
         if (lo >= hi) {
@@ -242,7 +218,7 @@ void attention_flash_forward(float* out, const float* q, const KvRows& k, const 
   const int64_t n_items = blocks * p.n_head_kv;
   // Few items (decode): split each KV head's keys into chunks, one per thread and
   // head, so every thread streams its share of a long cache; partials are merged.
-  const int64_t visible = pos0 + T - first_visible(pos0, p.window);
+  const int64_t visible = pos0 + T - first_visible_key(pos0, p.window);
   const bool split =
       blocks == 1 && cx.size() > 1 && n_items < 2 * cx.size() && visible >= kSplitMinKeys;
   int64_t n_chunks = 1;
