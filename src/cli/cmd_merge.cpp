@@ -26,22 +26,10 @@
 #include "model/lora.h"
 #include "model/model.h"
 #include "quant/quant.h"
+#include "train/finetune.h"
 
 namespace toy::cli {
 namespace {
-
-// The type an adapted matrix is written in: --out-type, else the base tensor's own type.
-DType merged_type(const gguf::TensorInfo& info, std::optional<DType> out_type) {
-  const DType type = out_type.value_or(info.type);
-  if (!quant::can_quantize(type))
-    fail("tensor ", info.name, ": toy cannot write type ", dtype_name(type),
-         out_type ? "" : " (the base's type); choose another with --out-type");
-  const int64_t block = dtype_info(type).block_size;
-  if (info.ne[0] % block != 0)
-    fail("tensor ", info.name, ": rows of ", info.ne[0], " values do not fit ", dtype_name(type),
-         " blocks of ", block, "; choose another --out-type");
-  return type;
-}
 
 // Writes W' = W + adapter terms as `type` into dst, rows split across the pool.
 void merge_rows(const Tensor& w, std::span<const LoraTerm> terms, DType type, uint8_t* dst,
@@ -111,7 +99,7 @@ int run_merge(int argc, char** argv) {
       writer.add_tensor(std::string(info.name), info.type, std::move(ne), w.data);
       continue;
     }
-    const DType type = merged_type(info, out_type);
+    const DType type = train::written_type(std::string(info.name), info.ne[0], info.type, out_type);
     writer.add_tensor(
         std::string(info.name), type, std::move(ne),
         [w, terms, type, &pool](uint8_t* dst) { merge_rows(w, terms, type, dst, pool); });

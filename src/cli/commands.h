@@ -27,6 +27,7 @@ int run_info(int argc, char** argv);
 int run_init(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_train(int argc, char** argv);
+int run_finetune(int argc, char** argv);
 int run_perplexity(int argc, char** argv);
 int run_merge(int argc, char** argv);
 

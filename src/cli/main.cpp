@@ -27,6 +27,7 @@ const Command kCommands[] = {
     {"init", "write a random-weight model (llama.cpp GGUF layout)", run_init},
     {"bench", "prompt-processing and generation tokens/s, like llama-bench", run_bench},
     {"train", "train a llama-family model from scratch on a text file", run_train},
+    {"finetune", "fine-tune a GGUF model: LoRA adapters or every weight", run_finetune},
 };
 const int kCommandCount = sizeof(kCommands) / sizeof(kCommands[0]);
 

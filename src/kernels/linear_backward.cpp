@@ -154,8 +154,6 @@ void gemm_reference(Real* c, int64_t ldc, MatrixRef<Real> a, MatrixRef<Real> b, 
   }
 }
 
-namespace {
-
 template <typename Real>
 void gemm_any(Real* c, int64_t ldc, MatrixRef<Real> a, MatrixRef<Real> b, int64_t M, int64_t N,
               int64_t K, bool accumulate, const Compute& cx) {
@@ -165,8 +163,6 @@ void gemm_any(Real* c, int64_t ldc, MatrixRef<Real> a, MatrixRef<Real> b, int64_
     gemm_reference(c, ldc, a, b, M, N, K, accumulate);
   }
 }
-
-}  // namespace
 
 template <typename Real>
 void linear_forward(Real* y, const Real* x, const Real* w, const Real* bias, int64_t T,
@@ -192,6 +188,10 @@ void linear_backward(Real* dx, Real* dw, Real* dbias, const Real* dy, const Real
   }
 }
 
+template void gemm_any<float>(float*, int64_t, MatrixRef<float>, MatrixRef<float>, int64_t, int64_t,
+                              int64_t, bool, const Compute&);
+template void gemm_any<double>(double*, int64_t, MatrixRef<double>, MatrixRef<double>, int64_t,
+                               int64_t, int64_t, bool, const Compute&);
 template void gemm_in_thread<float>(const cpu::Backend&, float*, int64_t, MatrixRef<float>,
                                     MatrixRef<float>, int64_t, int64_t, int64_t, bool);
 template void gemm_in_thread<double>(const cpu::Backend&, double*, int64_t, MatrixRef<double>,

@@ -37,6 +37,11 @@ template <typename Real>
 void gemm_reference(Real* c, int64_t ldc, MatrixRef<Real> a, MatrixRef<Real> b, int64_t M,
                     int64_t N, int64_t K, bool accumulate);
 
+// gemm for float (packed, threaded), gemm_reference for double (gradient checks).
+template <typename Real>
+void gemm_any(Real* c, int64_t ldc, MatrixRef<Real> a, MatrixRef<Real> b, int64_t M, int64_t N,
+              int64_t K, bool accumulate, const Compute& cx);
+
 // y (T, n_out) = x (T, n_in) · Wᵀ + bias, W (n_out, n_in) row-major (ne = [n_in, n_out]),
 // bias (n_out) or null. float runs `gemm`, double the reference.
 template <typename Real>

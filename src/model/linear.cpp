@@ -10,6 +10,8 @@ namespace {
 
 // y (T, n_out) += Σ scale · B·(A·x) over the adapter terms of w, in F32, in the order the
 // adapters were added (llama.cpp adds each adapter's term to the base product in turn).
+// Both thin products run through matmul, the inference kernel (the double forward of the
+// gradient checks uses kernels/lora.h's reference instead).
 void add_lora(float* y, const float* x, const Tensor& w, int64_t T, const LinearContext& ctx) {
   const auto terms = ctx.lora->find(w.data);
   if (terms.empty()) return;

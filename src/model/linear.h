@@ -37,7 +37,10 @@ void linear(double* y, const double* x, const Tensor& w, int64_t T, const Linear
 // The backward of linear(): dy (T, n_out) is the gradient of y, x (T, n_in) the
 // forward's input. Accumulates dx (T, n_in) += dy·W (skipped when dx is null),
 // dw (ne of w) += dyᵀ·x and dbias (n_out) += Σ_t dy (each skipped when its data is
-// null, e.g. a frozen weight). w, dw, dbias: F32 (F64 for the double overload).
+// null, e.g. a frozen weight). dw, dbias: F32 (F64 for the double overload); w: F32 /
+// F64, or for float any stored type when dw is null (a frozen quantized base: its rows
+// are dequantized in blocks for dx). The adapter terms of w in ctx.lora add their part
+// of dx and accumulate dA, dB into their grad_a / grad_b (kernels/lora.h).
 void linear_backward(float* dx, const Tensor& dw, const Tensor& dbias, const float* dy,
                      const float* x, const Tensor& w, int64_t T, const LinearContext& ctx);
 void linear_backward(double* dx, const Tensor& dw, const Tensor& dbias, const double* dy,

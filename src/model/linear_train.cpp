@@ -1,11 +1,16 @@
 // linear() in double precision and linear_backward(): what training adds to
 // the one weight-product entry point (model/linear.h). The float backward runs
 // the packed GEMM of kernels/linear_backward.h over all rows at once.
+#include <algorithm>
 #include <type_traits>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/linear_backward.h"
+#include "kernels/lora.h"
 #include "model/linear.h"
+#include "model/lora.h"
+#include "quant/quant.h"
 
 namespace toy {
 namespace {
@@ -27,15 +32,76 @@ Real* data_or_null(const Tensor& t) {
   return static_cast<Real*>(t.data);
 }
 
+// dx (T, n_in) += dy (T, n_out) · W for a weight stored in any type (a quantized or 16-bit
+// base under LoRA or frozen): blocks of kRows rows of W are dequantized into a reused buffer
+// and multiplied in F32, so the full F32 matrix never exists.
+void add_input_gradient(float* dx, const float* dy, const Tensor& w, int64_t T, const Compute& cx) {
+  constexpr int64_t kRows = 256;
+  const int64_t n_in = w.ne[0], n_out = w.rows();
+  static thread_local std::vector<float> buffer;  // the calling thread's; workers get `block`
+  buffer.resize(static_cast<size_t>(std::min(kRows, n_out) * n_in));
+  float* block = buffer.data();
+  for (int64_t o = 0; o < n_out; o += kRows) {
+    const int64_t rows = std::min(kRows, n_out - o);
+    cx.parallel_for(
+        rows,
+        [&](int64_t begin, int64_t end) {
+          for (int64_t i = begin; i < end; ++i)
+            quant::dequantize_row(w.type, w.row(o + i), block + i * n_in, n_in);
+        },
+        16);
+    // dx(t, i) += Σ_{o'} dy(t, o + o') · W(o + o', i)
+    gemm(dx, n_in, {dy + o, n_out, 1}, {block, n_in, 1}, T, n_in, rows, true, cx);
+  }
+}
+
+template <typename Real>
+void apply_lora(Real* y, const Real* x, const Tensor& w, int64_t T, const LinearContext& ctx) {
+  if (!ctx.lora) return;
+  static thread_local std::vector<Real> scratch;
+  for (const LoraTerm& term : ctx.lora->find(w.data)) {
+    check_dense<Real>(*term.a, term.a->numel(), "LoRA A");
+    check_dense<Real>(*term.b, term.b->numel(), "LoRA B");
+    lora_forward<Real>(y, x, term.a->ptr<const Real>(), term.b->ptr<const Real>(),
+                       static_cast<Real>(term.scale), T, w.ne[0], term.a->ne[1], w.ne[1],
+                       ctx.compute, scratch);
+  }
+}
+
 template <typename Real>
 void backward(Real* dx, const Tensor& dw, const Tensor& dbias, const Real* dy, const Real* x,
               const Tensor& w, int64_t T, const LinearContext& ctx) {
   const int64_t n_in = w.ne[0], n_out = w.rows();
-  check_dense<Real>(w, n_in * n_out, "linear_backward weight");
   if (dw.data) check_dense<Real>(dw, n_in * n_out, "linear_backward weight gradient");
   if (dbias.data) check_dense<Real>(dbias, n_out, "linear_backward bias gradient");
-  linear_backward<Real>(dx, data_or_null<Real>(dw), data_or_null<Real>(dbias), dy, x,
-                        w.ptr<const Real>(), T, n_in, n_out, ctx.compute);
+  if (w.type == dtype_of<Real>()) {
+    check_dense<Real>(w, n_in * n_out, "linear_backward weight");
+    linear_backward<Real>(dx, data_or_null<Real>(dw), data_or_null<Real>(dbias), dy, x,
+                          w.ptr<const Real>(), T, n_in, n_out, ctx.compute);
+  } else if constexpr (std::is_same_v<Real, float>) {
+    // A frozen base in its stored type: only the input gradient flows through it.
+    TOY_CHECK(!dw.data, "linear_backward: a ", dtype_name(w.type),
+              " weight cannot be trained in place (it needs an F32 master copy)");
+    TOY_CHECK(quant::can_dequantize(w.type) && w.contiguous(), "linear_backward: weight type ",
+              dtype_name(w.type));
+    if (dx) add_input_gradient(dx, dy, w, T, ctx.compute);
+    if (dbias.data)
+      linear_backward<float>(nullptr, nullptr, data_or_null<float>(dbias), dy, x, nullptr, T, n_in,
+                             n_out, ctx.compute);
+  } else {
+    check_dense<Real>(w, n_in * n_out, "linear_backward weight");
+  }
+  if (!ctx.lora) return;
+  static thread_local std::vector<Real> scratch;
+  for (const LoraTerm& term : ctx.lora->find(w.data)) {
+    check_dense<Real>(*term.a, term.a->numel(), "LoRA A");
+    check_dense<Real>(*term.b, term.b->numel(), "LoRA B");
+    Real* da = term.grad_a ? term.grad_a->ptr<Real>() : nullptr;
+    Real* db = term.grad_b ? term.grad_b->ptr<Real>() : nullptr;
+    lora_backward<Real>(dx, da, db, dy, x, term.a->ptr<const Real>(), term.b->ptr<const Real>(),
+                        static_cast<Real>(term.scale), T, n_in, term.a->ne[1], n_out, ctx.compute,
+                        scratch);
+  }
 }
 
 }  // namespace
@@ -47,6 +113,7 @@ void linear(double* y, const double* x, const Tensor& w, const Tensor& bias, int
   if (bias.data) check_dense<double>(bias, n_out, "linear bias");
   linear_forward<double>(y, x, w.ptr<const double>(), data_or_null<const double>(bias), T, n_in,
                          n_out, ctx.compute);
+  apply_lora<double>(y, x, w, T, ctx);
 }
 
 void linear(double* y, const double* x, const Tensor& w, int64_t T, const LinearContext& ctx) {

@@ -127,6 +127,17 @@ void LoraSet::add(std::shared_ptr<const LoraAdapter> adapter, float scale, const
   }
 }
 
+void LoraSet::add_trainable(const void* w_data, const Tensor& a, const Tensor& b, float scale,
+                            const Tensor& grad_a, const Tensor& grad_b) {
+  TOY_CHECK(
+      w_data && a.ne[1] == b.ne[0] && grad_a.numel() == a.numel() && grad_b.numel() == b.numel(),
+      "trainable LoRA term ", a.shape_string(), " x ", b.shape_string());
+  const Tensor* views[4];
+  for (int i = 0; const Tensor* t : {&a, &b, &grad_a, &grad_b})
+    views[i++] = &owned_.emplace_back(*t);
+  terms_[w_data].push_back({views[0], views[1], scale, views[2], views[3]});
+}
+
 void add_lora_rows(float* w, int64_t row0, int64_t n_rows, int64_t n_in,
                    std::span<const LoraTerm> terms) {
   for (const LoraTerm& term : terms) {

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -56,6 +57,10 @@ struct LoraTerm {
   const Tensor* a;  // ne = [n_in, r]
   const Tensor* b;  // ne = [r, n_out]
   float scale;      // user scale · alpha / r
+  // Training (toy finetune): where linear_backward accumulates dA and dB, in the type of a
+  // and b (F32, F64 for gradient checks); null for an adapter that is only applied.
+  const Tensor* grad_a = nullptr;  // ne = [n_in, r]
+  const Tensor* grad_b = nullptr;  // ne = [r, n_out]
 };
 
 // The adapters applied to one model, each with its user scale. linear() finds the terms of
@@ -64,16 +69,25 @@ struct LoraTerm {
 class LoraSet {
  public:
   LoraSet() = default;
+  LoraSet(const LoraSet&) = delete;  // terms point into owned_
+  LoraSet& operator=(const LoraSet&) = delete;
+  LoraSet(LoraSet&&) = default;  // moving a deque keeps its elements where they are
+  LoraSet& operator=(LoraSet&&) = default;
   // Adds `adapter` at `scale` (1.0 = as trained); its weights must be the model's (as
   // validated by LoraAdapter::load against the same model).
   void add(std::shared_ptr<const LoraAdapter> adapter, float scale, const Model& model);
+
+  // A trainable term on the base matrix whose data is `w_data`: the set keeps its own copies
+  // of the four views (their memory belongs to the caller: a train::ParamStore).
+  void add_trainable(const void* w_data, const Tensor& a, const Tensor& b, float scale,
+                     const Tensor& grad_a, const Tensor& grad_b);
 
   // The terms to add to the product with weight data `w_data`; empty for unadapted weights.
   std::span<const LoraTerm> find(const void* w_data) const {
     const auto it = terms_.find(w_data);
     return it == terms_.end() ? std::span<const LoraTerm>() : std::span<const LoraTerm>(it->second);
   }
-  bool empty() const { return adapters_.empty(); }
+  bool empty() const { return adapters_.empty() && owned_.empty(); }
   size_t size() const { return adapters_.size(); }
   const LoraAdapter& adapter(size_t i) const { return *adapters_[i].first; }
   float scale(size_t i) const { return adapters_[i].second; }
@@ -81,6 +95,7 @@ class LoraSet {
  private:
   std::vector<std::pair<std::shared_ptr<const LoraAdapter>, float>> adapters_;
   std::unordered_map<const void*, std::vector<LoraTerm>> terms_;
+  std::deque<Tensor> owned_;  // views of trainable terms (a deque: their addresses stay put)
 };
 
 // Merging (llama-export-lora): rows [row0, row0 + n_rows) of W' = W + Σ scale·B·A, in F32.

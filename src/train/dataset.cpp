@@ -10,32 +10,59 @@
 
 namespace toy::train {
 
-Dataset::Dataset(std::vector<int32_t> tokens, double val_fraction, int64_t n_pos,
-                 const std::string& source)
-    : tokens_(std::move(tokens)), T_(n_pos) {
+namespace {
+
+double checked_fraction(double val_fraction) {
   if (!(val_fraction >= 0.0 && val_fraction < 1.0))
     fail("--val-fraction must be in [0, 1), got ", val_fraction);
+  return val_fraction;
+}
+
+HeldOut held_out(size_t n, double val_fraction) {
+  return {static_cast<int64_t>(std::floor(double(n) * checked_fraction(val_fraction)))};
+}
+
+HeldOut held_out_examples(size_t n, double val_fraction, const std::string& source) {
+  const HeldOut held = held_out(n, val_fraction);
+  if (val_fraction > 0.0 && held.count == 0)
+    fail(source, ": ", n, " examples hold out none at --val-fraction ", val_fraction,
+         "; raise --val-fraction (or 0 for no validation) or add examples");
+  return held;
+}
+
+}  // namespace
+
+Dataset::Dataset(std::vector<int32_t> tokens, double val_fraction, int64_t n_pos,
+                 const std::string& source)
+    : Dataset(std::move(tokens), held_out(tokens.size(), val_fraction), n_pos, source) {}
+
+Dataset::Dataset(std::vector<int32_t>&& tokens, HeldOut held_out, int64_t n_pos,
+                 const std::string& source)
+    : tokens_(std::move(tokens)), T_(n_pos) {
   const int64_t n = static_cast<int64_t>(tokens_.size());
-  split_ = n - static_cast<int64_t>(std::floor(double(n) * val_fraction));
+  TOY_CHECK(held_out.count >= 0 && held_out.count <= n, "held-out tokens ", held_out.count);
+  split_ = n - held_out.count;
   if (split_ < T_ + 1)
     fail(source, ": the training part has ", split_, " tokens, fewer than one window of --ctx ", T_,
          " + 1; use a larger file or a smaller --ctx");
-  if (val_fraction > 0.0 && val_tokens() < T_ + 1)
+  if (held_out.count > 0 && val_tokens() < T_ + 1)
     fail(source, ": the validation part has ", val_tokens(),
          " tokens, fewer than one window of --ctx ", T_,
-         " + 1; raise --val-fraction or lower --ctx");
+         " + 1; use more validation text or a smaller --ctx");
 }
 
 Dataset::Dataset(const std::vector<Example>& examples, double val_fraction, int64_t n_pos,
                  bool pack, const std::string& source)
+    : Dataset(examples, held_out_examples(examples.size(), val_fraction, source), n_pos, pack,
+              source) {}
+
+Dataset::Dataset(const std::vector<Example>& examples, HeldOut held, int64_t n_pos, bool pack,
+                 const std::string& source)
     : examples_(true), pack_(pack), T_(n_pos) {
-  if (!(val_fraction >= 0.0 && val_fraction < 1.0))
-    fail("--val-fraction must be in [0, 1), got ", val_fraction);
   const size_t n = examples.size();
-  const size_t n_val = static_cast<size_t>(std::floor(double(n) * val_fraction));
-  if (val_fraction > 0.0 && n_val == 0)
-    fail(source, ": ", n, " examples hold out none at --val-fraction ", val_fraction,
-         "; raise --val-fraction (or 0 for no validation) or add examples");
+  TOY_CHECK(held.count >= 0 && static_cast<size_t>(held.count) <= n, "held-out examples ",
+            held.count);
+  const auto n_val = static_cast<size_t>(held.count);
   train_rows_ = make_rows(examples, 0, n - n_val, train_stats_);
   val_rows_ = make_rows(examples, n - n_val, n, val_stats_);
   if (train_rows_.n_rows == 0)
@@ -43,8 +70,7 @@ Dataset::Dataset(const std::vector<Example>& examples, double val_fraction, int6
          " dropped: fewer than 2 tokens, or no completion / assistant token within --ctx ", T_,
          " + 1)");
   if (n_val > 0 && val_rows_.n_rows == 0)
-    fail(source, ": no held-out example has a token to learn (", val_stats_.dropped,
-         " dropped); raise --val-fraction");
+    fail(source, ": no held-out example has a token to learn (", val_stats_.dropped, " dropped)");
 }
 
 // Lays the examples [begin, end) out in rows of T positions: one per row, or

@@ -45,6 +45,12 @@ struct RowStats {
   int64_t rows = 0;
 };
 
+// How much of the data is held out for validation: the last `count` tokens of a stream
+// or the last `count` examples.
+struct HeldOut {
+  int64_t count = 0;
+};
+
 class Dataset {
  public:
   // A token stream. Splits `tokens` at (1 − val_fraction); each part must hold at least one
@@ -55,6 +61,12 @@ class Dataset {
   // val_fraction > 0). Examples longer than T+1 tokens are truncated; examples left without a
   // target are dropped. toy::Error naming `source` when either part ends up empty.
   Dataset(const std::vector<Example>& examples, double val_fraction, int64_t n_pos, bool pack,
+          const std::string& source);
+  // The same with an explicit held-out tail (--val-data: a separate file appended to the
+  // training data).
+  Dataset(std::vector<int32_t>&& tokens, HeldOut held_out, int64_t n_pos,
+          const std::string& source);
+  Dataset(const std::vector<Example>& examples, HeldOut held_out, int64_t n_pos, bool pack,
           const std::string& source);
 
   bool has_examples() const { return examples_; }

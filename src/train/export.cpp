@@ -9,9 +9,7 @@
 #include "quant/quant.h"
 
 namespace toy::train {
-namespace {
 
-// llama.cpp's LLAMA_FTYPE_* of a file whose weight matrices are in `type`.
 uint32_t file_type_of(DType type) {
   switch (type) {
     case DType::F16:
@@ -24,8 +22,6 @@ uint32_t file_type_of(DType type) {
       return 0;  // ALL_F32
   }
 }
-
-}  // namespace
 
 DType parse_out_type(const std::string& name) {
   std::string lower = name;

@@ -17,6 +17,10 @@ namespace toy::train {
 // Parses --out-type: f32, f16, bf16 or q8_0 (toy::Error listing them otherwise).
 DType parse_out_type(const std::string& name);
 
+// llama.cpp's general.file_type (LLAMA_FTYPE_*) of a file whose matrices are `type`
+// (f32, f16, bf16, q8_0).
+uint32_t file_type_of(DType type);
+
 // Writes `store` to `path`; `tokenizer_metadata` sets the tokenizer.* keys.
 void write_model_gguf(const std::string& path, const ParamStore<float>& store,
                       const std::string& model_name, DType out_type,

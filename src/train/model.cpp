@@ -81,7 +81,8 @@ void check_trainable(const ModelConfig& c) {
 template <typename Real>
 TrainModel<Real>::TrainModel(ParamStore<Real>& store, int64_t n_seq, int64_t n_pos)
     : store_(store),
-      grads_(&store.grad_weights()),
+      grads_(store.grad_weights()),
+      lora_(store.lora_over(store.grads())),
       c_(store.config()),
       B_(n_seq),
       T_(n_pos),
@@ -108,6 +109,12 @@ TrainModel<Real>::TrainModel(ParamStore<Real>& store, int64_t n_seq, int64_t n_p
   d_up_ = take(BT * F);
   d_act_ = take(BT * F);
   d_logits_ = take(BT * V);
+}
+
+template <typename Real>
+void TrainModel<Real>::set_gradients(Real* grads) {
+  grads_ = store_.views_over(grads);
+  lora_ = store_.lora_over(grads);
 }
 
 template <typename Real>
@@ -148,7 +155,7 @@ CrossEntropyResult TrainModel<Real>::forward(const int32_t* tokens, const int32_
   int32_t last = static_cast<int32_t>(T_ - 1);
   for (int32_t p : positions_) last = std::max(last, p);
   rope_table_ = make_rope_table<Real>(int64_t{last} + 1, rope_params(c_, store_.weights()));
-  forward_train<Real>(c_, store_.weights(), tokens, acts_, LinearContext{cx, MatmulMode::Train},
+  forward_train<Real>(c_, store_.weights(), tokens, acts_, context(cx),
                       positions ? positions_.data() : nullptr,
                       segment_.empty() ? nullptr : segment_.data());
   return cross_entropy_forward(acts_.logits(), targets, BT_, c_.n_vocab);
@@ -157,8 +164,8 @@ CrossEntropyResult TrainModel<Real>::forward(const int32_t* tokens, const int32_
 template <typename Real>
 void TrainModel<Real>::backward(double grad_scale, const Compute& cx) {
   const Weights& w = store_.weights();
-  Weights& g = *grads_;
-  const LinearContext ctx{cx, MatmulMode::Train};
+  Weights& g = grads_;
+  const LinearContext ctx = context(cx);
   const int64_t E = c_.n_embd, V = c_.n_vocab;
   cross_entropy_forward_backward(d_logits_, acts_.logits(), targets_.data(), BT_, V, grad_scale,
                                  cx);
@@ -174,15 +181,16 @@ void TrainModel<Real>::backward(double grad_scale, const Compute& cx) {
     ffn_block_backward(il, cx);
     attention_block_backward(il, cx);
   }
-  embedding_backward(grad_of<Real>(g.token_embd), d_x_, tokens_.data(), BT_, E);
+  if (g.token_embd.data)
+    embedding_backward(grad_of<Real>(g.token_embd), d_x_, tokens_.data(), BT_, E);
 }
 
 template <typename Real>
 void TrainModel<Real>::ffn_block_backward(int64_t il, const Compute& cx) {
   const LayerWeights& lw = store_.weights().layers[il];
-  const LayerWeights& lg = grads_->layers[il];
+  const LayerWeights& lg = grads_.layers[il];
   const LayerTensors<Real>& a = acts_.saved(il);
-  const LinearContext ctx{cx, MatmulMode::Train};
+  const LinearContext ctx = context(cx);
   const int64_t E = c_.n_embd, F = c_.n_ff;
   // x_out = x_mid + act · Wdownᵀ: d_x_ flows to x_mid unchanged, and into the FFN.
   zero(d_act_, BT_ * F);
@@ -206,9 +214,9 @@ void TrainModel<Real>::ffn_block_backward(int64_t il, const Compute& cx) {
 template <typename Real>
 void TrainModel<Real>::attention_block_backward(int64_t il, const Compute& cx) {
   const LayerWeights& lw = store_.weights().layers[il];
-  const LayerWeights& lg = grads_->layers[il];
+  const LayerWeights& lg = grads_.layers[il];
   const LayerTensors<Real>& a = acts_.saved(il);
-  const LinearContext ctx{cx, MatmulMode::Train};
+  const LinearContext ctx = context(cx);
   const int64_t E = c_.n_embd, Q = c_.q_dim(), KV = c_.kv_dim(), D = c_.head_dim;
   // x_mid = x + att · Woᵀ
   zero(d_att_, BT_ * Q);

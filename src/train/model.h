@@ -2,14 +2,17 @@
 // saves what backward needs) followed by the cross-entropy loss, and the
 // backward for the dense llama family (llama, qwen2 with q/k/v biases, qwen3
 // with per-head q/k norm; tied or untied output), which reads as the forward's
-// calls in reverse. Every op runs batched over all B·T rows and all heads; every
-// weight gradient goes through linear_backward (model/linear.h).
+// calls in reverse. What it trains is the store's: every tensor (from scratch),
+// some tensors over a frozen base, or LoRA adapters (train/finetune.h); frozen
+// tensors get no gradient, but the input gradient flows through them. Every op runs batched over
+// all B·T rows and all heads; every weight gradient goes through linear_backward (model/linear.h).
 //
 // float runs the optimized kernels (the ones inference runs); double the scalar
 // references, for the gradient checks.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/arena.h"
@@ -50,17 +53,22 @@ class TrainModel {
 
   const Real* logits() const { return acts_.logits(); }  // (B·T, n_vocab) of the last forward
 
-  // Accumulate gradients into `grads` (views in the store's layout, e.g. a
+  // Accumulate gradients into `grads` (total() elements in the store's layout, e.g. a
   // GradBuffer of a data-parallel replica) instead of the store's own.
-  void set_gradients(Weights& grads) { grads_ = &grads; }
+  void set_gradients(Real* grads);
 
  private:
   void attention_block_backward(int64_t il, const Compute& cx);
   void ffn_block_backward(int64_t il, const Compute& cx);
   void rope_backward(Real* dx, int64_t n_heads, const Compute& cx);
 
+  LinearContext context(const Compute& cx) const {
+    return LinearContext{cx, MatmulMode::Train, lora_.get()};
+  }
+
   ParamStore<Real>& store_;
-  Weights* grads_;  // where backward accumulates (the store's gradients by default)
+  Weights grads_;                  // where backward accumulates (the store's by default)
+  std::unique_ptr<LoraSet> lora_;  // the store's trainable adapters over grads_, or null
   const ModelConfig& c_;
   int64_t B_, T_, BT_;
   Activations<Real> acts_;

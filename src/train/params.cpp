@@ -81,36 +81,62 @@ bool ends_with(const std::string& s, std::string_view suffix) {
 
 }  // namespace
 
+namespace {
+
+std::vector<TensorSpec> model_specs(const ModelConfig& config,
+                                    const std::function<bool(const TensorSpec&)>& include) {
+  std::vector<TensorSpec> specs;
+  Weights slots;
+  slots.layers.resize(static_cast<size_t>(config.n_layer));
+  for_each_tensor(config, slots, [&](const TensorSpec& spec, Tensor&) {
+    if (spec.required || include(spec)) specs.push_back(spec);
+  });
+  return specs;
+}
+
+}  // namespace
+
 template <typename Real>
 ParamStore<Real>::ParamStore(const ModelConfig& config,
                              const std::function<bool(const TensorSpec&)>& include_optional)
+    : ParamStore(config, model_specs(config, include_optional), nullptr) {}
+
+template <typename Real>
+ParamStore<Real>::ParamStore(const ModelConfig& config, const std::vector<TensorSpec>& specs,
+                             const Weights* base)
     : config_(config) {
-  weights_.layers.resize(static_cast<size_t>(config.n_layer));
-  grad_weights_.layers.resize(static_cast<size_t>(config.n_layer));
-  // Pass 1: which tensors, where.
+  // Which tensors, where.
   bool rope_freqs = false;
-  for_each_tensor(config_, weights_, [&](const TensorSpec& spec, Tensor&) {
-    if (!spec.required && !include_optional(spec)) return;
+  for (const TensorSpec& spec : specs) {
     if (spec.name == kRopeFreqs) {  // a constant of the model, not trained
       rope_freqs = true;
-      return;
+      continue;
     }
+    TOY_CHECK(!index_.contains(spec.name), "tensor ", spec.name, " listed twice");
     ParamTensor p;
     p.spec = spec;
     p.numel = spec.ne[0] * spec.ne[1] * spec.ne[2] * spec.ne[3];
     p.offset = total_;
     p.decay = spec.n_dims >= 2;
     total_ += round_up(p.numel, kAlignElements);
+    index_.emplace(spec.name, tensors_.size());
     tensors_.push_back(p);
-  });
+  }
   params_ = take<Real>(arena_params_, total_);
   grads_ = take<Real>(arena_grads_, total_);
   m_ = take<Real>(arena_m_, total_);
   v_ = take<Real>(arena_v_, total_);
-  // Pass 2: point the Weights slots at the arenas.
-  weights_ = views_over(params_);
+  // Point the Weights slots at the arenas, over the base's tensors.
   grad_weights_ = views_over(grads_);
-  if (rope_freqs) {
+  weights_ = views_over(params_);
+  if (base) {
+    Weights merged = *base;
+    for_each_tensor(config_, merged, [&](const TensorSpec& spec, Tensor& tensor) {
+      if (const ParamTensor* p = find(spec.name)) tensor = view_over(params_, *p);
+    });
+    weights_ = std::move(merged);
+  }
+  if (rope_freqs && !weights_.rope_freqs.data) {
     // F32 for either Real: the forward reads it as RoPE's frequency factors (1 until loaded).
     rope_freqs_.assign(static_cast<size_t>(config.rope.n_rot / 2), 1.0f);
     weights_.rope_freqs = Tensor::view(DType::F32, rope_freqs_.data(), {config.rope.n_rot / 2});
@@ -118,18 +144,46 @@ ParamStore<Real>::ParamStore(const ModelConfig& config,
 }
 
 template <typename Real>
+Tensor ParamStore<Real>::view_over(Real* base, const ParamTensor& p) const {
+  return view_of(dtype_of<Real>(), base + p.offset, p.spec);
+}
+
+template <typename Real>
+Tensor ParamStore<Real>::param_view(const ParamTensor& p) const {
+  return view_over(params_, p);
+}
+
+template <typename Real>
 Weights ParamStore<Real>::views_over(Real* base) const {
   Weights w;
   w.layers.resize(static_cast<size_t>(config_.n_layer));
-  size_t index = 0;
   for_each_tensor(config_, w, [&](const TensorSpec& spec, Tensor& tensor) {
-    if (index < tensors_.size() && tensors_[index].spec.name == spec.name) {
-      tensor = view_of(dtype_of<Real>(), base + tensors_[index].offset, spec);
-      ++index;
-    }
+    if (const ParamTensor* p = find(spec.name)) tensor = view_over(base, *p);
   });
-  TOY_CHECK(index == tensors_.size(), "parameter layout and visitor disagree");
   return w;
+}
+
+template <typename Real>
+void ParamStore<Real>::bind_lora(const void* base_data, std::string_view a_name,
+                                 std::string_view b_name, float scale) {
+  const ParamTensor* a = find(a_name);
+  const ParamTensor* b = find(b_name);
+  TOY_CHECK(base_data && a && b, "LoRA tensors ", a_name, " / ", b_name);
+  lora_.push_back({base_data, static_cast<size_t>(a - tensors_.data()),
+                   static_cast<size_t>(b - tensors_.data()), scale});
+}
+
+template <typename Real>
+std::unique_ptr<LoraSet> ParamStore<Real>::lora_over(Real* grads) const {
+  if (lora_.empty()) return nullptr;
+  auto set = std::make_unique<LoraSet>();
+  for (const LoraBinding& l : lora_) {
+    const ParamTensor& a = tensors_[l.a];
+    const ParamTensor& b = tensors_[l.b];
+    set->add_trainable(l.base_data, param_view(a), param_view(b), l.scale, view_over(grads, a),
+                       view_over(grads, b));
+  }
+  return set;
 }
 
 template <typename Real>
@@ -145,14 +199,19 @@ void GradBuffer<Real>::zero() {
 
 template <typename Real>
 const ParamTensor* ParamStore<Real>::find(std::string_view name) const {
-  for (const ParamTensor& p : tensors_)
-    if (p.spec.name == name) return &p;
-  return nullptr;
+  const auto it = index_.find(std::string(name));
+  return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
 template <typename Real>
 void ParamStore<Real>::zero_grads() {
   std::memset(grads_, 0, static_cast<size_t>(total_) * sizeof(Real));
+}
+
+template <typename Real>
+void fill_gaussian(Real* data, int64_t n, double std_dev, uint64_t stream) {
+  Gaussian gaussian(stream);
+  for (int64_t i = 0; i < n; ++i) data[i] = Real(gaussian.next() * std_dev);
 }
 
 template <typename Real>
@@ -170,25 +229,26 @@ void init_random(ParamStore<Real>& store, uint64_t seed, double init_scale) {
       continue;
     }
     // One stream per tensor: adding a tensor does not shift the others' values.
-    Gaussian gaussian(seed * 0x9E3779B97F4A7C15ull + index + 1);
     const double std_dev =
         name == "token_embd.weight" ? 0.02 : init_scale / std::sqrt(double(p.spec.ne[0]));
-    for (int64_t i = 0; i < p.numel; ++i) data[i] = Real(gaussian.next() * std_dev);
+    fill_gaussian(data, p.numel, std_dev, seed * 0x9E3779B97F4A7C15ull + index + 1);
   }
 }
 
 template <typename Real>
-void load_params(ParamStore<Real>& store, const ModelConfig& source_config, const Weights& source) {
+void load_params(ParamStore<Real>& store, const ModelConfig& source_config, const Weights& source,
+                 bool subset) {
   std::vector<const ParamTensor*> loaded;
   std::vector<float> row;
   for_each_tensor(source_config, source, [&](const TensorSpec& spec, const Tensor& tensor) {
     const ParamTensor* p = store.find(spec.name);
     if (spec.name == kRopeFreqs) {  // a constant of the model, kept when the store has it
-      if (Tensor& freqs = store.weights().rope_freqs; freqs.data)
+      if (Tensor& freqs = store.weights().rope_freqs; freqs.data && freqs.data != tensor.data)
         quant::dequantize_row(tensor.type, tensor.row(0), freqs.ptr<float>(), freqs.ne[0]);
       return;
     }
     if (!p) {
+      if (subset) return;
       fail("tensor ", spec.name, " of ", source_config.source,
            " is not a trainable tensor of this configuration");
     }
@@ -250,15 +310,17 @@ template class ParamStore<float>;
 template class GradBuffer<float>;
 template class GradBuffer<double>;
 template class ParamStore<double>;
+template void fill_gaussian<float>(float*, int64_t, double, uint64_t);
+template void fill_gaussian<double>(double*, int64_t, double, uint64_t);
 template void init_random<float>(ParamStore<float>&, uint64_t, double);
 template void init_random<double>(ParamStore<double>&, uint64_t, double);
-template void load_params<float>(ParamStore<float>&, const ModelConfig&, const Weights&);
+template void load_params<float>(ParamStore<float>&, const ModelConfig&, const Weights&, bool);
 template void adamw_step<float>(ParamStore<float>&, const AdamWConfig&, double, int64_t,
                                 ThreadPool*);
 template void adamw_step<double>(ParamStore<double>&, const AdamWConfig&, double, int64_t,
                                  ThreadPool*);
 template double grad_norm<float>(const ParamStore<float>&, ThreadPool&);
 template double grad_norm<double>(const ParamStore<double>&, ThreadPool&);
-template void load_params<double>(ParamStore<double>&, const ModelConfig&, const Weights&);
+template void load_params<double>(ParamStore<double>&, const ModelConfig&, const Weights&, bool);
 
 }  // namespace toy::train

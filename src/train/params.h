@@ -8,16 +8,28 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/arena.h"
 #include "core/thread_pool.h"
 #include "model/config.h"
+#include "model/lora.h"
 #include "model/weights.h"
 #include "train/optimizer.h"
 
 namespace toy::train {
+
+// A trainable LoRA term (toy finetune): tensors a and b of the store (indices into
+// tensors()) adapt the base matrix whose data is base_data (model/lora.h).
+struct LoraBinding {
+  const void* base_data = nullptr;
+  size_t a = 0, b = 0;
+  float scale = 1.0f;  // alpha / r
+};
 
 struct ParamTensor {
   TensorSpec spec;     // GGUF name and shape
@@ -35,6 +47,11 @@ class ParamStore {
   // F32 tensor in weights() (for either Real) outside tensors(), set by load_params.
   ParamStore(const ModelConfig& config,
              const std::function<bool(const TensorSpec&)>& include_optional);
+  // Fine-tuning: the tensors `specs` are trained, everything else of the model is read from
+  // `base` (any stored type, not copied; it must outlive the store). A spec whose name is a
+  // model tensor replaces that slot of weights(); others (LoRA's .lora_a / .lora_b) are
+  // reached by find() and bind_lora(). Without a base, weights() has only the store's tensors.
+  ParamStore(const ModelConfig& config, const std::vector<TensorSpec>& specs, const Weights* base);
   ParamStore(const ParamStore&) = delete;
   ParamStore& operator=(const ParamStore&) = delete;
 
@@ -49,10 +66,25 @@ class ParamStore {
   Real* moment2() { return v_; }      // (total)
   const Real* params() const { return params_; }
   const Real* grads() const { return grads_; }
+  const Real* moment1() const { return m_; }
+  const Real* moment2() const { return v_; }
 
-  Weights& weights() { return weights_; }            // views into params()
-  Weights& grad_weights() { return grad_weights_; }  // the same layout over grads()
+  // What the forward reads: views into params(), and the base's tensors where the store
+  // has none (fine-tuning).
+  Weights& weights() { return weights_; }
+  Weights& grad_weights() { return grad_weights_; }  // views into grads(); empty when frozen
   const Weights& weights() const { return weights_; }
+  Tensor param_view(const ParamTensor& p) const;  // p's values in params()
+  Tensor view_over(Real* base, const ParamTensor& p) const;
+
+  // LoRA (train/finetune.h): tensors a_name and b_name of the store adapt the base matrix
+  // at base_data with scale alpha / r.
+  void bind_lora(const void* base_data, std::string_view a_name, std::string_view b_name,
+                 float scale);
+  const std::vector<LoraBinding>& lora() const { return lora_; }
+  // The trainable adapters as linear() applies them, accumulating their gradients into
+  // `grads` (total() elements in this store's layout); null when the store has none.
+  std::unique_ptr<LoraSet> lora_over(Real* grads) const;
 
   void zero_grads();
 
@@ -70,6 +102,8 @@ class ParamStore {
   Real* m_ = nullptr;
   Real* v_ = nullptr;
   Weights weights_, grad_weights_;
+  std::unordered_map<std::string, size_t> index_;  // tensor name -> position in tensors_
+  std::vector<LoraBinding> lora_;
   std::vector<float> rope_freqs_;  // (n_rot/2) the constant weights_.rope_freqs views
 };
 
@@ -90,6 +124,10 @@ class GradBuffer {
   Weights weights_;
 };
 
+// n samples of N(0, std_dev²) from the stream `stream` (the same bits on every platform).
+template <typename Real>
+void fill_gaussian(Real* data, int64_t n, double std_dev, uint64_t stream);
+
 // Initialization from a seed (same seed → same bits): token embeddings N(0, 0.02),
 // matrices N(0, init_scale/sqrt(fan_in)), norm weights 1, biases 0. Each tensor draws
 // from its own stream seeded by (seed, tensor index), in visitor order.
@@ -97,9 +135,12 @@ template <typename Real>
 void init_random(ParamStore<Real>& store, uint64_t seed, double init_scale);
 
 // Copies every tensor of `source` (any stored type, dequantized) into the store;
-// throws toy::Error naming a tensor whose shape differs.
+// throws toy::Error naming a tensor whose shape differs, a store tensor the source lacks,
+// and (unless `subset`: a store that trains only some of the source's tensors) a source
+// tensor the store lacks.
 template <typename Real>
-void load_params(ParamStore<Real>& store, const ModelConfig& source_config, const Weights& source);
+void load_params(ParamStore<Real>& store, const ModelConfig& source_config, const Weights& source,
+                 bool subset = false);
 
 // One AdamW update of every tensor (decay on the 2-D ones) with the store's
 // gradients at (1-based) step `step`.

@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <cmath>
+#include <sstream>
 
 #include "core/error.h"
 #include "core/timer.h"
@@ -31,7 +32,7 @@ Trainer::Trainer(ParamStore<float>& store, const Dataset& data, const TrainOptio
     if (n_replicas > 1) replica.local = std::make_unique<ThreadPool>(1);
     if (r > 0) {
       replica.grads = std::make_unique<GradBuffer<float>>(store);
-      replica.model->set_gradients(replica.grads->weights());
+      replica.model->set_gradients(replica.grads->data());
     }
     replicas_.push_back(std::move(replica));
   }
@@ -138,6 +139,29 @@ void Trainer::update_parameters(double lr, double clip) {
     }
     std::fill(grads + first, grads + last, 0.0f);
   });
+}
+
+TrainerState Trainer::state() const {
+  TrainerState s;
+  s.step = step_;
+  std::ostringstream rng, eval_rng;
+  rng << rng_;
+  eval_rng << eval_rng_;
+  s.rng = rng.str();
+  s.eval_rng = eval_rng.str();
+  s.train_seconds = train_seconds_;
+  s.wall_seconds = wall_seconds_;
+  return s;
+}
+
+void Trainer::restore(const TrainerState& s) {
+  std::istringstream rng(s.rng), eval_rng(s.eval_rng);
+  rng >> rng_;
+  eval_rng >> eval_rng_;
+  if (rng.fail() || eval_rng.fail()) fail("the checkpoint's random-number state is unreadable");
+  step_ = s.step;
+  train_seconds_ = s.train_seconds;
+  wall_seconds_ = s.wall_seconds;
 }
 
 double Trainer::tokens_per_s() const {

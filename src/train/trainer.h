@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -50,6 +51,16 @@ struct StepReport {
   double seconds = 0.0;       // wall time so far
 };
 
+// Everything besides the parameters and moments that a resumed run needs to continue
+// exactly where a checkpoint left off (train/checkpoint.h).
+struct TrainerState {
+  int64_t step = 0;
+  std::string rng;       // the batch sampler (which also fixes the data position)
+  std::string eval_rng;  // the final training-loss estimate's sampler
+  double train_seconds = 0.0;
+  double wall_seconds = 0.0;
+};
+
 class Trainer {
  public:
   Trainer(ParamStore<float>& store, const Dataset& data, const TrainOptions& options,
@@ -70,6 +81,9 @@ class Trainer {
            const std::function<void(int64_t)>& on_save);
 
   int64_t steps_done() const { return step_; }
+  TrainerState state() const;
+  // Continues from `state` (the store's parameters and moments restored separately).
+  void restore(const TrainerState& state);
   double tokens_per_s() const;
 
  private:

@@ -1,7 +1,8 @@
 // Output files (issue 10): every command that writes checks the path before any work, never
 // writes over one of its inputs (also through a symlink or a hard link), reports a failed
 // write with the errno text and leaves nothing; and kill -9, SIGTERM or SIGINT at any moment of
-// quantize or train --save-every leaves only the previous or the new complete file.
+// quantize, train --save-every or finetune --save-every leaves only the previous or the new
+// complete file (and checkpoint).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -189,6 +190,19 @@ void expect_clean(const TempDir& dir, std::vector<std::string> inputs,
   for (const std::string& out : outputs) {
     if (!fs::exists(dir.path + "/" + out)) continue;
     inputs.push_back(out);
+    if (fs::is_directory(dir.path + "/" + out)) {
+      // A checkpoint directory: at most its one state file, complete.
+      for (const auto& e : fs::directory_iterator(dir.path + "/" + out)) {
+        EXPECT_EQ(e.path().filename(), "state.gguf") << context;
+        try {
+          const auto file = gguf::File::open(e.path().string());
+          EXPECT_GT(file->tensors().size(), 0u) << context;
+        } catch (const std::exception& ex) {
+          ADD_FAILURE() << context << ": " << e.path() << " is not a complete GGUF: " << ex.what();
+        }
+      }
+      continue;
+    }
     try {
       const auto file = gguf::File::open(dir.path + "/" + out);  // validates every offset/size
       EXPECT_GT(file->tensors().size(), 0u) << context;
@@ -219,8 +233,9 @@ TEST(OutputFiles, SignalsAtAnyMomentLeaveOnlyACompleteFile) {
           std::string(strsignal(sig)) + " after " + std::to_string(delay.count()) + " ms";
       // Later rounds have an earlier output in place: it must survive or be replaced whole.
       interrupt({"quantize", "-t", "1", model, dir.path + "/out.gguf", "q6_k"}, sig, delay);
-      expect_clean(dir, {"corpus.txt", "in.gguf"}, {"out.gguf", "trained.gguf"},
-                   "quantize, " + context);
+      const std::vector<std::string> outputs = {"out.gguf", "trained.gguf", "ckpt", "lora.gguf",
+                                                "lora-ckpt"};
+      expect_clean(dir, {"corpus.txt", "in.gguf"}, outputs, "quantize, " + context);
       interrupt({"train",
                  "-o",
                  dir.path + "/trained.gguf",
@@ -242,12 +257,35 @@ TEST(OutputFiles, SignalsAtAnyMomentLeaveOnlyACompleteFile) {
                  "100000",
                  "--save-every",
                  "1",
+                 "--checkpoint-dir",
+                 dir.path + "/ckpt",
                  "-q",
                  "-t",
                  "1"},
                 sig, delay);
-      expect_clean(dir, {"corpus.txt", "in.gguf"}, {"out.gguf", "trained.gguf"},
-                   "train --save-every 1, " + context);
+      expect_clean(dir, {"corpus.txt", "in.gguf"}, outputs, "train --save-every 1, " + context);
+      interrupt({"finetune",
+                 "-m",
+                 stories(),
+                 "-o",
+                 dir.path + "/lora.gguf",
+                 "--data",
+                 corpus,
+                 "-c",
+                 "32",
+                 "--batch",
+                 "2",
+                 "--steps",
+                 "100000",
+                 "--save-every",
+                 "1",
+                 "--checkpoint-dir",
+                 dir.path + "/lora-ckpt",
+                 "-q",
+                 "-t",
+                 "1"},
+                sig, delay);
+      expect_clean(dir, {"corpus.txt", "in.gguf"}, outputs, "finetune --save-every 1, " + context);
     }
   }
 }

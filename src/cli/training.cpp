@@ -1,0 +1,324 @@
+#include "cli/training.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+
+namespace toy::cli {
+namespace {
+
+std::string format_duration(double seconds) {
+  if (!(seconds >= 0.0) || seconds > 1e7) return "?";
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  if (s >= 3600) return str(s / 3600, "h", (s % 3600) / 60, "m");
+  if (s >= 60) return str(s / 60, "m", s % 60, "s");
+  return str(s, "s");
+}
+
+// --dump-tokens: the ids as `toy tokenize` prints them, one line per example.
+void write_token_dump(const std::string& path, const train::TokenizedData& data) {
+  std::string text;
+  auto line = [&](const std::vector<int32_t>& ids) {
+    for (size_t i = 0; i < ids.size(); ++i) text += (i ? " " : "") + std::to_string(ids[i]);
+    text += '\n';
+  };
+  if (data.examples.empty()) line(data.stream);
+  for (const train::Example& e : data.examples) line(e.tokens);
+  write_output_file(path, text.data(), text.size());
+}
+
+train::DataSource read_source(const NamedPath& file, bool jsonl) {
+  std::string text = read_input_text(file, /*allow_stdin=*/false);
+  if (text.empty()) fail(file.flag, " ", file.path, ": the file is empty");
+  return train::read_data_source(file.path, std::move(text), jsonl);
+}
+
+void print_data(const std::string& command, const TrainingFlags& f, const train::Dataset& data) {
+  const std::string held = f.val_data_path.empty() ? "held out" : "in " + f.val_data_path;
+  if (data.has_examples()) {
+    const train::RowStats& t = data.train_stats();
+    const train::RowStats& v = data.val_stats();
+    std::fprintf(stderr,
+                 "%s: %s: %lld examples (%lld tokens) in %lld rows for training, %lld "
+                 "(%lld tokens) in %lld rows %s; %lld truncated to --ctx + 1 tokens, "
+                 "%lld without a token to learn dropped\n",
+                 command.c_str(), f.data_path.c_str(), static_cast<long long>(t.examples),
+                 static_cast<long long>(data.train_tokens()), static_cast<long long>(t.rows),
+                 static_cast<long long>(v.examples), static_cast<long long>(data.val_tokens()),
+                 static_cast<long long>(v.rows), held.c_str(),
+                 static_cast<long long>(t.truncated + v.truncated),
+                 static_cast<long long>(t.dropped + v.dropped));
+  } else {
+    std::fprintf(stderr, "%s: %s: %lld tokens for training, %lld %s\n", command.c_str(),
+                 f.data_path.c_str(), static_cast<long long>(data.train_tokens()),
+                 static_cast<long long>(data.val_tokens()), held.c_str());
+  }
+}
+
+}  // namespace
+
+void add_training_flags(CommandLine& cl, TrainingFlags& f) {
+  CLI::App& app = cl.app();
+  const auto positive = at_least(1);
+  app.add_option("--data", f.data_path, "training text, or JSON lines (*.jsonl)")->required();
+  app.add_option("--val-data", f.val_data_path,
+                 "validation text / JSON lines (default: the --val-fraction tail of --data)");
+  app.add_flag("--jsonl", f.jsonl,
+               "--data is JSON lines whatever its name: {\"text\"}, {\"prompt\", "
+               "\"completion\"} or {\"messages\"}");
+  f.prompt_opt = app.add_flag("--train-on-prompt", f.train_on_prompt,
+                              "JSON lines: loss on prompts too, not only on completions");
+  f.pack_opt = app.add_flag("--pack", f.pack,
+                            "JSON lines: pack several examples into each row of --ctx tokens");
+  // Debugging and tests: the ids training reads, one line per example (or one for a text file).
+  app.add_option("--dump-tokens", f.dump_tokens)->group("");
+  f.val_opt = app.add_option("--val-fraction", f.val_fraction, "held-out tail of --data")
+                  ->check(in_range(0, 1, false, /*hi_open=*/true))
+                  ->capture_default_str();
+  f.batch_opt = app.add_option("--batch", f.batch, "sequences per micro-step B")
+                    ->check(positive)
+                    ->capture_default_str();
+  f.steps_opt =
+      app.add_option("--steps", f.steps, "optimizer steps")->check(positive)->capture_default_str();
+  f.lr_opt = app.add_option("--lr", f.lr, "peak learning rate")
+                 ->check(greater_than(0))
+                 ->capture_default_str();
+  f.min_lr_opt = app.add_option("--min-lr", f.min_lr, "final learning rate (default lr/10)")
+                     ->check(at_least(0));
+  f.schedule_opt =
+      app.add_option("--lr-schedule", f.schedule, "cosine or constant")->capture_default_str();
+  f.warmup_opt = app.add_option("--warmup", f.warmup, "linear warm-up steps")
+                     ->check(at_least(0))
+                     ->capture_default_str();
+  f.wd_opt = app.add_option("--weight-decay", f.weight_decay, "AdamW decay (2-D weights)")
+                 ->check(at_least(0))
+                 ->capture_default_str();
+  const auto beta_range = in_range(0, 1, false, /*hi_open=*/true);
+  f.beta1_opt =
+      app.add_option("--beta1", f.beta1, "AdamW beta1")->check(beta_range)->capture_default_str();
+  f.beta2_opt =
+      app.add_option("--beta2", f.beta2, "AdamW beta2")->check(beta_range)->capture_default_str();
+  app.add_option("--adam-eps", f.eps, "AdamW epsilon")
+      ->check(greater_than(0))
+      ->capture_default_str();
+  f.clip_opt = app.add_option("--grad-clip", f.grad_clip, "global gradient-norm clip (0: off)")
+                   ->check(at_least(0))
+                   ->capture_default_str();
+  app.add_option("--accum", f.accum, "gradient accumulation micro-steps")
+      ->check(positive)
+      ->capture_default_str();
+  app.add_option("--seed", f.seed, "seed of the initialization and batches")->capture_default_str();
+  f.eval_opt = app.add_option("--eval-every", f.eval_every, "validation every E steps (0: off)")
+                   ->check(at_least(0))
+                   ->capture_default_str();
+  app.add_option("--eval-batches", f.eval_batches, "batches per periodic validation")
+      ->check(positive)
+      ->capture_default_str();
+  app.add_option("--save-every", f.save_every,
+                 "every S steps write the output and a checkpoint for --resume (0: only at the "
+                 "end, no checkpoint)")
+      ->check(at_least(0))
+      ->capture_default_str();
+  app.add_option("--checkpoint-dir", f.checkpoint_dir,
+                 "where --save-every writes checkpoints (default: OUT.checkpoint)");
+  app.add_option("--resume", f.resume, "continue from the checkpoint in this directory");
+  cl.add_threads(f.threads, "threads (default: physical cores)");
+  app.add_flag("-q,--quiet", f.quiet, "no progress output on stderr");
+}
+
+void check_training_flags(const TrainingFlags& f, const NamedPath& output,
+                          std::vector<NamedPath> inputs) {
+  if (f.schedule != "cosine" && f.schedule != "constant")
+    usage_error("--lr-schedule must be cosine or constant, got '", f.schedule, "'");
+  for (const CLI::Option* option : {f.prompt_opt, f.pack_opt})
+    if (option->count() > 0 && !f.is_jsonl())
+      usage_error(option->get_name(), " needs JSON-lines data (a .jsonl --data file, or --jsonl)");
+  if (!f.val_data_path.empty() && f.val_opt->count() > 0)
+    usage_error("--val-data and --val-fraction exclude each other");
+  inputs.push_back({"--data", f.data_path});
+  if (!f.val_data_path.empty()) inputs.push_back({"--val-data", f.val_data_path});
+  check_output(output, inputs);
+  if (!f.dump_tokens.empty()) {
+    std::vector<NamedPath> all = inputs;
+    all.push_back(output);
+    check_output({"--dump-tokens", f.dump_tokens}, all);
+  }
+  for (const NamedPath& input : inputs)
+    if (!input.path.empty()) check_input_file(input);
+  if (!f.resume.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(f.resume, ec))
+      usage_error("--resume ", f.resume, ": not a directory (give the checkpoint directory that ",
+                  "--save-every wrote)");
+  }
+  if (f.save_every > 0) {
+    const std::string dir = f.checkpoint_directory(output.path);
+    std::error_code ec;
+    if (std::filesystem::exists(dir, ec) && !std::filesystem::is_directory(dir, ec))
+      usage_error("--checkpoint-dir ", dir, ": exists and is not a directory");
+    const auto parent = std::filesystem::absolute(dir, ec).parent_path();
+    if (!std::filesystem::is_directory(parent, ec))
+      usage_error("--checkpoint-dir ", dir, ": the directory ", parent.string(), " does not exist");
+  }
+}
+
+train::DataSource read_data_file(const TrainingFlags& f) {
+  return read_source({"--data", f.data_path}, f.is_jsonl());
+}
+
+TrainingData tokenize_training_data(const TrainingFlags& f, train::DataSource source,
+                                    const tokenizer::Tokenizer& tok, int64_t n_ctx,
+                                    const std::string& command) {
+  TrainingData out;
+  const train::SftOptions options{f.train_on_prompt};
+  train::TokenizedData tokenized = train::tokenize_data(source, tok, options, f.data_path);
+  if (!f.dump_tokens.empty()) write_token_dump(f.dump_tokens, tokenized);
+  size_t n_train = source.jsonl ? tokenized.examples.size() : tokenized.stream.size();
+  if (!f.val_data_path.empty()) {
+    // The held-out file goes after the training data and is held out exactly.
+    const train::DataSource val = read_source({"--val-data", f.val_data_path}, source.jsonl);
+    train::TokenizedData v = train::tokenize_data(val, tok, options, f.val_data_path);
+    if (source.jsonl) {
+      const auto held = static_cast<int64_t>(v.examples.size());
+      tokenized.examples.insert(tokenized.examples.end(), v.examples.begin(), v.examples.end());
+      out.dataset = std::make_unique<train::Dataset>(tokenized.examples, train::HeldOut{held},
+                                                     n_ctx, f.pack, f.data_path);
+    } else {
+      const auto held = static_cast<int64_t>(v.stream.size());
+      tokenized.stream.insert(tokenized.stream.end(), v.stream.begin(), v.stream.end());
+      out.dataset = std::make_unique<train::Dataset>(std::move(tokenized.stream),
+                                                     train::HeldOut{held}, n_ctx, f.data_path);
+    }
+  } else if (source.jsonl) {
+    out.dataset = std::make_unique<train::Dataset>(tokenized.examples, f.val_fraction, n_ctx,
+                                                   f.pack, f.data_path);
+  } else {
+    out.dataset = std::make_unique<train::Dataset>(std::move(tokenized.stream), f.val_fraction,
+                                                   n_ctx, f.data_path);
+  }
+  out.signature = str(f.data_path, " (", n_train, source.jsonl ? " examples" : " tokens", ")");
+  out.source = std::move(source);
+  if (!f.quiet) print_data(command, f, *out.dataset);
+  return out;
+}
+
+TrainingData read_training_data(const TrainingFlags& f, const tokenizer::Tokenizer& tok,
+                                int64_t n_ctx, const std::string& command) {
+  return tokenize_training_data(f, read_data_file(f), tok, n_ctx, command);
+}
+
+train::TrainOptions training_options(const TrainingFlags& f, int64_t n_ctx) {
+  train::TrainOptions options;
+  options.steps = f.steps;
+  options.n_seq = f.batch;
+  options.n_pos = n_ctx;
+  options.accum = f.accum;
+  options.adamw = {f.lr, f.beta1, f.beta2, f.eps, f.weight_decay};
+  options.schedule.lr = f.lr;
+  options.schedule.min_lr = f.min_lr >= 0.0 ? f.min_lr : f.lr / 10.0;
+  options.schedule.warmup = f.warmup;
+  options.schedule.total = f.steps;
+  options.schedule.cosine = f.schedule == "cosine";
+  options.grad_clip = f.grad_clip;
+  options.seed = f.seed;
+  options.eval_every = f.eval_every;
+  options.eval_batches = f.eval_batches;
+  options.save_every = f.save_every;
+  return options;
+}
+
+void run_training(const std::string& command, train::ParamStore<float>& store,
+                  const TrainingData& data_in, const TrainingFlags& f, int64_t n_ctx,
+                  const std::string& out_path, train::RunDescription run,
+                  const std::function<void()>& save_outputs) {
+  const train::Dataset& data = *data_in.dataset;
+  run.push_back({"data", data_in.signature});
+  for (const auto& [name, value] : std::initializer_list<std::pair<const char*, std::string>>{
+           {"batch", std::to_string(f.batch)},
+           {"ctx", std::to_string(n_ctx)},
+           {"accum", std::to_string(f.accum)},
+           {"seed", std::to_string(f.seed)},
+           {"pack", f.pack ? "yes" : "no"},
+           {"train-on-prompt", f.train_on_prompt ? "yes" : "no"}})
+    run.push_back({name, value});
+
+  ThreadPool pool(f.threads > 0 ? f.threads : default_thread_count());
+  train::Trainer trainer(store, data, training_options(f, n_ctx), pool);
+  if (!f.resume.empty()) {
+    const train::TrainerState state = train::load_checkpoint(f.resume, store, run);
+    if (state.step >= f.steps)
+      fail("--resume ", f.resume, ": the checkpoint is at step ", state.step, ", and --steps is ",
+           f.steps, "; raise --steps to train further");
+    trainer.restore(state);
+    if (!f.quiet)
+      std::fprintf(stderr, "%s: resumed from %s at step %lld\n", command.c_str(),
+                   train::checkpoint_file(f.resume).c_str(), static_cast<long long>(state.step));
+  }
+  const std::string checkpoint_dir = f.checkpoint_directory(out_path);
+
+  const bool tty = isatty(fileno(stderr));
+  const int64_t line_every = std::max<int64_t>(1, f.steps / 50);
+  double last_val = -1.0;
+  int64_t last_val_step = 0;
+  trainer.run(
+      [&](const train::StepReport& r) {
+        if (r.val_loss >= 0.0) last_val = r.val_loss, last_val_step = r.step;
+        if (f.quiet) return;
+        const double eta =
+            r.tokens_per_s > 0.0 ? r.seconds / double(r.step) * double(f.steps - r.step) : -1.0;
+        // A validation loss from an earlier step says which step, so it does not read as new.
+        char val[48] = "-";
+        if (r.val_loss >= 0.0) {
+          std::snprintf(val, sizeof(val), "%.4f", r.val_loss);
+        } else if (last_val >= 0.0) {
+          std::snprintf(val, sizeof(val), "%.4f (step %lld)", last_val,
+                        static_cast<long long>(last_val_step));
+        }
+        char line[256];
+        std::snprintf(line, sizeof(line),
+                      "step %lld/%lld | loss %.4f | val %s | lr %.2e | grad %.3f | %.0f tok/s | "
+                      "ETA %s",
+                      static_cast<long long>(r.step), static_cast<long long>(f.steps), r.loss, val,
+                      r.lr, r.grad_norm, r.tokens_per_s, format_duration(eta).c_str());
+        if (tty) {
+          std::fprintf(stderr, "\r%-110s%s", line, r.val_loss >= 0.0 ? "\n" : "");
+        } else if (r.step % line_every == 0 || r.val_loss >= 0.0 || r.step == f.steps) {
+          std::fprintf(stderr, "%s\n", line);
+        }
+      },
+      [&](int64_t step) {
+        save_outputs();
+        train::save_checkpoint(checkpoint_dir, store, trainer.state(), run);
+        if (!f.quiet)
+          std::fprintf(stderr, "%s%s: step %lld: wrote %s and the checkpoint %s\n", tty ? "\n" : "",
+                       command.c_str(), static_cast<long long>(step), out_path.c_str(),
+                       train::checkpoint_file(checkpoint_dir).c_str());
+      });
+  if (!f.quiet && tty) std::fprintf(stderr, "\n");
+
+  const double tokens_per_s = trainer.tokens_per_s();
+  const double train_loss = trainer.estimate_train_loss(20);
+  const double val_loss = data.val_windows() > 0 ? trainer.evaluate_val(0) : NAN;
+  save_outputs();
+  if (f.save_every > 0) train::save_checkpoint(checkpoint_dir, store, trainer.state(), run);
+  if (!f.quiet) {
+    std::fprintf(stderr, "%s: wrote %s\n", command.c_str(), out_path.c_str());
+    // The periodic evaluations sample --eval-batches batches; the final one reads the whole
+    // held-out split, so the two can differ.
+    std::fprintf(stderr,
+                 "%s: final val_loss over the whole held-out split (%lld windows), train_loss "
+                 "over 20 sampled batches%s\n",
+                 command.c_str(), static_cast<long long>(data.val_windows()),
+                 f.eval_every > 0 ? "; periodic val losses sampled --eval-batches batches" : "");
+  }
+  std::printf("final: steps %lld train_loss %.4f val_loss %.4f tokens_per_s %.0f\n",
+              static_cast<long long>(trainer.steps_done()), train_loss, val_loss, tokens_per_s);
+}
+
+}  // namespace toy::cli

@@ -1,0 +1,202 @@
+#include "train/finetune.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "core/error.h"
+#include "gguf/copy.h"
+#include "gguf/reader.h"
+#include "gguf/writer.h"
+#include "quant/quant.h"
+#include "train/export.h"
+
+namespace toy::train {
+namespace {
+
+// PEFT's names for the llama family's projections, and the GGUF names they map to.
+const std::map<std::string, std::string, std::less<>>& target_names() {
+  static const std::map<std::string, std::string, std::less<>> names = {
+      {"q", "attn_q"},          {"k", "attn_k"},           {"v", "attn_v"},
+      {"o", "attn_output"},     {"gate", "ffn_gate"},      {"up", "ffn_up"},
+      {"down", "ffn_down"},     {"q_proj", "attn_q"},      {"k_proj", "attn_k"},
+      {"v_proj", "attn_v"},     {"o_proj", "attn_output"}, {"gate_proj", "ffn_gate"},
+      {"up_proj", "ffn_up"},    {"down_proj", "ffn_down"}, {"attn_q", "attn_q"},
+      {"attn_k", "attn_k"},     {"attn_v", "attn_v"},      {"attn_output", "attn_output"},
+      {"ffn_gate", "ffn_gate"}, {"ffn_up", "ffn_up"},      {"ffn_down", "ffn_down"},
+  };
+  return names;
+}
+
+std::string block_tensor(int64_t il, const std::string& name) {
+  return "blk." + std::to_string(il) + "." + name + ".weight";
+}
+
+}  // namespace
+
+std::vector<std::string> parse_lora_targets(const std::string& list) {
+  std::vector<std::string> out;
+  auto add = [&](const std::string& name) {
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+  };
+  size_t start = 0;
+  while (start <= list.size()) {
+    const size_t comma = std::min(list.find(',', start), list.size());
+    std::string item = list.substr(start, comma - start);
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    if (item == "all-linear" || item == "all") {
+      for (const char* n :
+           {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"})
+        add(n);
+    } else if (const auto it = target_names().find(item); it != target_names().end()) {
+      add(it->second);
+    } else {
+      fail("--lora-targets: unknown target '", item,
+           "'; use q, k, v, o, gate, up, down (or q_proj ... down_proj, attn_q ... ffn_down, "
+           "all-linear), comma-separated");
+    }
+    start = comma + 1;
+  }
+  return out;
+}
+
+template <typename Real>
+std::unique_ptr<ParamStore<Real>> make_lora_store(const ModelConfig& config, const Weights& base,
+                                                  const LoraConfig& lora) {
+  TOY_CHECK(lora.rank > 0, "LoRA rank ", lora.rank);
+  // The targeted matrices of every block, in the visitor's order.
+  struct Target {
+    std::string name;
+    const Tensor* weight;
+  };
+  std::vector<Target> targets;
+  std::map<std::string, const Tensor*, std::less<>> matrices;
+  for_each_tensor(config, base, [&](const TensorSpec& spec, const Tensor& t) {
+    if (spec.n_dims == 2) matrices.emplace(spec.name, &t);
+  });
+  for (int64_t il = 0; il < config.n_layer; ++il)
+    for (const std::string& target : lora.targets) {
+      const std::string name = block_tensor(il, target);
+      const auto it = matrices.find(name);
+      if (it == matrices.end())
+        fail(config.source, ": --lora-targets names ", target, ", but the model has no ", name,
+             config.is_moe() && target.starts_with("ffn_")
+                 ? " (a mixture-of-experts model: adapt the attention projections)"
+                 : "");
+      targets.push_back({name, it->second});
+    }
+  std::vector<TensorSpec> specs;
+  for (const Target& t : targets) {
+    const int64_t n_in = t.weight->ne[0], n_out = t.weight->ne[1];
+    if (lora.rank > std::min(n_in, n_out))
+      fail("--lora-rank ", lora.rank, " is larger than the matrix ", t.name, " ",
+           t.weight->shape_string(), " allows");
+    TensorSpec a{t.name + ".lora_a", 2, {n_in, lora.rank, 1, 1}};
+    TensorSpec b{t.name + ".lora_b", 2, {lora.rank, n_out, 1, 1}};
+    specs.push_back(a);
+    specs.push_back(b);
+  }
+  auto store = std::make_unique<ParamStore<Real>>(config, specs, &base);
+  const float scale = static_cast<float>(lora.alpha / double(lora.rank));
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const Target& t = targets[i];
+    store->bind_lora(t.weight->data, specs[2 * i].name, specs[2 * i + 1].name, scale);
+    // A ~ N(0, 1/r), one stream per matrix; B stays zero (the arena starts zeroed).
+    const ParamTensor& a = *store->find(specs[2 * i].name);
+    fill_gaussian(store->params() + a.offset, a.numel, 1.0 / double(lora.rank),
+                  lora.seed * 0x9E3779B97F4A7C15ull + i + 1);
+  }
+  return store;
+}
+
+void write_lora_adapter(const std::string& path, const ParamStore<float>& store,
+                        const ModelConfig& config, double alpha, const std::string& name) {
+  using gguf::Value;
+  gguf::Writer writer;
+  writer.set("general.architecture", Value::string(std::string(config.arch().name)));
+  writer.set("general.type", Value::string("adapter"));
+  writer.set("general.name", Value::string(name));
+  writer.set("adapter.type", Value::string("lora"));
+  writer.set("adapter.lora.alpha", Value::f32(static_cast<float>(alpha)));
+  for (const ParamTensor& p : store.tensors()) {
+    TOY_CHECK(p.spec.n_dims == 2, "adapter tensor ", p.spec.name);
+    writer.add_tensor(p.spec.name, DType::F32, {p.spec.ne[0], p.spec.ne[1]},
+                      static_cast<const void*>(store.params() + p.offset));
+  }
+  writer.write(path);
+}
+
+std::unique_ptr<ParamStore<float>> make_full_store(const Model& base, bool train_embeddings) {
+  std::vector<TensorSpec> specs;
+  for_each_tensor(base.config, base.weights, [&](const TensorSpec& spec, const Tensor& t) {
+    if (!quant::can_dequantize(t.type))
+      fail(base.config.source, ": tensor ", spec.name, " has type ", dtype_name(t.type),
+           ", which cannot be converted to F32 for training");
+    const bool block = spec.name.starts_with("blk.");
+    const bool global = spec.name == "token_embd.weight" || spec.name == "output_norm.weight" ||
+                        spec.name == "output.weight";
+    if (block || (train_embeddings && global)) specs.push_back(spec);
+  });
+  auto store = std::make_unique<ParamStore<float>>(base.config, specs, &base.weights);
+  load_params(*store, base.config, base.weights, /*subset=*/true);
+  return store;
+}
+
+DType written_type(const std::string& name, int64_t ne0, DType base_type,
+                   std::optional<DType> out_type) {
+  const DType type = out_type.value_or(base_type);
+  if (!quant::can_quantize(type))
+    fail("tensor ", name, ": toy cannot write type ", dtype_name(type),
+         out_type ? "" : " (the base's type); choose another with --out-type");
+  const int64_t block = dtype_info(type).block_size;
+  if (ne0 % block != 0)
+    fail("tensor ", name, ": rows of ", ne0, " values do not fit ", dtype_name(type), " blocks of ",
+         block, "; choose another --out-type");
+  return type;
+}
+
+void write_finetuned_model(const std::string& path, const ParamStore<float>& store,
+                           const Model& base, std::optional<DType> out_type, ThreadPool& pool) {
+  TOY_CHECK(base.file != nullptr, "write_finetuned_model needs a file-backed base");
+  const gguf::File& file = *base.file;
+  gguf::Writer writer;
+  gguf::copy_metadata(file, writer);
+  if (out_type) writer.set("general.file_type", gguf::Value::u32(file_type_of(*out_type)));
+  for (const gguf::TensorInfo& info : file.tensors()) {
+    const std::string name(info.name);
+    std::vector<int64_t> ne(info.ne.begin(), info.ne.begin() + info.n_dims);
+    const ParamTensor* p = store.find(name);
+    if (!p) {
+      writer.add_tensor(name, info.type, std::move(ne), file.tensor(info).data);
+      continue;
+    }
+    // Vectors (norms, biases) stay in their type (F32 in llama.cpp's files); matrices take
+    // --out-type or the base's type.
+    const DType type =
+        info.n_dims >= 2 ? written_type(name, info.ne[0], info.type, out_type) : info.type;
+    const float* data = store.params() + p->offset;
+    const int64_t n = info.ne[0], rows = p->numel / n;
+    const auto row_size = static_cast<size_t>(row_bytes(type, n));
+    writer.add_tensor(name, type, std::move(ne), [=, &pool](uint8_t* dst) {
+      pool.parallel_for(
+          rows,
+          [&](int64_t begin, int64_t end) {
+            for (int64_t r = begin; r < end; ++r)
+              quant::quantize_row(type, data + r * n, dst + static_cast<size_t>(r) * row_size, n);
+          },
+          16);
+    });
+  }
+  writer.write(path);
+}
+
+template std::unique_ptr<ParamStore<float>> make_lora_store<float>(const ModelConfig&,
+                                                                   const Weights&,
+                                                                   const LoraConfig&);
+template std::unique_ptr<ParamStore<double>> make_lora_store<double>(const ModelConfig&,
+                                                                     const Weights&,
+                                                                     const LoraConfig&);
+
+}  // namespace toy::train
