@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
@@ -14,32 +15,58 @@ void check_target(int32_t target, int64_t row, int64_t n_vocab) {
     fail("target token ", target, " at row ", row, " is outside the vocabulary [0, ", n_vocab, ")");
 }
 
-// log Σ exp(row) computed stably in double.
+// The row's maximum; exp(row − max) into `e` (the backend's vector exp for float,
+// std::exp for double); returns Σ e in double. log Σ exp(row) = max + log(returned sum).
 template <typename Real>
-double log_sum_exp(const Real* row, int64_t n, Real* max_out) {
+double shifted_exp_sum(const cpu::Backend& cpu, Real* e, const Real* row, int64_t n,
+                       Real* max_out) {
   Real max_value = row[0];
   for (int64_t i = 1; i < n; ++i) max_value = std::max(max_value, row[i]);
+  if constexpr (std::is_same_v<Real, float>) {
+    cpu.exp_shifted(e, row, max_value, n);
+  } else {
+    for (int64_t i = 0; i < n; ++i) e[i] = std::exp(row[i] - max_value);
+  }
   double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum += std::exp(double(row[i] - max_value));
+  for (int64_t i = 0; i < n; ++i) sum += double(e[i]);
   *max_out = max_value;
-  return double(max_value) + std::log(sum);
+  return sum;
+}
+
+// Per-row losses summed afterwards in row order: the same total for any thread count.
+CrossEntropyResult sum_rows(const std::vector<double>& row_loss, const int32_t* targets,
+                            int64_t rows) {
+  CrossEntropyResult result;
+  for (int64_t r = 0; r < rows; ++r) {
+    if (targets[r] < 0) continue;
+    result.loss_sum += row_loss[static_cast<size_t>(r)];
+    ++result.counted;
+  }
+  return result;
 }
 
 }  // namespace
 
 template <typename Real>
 CrossEntropyResult cross_entropy_forward(const Real* logits, const int32_t* targets, int64_t rows,
-                                         int64_t n_vocab) {
-  CrossEntropyResult result;
-  for (int64_t r = 0; r < rows; ++r) {
-    if (targets[r] < 0) continue;
-    check_target(targets[r], r, n_vocab);
-    const Real* row = logits + r * n_vocab;
-    Real max_value;
-    result.loss_sum += log_sum_exp(row, n_vocab, &max_value) - double(row[targets[r]]);
-    ++result.counted;
-  }
-  return result;
+                                         int64_t n_vocab, const Compute& cx) {
+  for (int64_t r = 0; r < rows; ++r)
+    if (targets[r] >= 0) check_target(targets[r], r, n_vocab);
+  std::vector<double> row_loss(static_cast<size_t>(rows), 0.0);
+  cx.parallel_for(
+      rows,
+      [&](int64_t begin, int64_t end) {
+        std::vector<Real> e(static_cast<size_t>(n_vocab));
+        for (int64_t r = begin; r < end; ++r) {
+          if (targets[r] < 0) continue;
+          const Real* row = logits + r * n_vocab;
+          Real max_value;
+          const double sum = shifted_exp_sum(cx.cpu, e.data(), row, n_vocab, &max_value);
+          row_loss[r] = double(max_value) + std::log(sum) - double(row[targets[r]]);
+        }
+      },
+      16);
+  return sum_rows(row_loss, targets, rows);
 }
 
 template <typename Real>
@@ -49,7 +76,6 @@ CrossEntropyResult cross_entropy_forward_backward(Real* dlogits, const Real* log
                                                   const Compute& cx) {
   for (int64_t r = 0; r < rows; ++r)
     if (targets[r] >= 0) check_target(targets[r], r, n_vocab);
-  // Per-row losses summed afterwards in row order: the same total for any thread count.
   std::vector<double> row_loss(static_cast<size_t>(rows), 0.0);
   cx.parallel_for(
       rows,
@@ -62,27 +88,22 @@ CrossEntropyResult cross_entropy_forward_backward(Real* dlogits, const Real* log
           }
           const Real* row = logits + r * n_vocab;
           Real max_value;
-          const double lse = log_sum_exp(row, n_vocab, &max_value);
-          row_loss[r] = lse - double(row[targets[r]]);
-          for (int64_t i = 0; i < n_vocab; ++i)
-            drow[i] = Real(std::exp(double(row[i]) - lse) * grad_scale);
+          const double sum = shifted_exp_sum(cx.cpu, drow, row, n_vocab, &max_value);
+          row_loss[r] = double(max_value) + std::log(sum) - double(row[targets[r]]);
+          // softmax = exp(row − max) / sum
+          const Real scale = Real(grad_scale / sum);
+          for (int64_t i = 0; i < n_vocab; ++i) drow[i] *= scale;
           drow[targets[r]] -= Real(grad_scale);
         }
       },
       16);
-  CrossEntropyResult result;
-  for (int64_t r = 0; r < rows; ++r) {
-    if (targets[r] < 0) continue;
-    result.loss_sum += row_loss[r];
-    ++result.counted;
-  }
-  return result;
+  return sum_rows(row_loss, targets, rows);
 }
 
 template CrossEntropyResult cross_entropy_forward<float>(const float*, const int32_t*, int64_t,
-                                                         int64_t);
+                                                         int64_t, const Compute&);
 template CrossEntropyResult cross_entropy_forward<double>(const double*, const int32_t*, int64_t,
-                                                          int64_t);
+                                                          int64_t, const Compute&);
 template CrossEntropyResult cross_entropy_forward_backward<float>(float*, const float*,
                                                                   const int32_t*, int64_t, int64_t,
                                                                   double, const Compute&);

@@ -16,9 +16,11 @@ struct CrossEntropyResult {
 };
 
 // logits (rows, n_vocab); targets (rows), < 0 = ignored; targets ≥ n_vocab are an error.
+// Rows split across the threads; exp through the backend's vector exp (float), sums in
+// double, per-row losses added in row order (the same for any thread count).
 template <typename Real>
 CrossEntropyResult cross_entropy_forward(const Real* logits, const int32_t* targets, int64_t rows,
-                                         int64_t n_vocab);
+                                         int64_t n_vocab, const Compute& cx);
 
 // Both at once: dlogits (rows, n_vocab) = (softmax − onehot)·grad_scale (overwritten).
 template <typename Real>

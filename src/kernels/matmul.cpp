@@ -210,6 +210,31 @@ void matmul_int_path(float* y, const float* x, const Tensor& w, int64_t T, const
   });
 }
 
+// MatmulMode::Train on a weight stored in another type than F32 (a frozen quantized or
+// 16-bit base under LoRA): blocks of weight rows are dequantized into a reused F32 buffer
+// and multiplied by the packed training GEMM, which runs several times faster than the
+// inference tiles at training's row counts (T = B·T positions) and keeps the arithmetic
+// of the F32 path.
+void matmul_train_blocks(float* y, const float* x, const Tensor& w, int64_t T, const Compute& cx) {
+  constexpr int64_t kRows = 256;
+  const int64_t n_in = w.ne[0], n_out = w.rows();
+  static thread_local std::vector<float> buffer;  // the caller's; the workers get `block`
+  buffer.resize(static_cast<size_t>(std::min(kRows, n_out) * n_in));
+  float* block = buffer.data();
+  for (int64_t o = 0; o < n_out; o += kRows) {
+    const int64_t rows = std::min(kRows, n_out - o);
+    cx.parallel_for(
+        rows,
+        [&](int64_t begin, int64_t end) {
+          for (int64_t i = begin; i < end; ++i)
+            quant::dequantize_row(w.type, w.row(o + i), block + i * n_in, n_in);
+        },
+        16);
+    // y(t, o + j) = Σ_i x(t, i) · W(o + j, i)
+    gemm(y + o, n_out, {x, n_in, 1}, {block, 1, n_in}, T, rows, n_in, false, cx);
+  }
+}
+
 void check_weight(const Tensor& w, const char* what) {
   TOY_CHECK(w.contiguous(), what, ": weight must be contiguous, shape ", w.shape_string());
   TOY_CHECK(w.ne[0] % dtype_info(w.type).block_size == 0, what, ": n_in ", w.ne[0],
@@ -226,6 +251,8 @@ void matmul(float* y, const float* x, const Tensor& w, int64_t T, const Compute&
     // y(t, o) = Σ_i x(t, i) · W(o, i): B(i, o) = W[o*row + i].
     const int64_t n_in = w.ne[0], row = static_cast<int64_t>(w.nb[1] / sizeof(float));
     gemm(y, w.rows(), {x, n_in, 1}, {w.ptr<const float>(), 1, row}, T, w.rows(), n_in, false, cx);
+  } else if (mode == MatmulMode::Train && T > kStreamingT && quant::can_dequantize(w.type)) {
+    matmul_train_blocks(y, x, w, T, cx);
   } else if (mode == MatmulMode::Fast && quant::int_dot_supported(w.type)) {
     matmul_int_path(y, x, w, T, cx);
   } else {

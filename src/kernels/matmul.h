@@ -16,9 +16,10 @@ enum class MatmulMode {
   // Round activations the way llama.cpp does (Q8_0 / Q8_K blocks for quantized
   // weights, F16 for F16 weights) and use integer / SIMD dot products.
   Fast,
-  // Exact arithmetic for the training forward (many rows, F32 master weights):
-  // F32 weights go through the packed, blocked GEMM of training
-  // (kernels/linear_backward.h), which its backward also runs; other types as Exact.
+  // Exact arithmetic for the training forward (many rows): F32 weights go through the
+  // packed, blocked GEMM of training (kernels/linear_backward.h), which its backward also
+  // runs; other types (a frozen base under LoRA) are dequantized in blocks of rows into
+  // the same GEMM.
   Train,
 };
 

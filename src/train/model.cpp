@@ -158,7 +158,7 @@ CrossEntropyResult TrainModel<Real>::forward(const int32_t* tokens, const int32_
   forward_train<Real>(c_, store_.weights(), tokens, acts_, context(cx),
                       positions ? positions_.data() : nullptr,
                       segment_.empty() ? nullptr : segment_.data());
-  return cross_entropy_forward(acts_.logits(), targets, BT_, c_.n_vocab);
+  return cross_entropy_forward(acts_.logits(), targets, BT_, c_.n_vocab, cx);
 }
 
 template <typename Real>

@@ -181,7 +181,7 @@ TEST(BackwardKernels, CrossEntropyWithIgnoredLabelsMatchesFiniteDifferences) {
   std::vector<int32_t> targets = {3, -1, 10, 0, -1};
   std::vector<double> logits = random_values(rows * V, 21, 3.0);
   auto loss = [&] {
-    const CrossEntropyResult r = cross_entropy_forward(logits.data(), targets.data(), rows, V);
+    const CrossEntropyResult r = cross_entropy_forward(logits.data(), targets.data(), rows, V, cx);
     return r.loss_sum / double(r.counted);
   };
   std::vector<double> dlogits(rows * V);
@@ -192,7 +192,30 @@ TEST(BackwardKernels, CrossEntropyWithIgnoredLabelsMatchesFiniteDifferences) {
   expect_matches_finite_differences(logits, dlogits, loss, "cross-entropy dlogits");
   for (int64_t i = 0; i < V; ++i) EXPECT_EQ(dlogits[1 * V + i], 0.0);  // ignored row
   targets[0] = int32_t(V);
-  EXPECT_THROW(cross_entropy_forward(logits.data(), targets.data(), rows, V), Error);
+  EXPECT_THROW(cross_entropy_forward(logits.data(), targets.data(), rows, V, cx), Error);
+}
+
+// The float path (the backend's vector exp, rows over threads) against the double one.
+TEST(BackwardKernels, CrossEntropyFloatMatchesDouble) {
+  ThreadPool pool(2);
+  const Compute cx{pool, cpu::host_backend()};
+  const int64_t rows = 37, V = 1000;
+  std::vector<int32_t> targets(rows);
+  for (int64_t r = 0; r < rows; ++r) targets[r] = r % 5 == 1 ? -1 : int32_t((r * 131) % V);
+  const std::vector<double> logits = random_values(rows * V, 22, 4.0);
+  const std::vector<float> logits_f(logits.begin(), logits.end());
+  std::vector<double> d(rows * V);
+  std::vector<float> f(rows * V);
+  const CrossEntropyResult rd =
+      cross_entropy_forward_backward(d.data(), logits.data(), targets.data(), rows, V, 0.1, cx);
+  const CrossEntropyResult rf =
+      cross_entropy_forward_backward(f.data(), logits_f.data(), targets.data(), rows, V, 0.1, cx);
+  const CrossEntropyResult only =
+      cross_entropy_forward(logits_f.data(), targets.data(), rows, V, cx);
+  EXPECT_EQ(rf.counted, rd.counted);
+  EXPECT_NEAR(rf.loss_sum, rd.loss_sum, 1e-5 * rd.loss_sum);
+  EXPECT_EQ(only.loss_sum, rf.loss_sum);
+  for (int64_t i = 0; i < rows * V; ++i) ASSERT_NEAR(f[i], d[i], 1e-6) << i;
 }
 
 // The AVX-512 gemm against its scalar reference: odd sizes, every operand
