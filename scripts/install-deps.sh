@@ -10,6 +10,9 @@ packages=(
   nlohmann-json3-dev                           # fixture references (JSON) and --json output
   libcli11-dev                                 # command-line parsing
   libpcre2-dev                                 # Unicode-aware pre-tokenizer regexes
+  libcpp-httplib-dev                           # toy serve's HTTP layer
+  python3-venv                                 # toy serve's tests: the openai client (PyPI)
+  chromium                                     # toy serve's chat page, tested headless
 )
 
 missing=()

@@ -30,5 +30,6 @@ int run_train(int argc, char** argv);
 int run_finetune(int argc, char** argv);
 int run_perplexity(int argc, char** argv);
 int run_merge(int argc, char** argv);
+int run_serve(int argc, char** argv);
 
 }  // namespace toy::cli

@@ -16,6 +16,7 @@ const Command kCommands[] = {
     {"tokenize", "turn text into token ids with a model's vocabulary", run_tokenize},
     {"detokenize", "turn token ids back into text", run_detokenize},
     {"chat", "chat with a model in the terminal using its chat template", run_chat},
+    {"serve", "an OpenAI-compatible HTTP server with continuous batching", run_serve},
     {"logits", "write a model's logits after each token (float32, for checking)", run_logits},
     {"generate", "continue a prompt: sampling, streamed text, tokens/s", run_generate},
     {"perplexity", "perplexity of a model on a text file (llama-perplexity's definition)",

@@ -98,9 +98,13 @@ int32_t Sampler::sample(std::span<const float> logits) {
       if (candidates_[i].logit > candidates_[best].logit) best = i;
     return candidates_[best].id;
   }
-  top_k(params_.top_k);  // also sorts, which top-p and min-p rely on
-  top_p(params_.top_p);
-  min_p(params_.min_p);
+  // Sorting the whole vocabulary (top-k off) is the costliest step of sampling a large
+  // vocabulary; it is needed only by a filter. Unfiltered, the draw walks ids in order.
+  if (params_.top_k > 0 || params_.top_p < 1.0f || params_.min_p > 0.0f) {
+    top_k(params_.top_k);  // also sorts, which top-p and min-p rely on
+    top_p(params_.top_p);
+    min_p(params_.min_p);
+  }
   for (size_t i = 0; i < size_; ++i) candidates_[i].logit /= params_.temperature;
   softmax();
   const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);

@@ -59,16 +59,27 @@ ForwardScratch::ForwardScratch(const ModelConfig& c, int64_t max_tokens, int64_t
     sized(expert_out, T * c.n_embd);
     sized(shared_gate, T);
   }
+  row_pos.assign(static_cast<size_t>(T), 0);
 }
 
 // Inference mode of the one forward (model/forward_pass.h): the layer tensors
 // alias the scratch buffers, and attention appends the batch's K/V rows to the
-// cache and attends over every cached position.
+// cache and attends over every cached position. With `sequences` (a
+// multi-sequence decode step) row r is one token of its own sequence instead:
+// it goes to, and attends over, sequences[r].cache at sequences[r].pos.
 class KvCacheSink final : public ForwardSink<float> {
  public:
   KvCacheSink(const ModelConfig& c, ForwardScratch& s, std::span<const KvLayer> cache, int64_t T,
-              int64_t pos0, LogitRows rows, float* logits)
-      : c_(c), s_(s), cache_(cache), T_(T), pos0_(pos0), rows_(rows), logits_(logits) {}
+              int64_t pos0, LogitRows rows, float* logits,
+              std::span<const SequenceRow> sequences = {})
+      : c_(c),
+        s_(s),
+        cache_(cache),
+        T_(T),
+        pos0_(pos0),
+        rows_(rows),
+        logits_(logits),
+        sequences_(sequences) {}
 
   LayerTensors<float> layer(int64_t) override {
     float* x = s_.x.data();
@@ -99,17 +110,16 @@ class KvCacheSink final : public ForwardSink<float> {
 
   void attend(int64_t il, float* att, const float* q, const float* k, const float* v,
               const AttentionParams& p, const Compute& cx) override {
-    const KvLayer& kv = cache_[static_cast<size_t>(il)];
-    store_rows(kv.k, k, c_.kv_dim());
-    store_rows(kv.v, v, c_.v_dim());
-    const int64_t n_kv = pos0_ + T_;
-    const KvRows keys = attention_rows(kv.k, s_.k_f32, n_kv, c_.kv_dim(), cx);
-    const KvRows values = attention_rows(kv.v, s_.v_f32, n_kv, c_.v_dim(), cx);
-    if (use_flash_attention()) {
-      attention_flash_forward(att, q, keys, values, T_, pos0_, n_kv, p, cx);
-    } else {
-      attention_forward(att, q, keys, values, T_, pos0_, n_kv, p, s_.scores.data(), cx);
+    if (!sequences_.empty()) {
+      // One query per sequence, each over its own cache: T calls of one row.
+      for (int64_t r = 0; r < T_; ++r) {
+        const SequenceRow& row = sequences_[static_cast<size_t>(r)];
+        attend_rows(row.cache[static_cast<size_t>(il)], att + r * c_.q_dim(), q + r * c_.q_dim(),
+                    k + r * c_.kv_dim(), v + r * c_.v_dim(), 1, row.pos, p, cx);
+      }
+      return;
     }
+    attend_rows(cache_[static_cast<size_t>(il)], att, q, k, v, T_, pos0_, p, cx);
   }
 
   ExpertBuffers experts() override {
@@ -123,11 +133,27 @@ class KvCacheSink final : public ForwardSink<float> {
   // queries; single-token decode splits a long cache's keys across threads).
   bool use_flash_attention() const { return s_.attention != AttentionKernel::Plain; }
 
-  // Writes the batch's rows (T, width) into cache rows pos0.. in the cache's type.
-  void store_rows(const Tensor& cache, const float* rows, int64_t width) {
-    for (int64_t t = 0; t < T_; ++t) {
+  // Appends n query rows' K/V (at positions pos0..pos0+n-1) to one layer's cache
+  // and attends them over cache rows [0, pos0 + n).
+  void attend_rows(const KvLayer& kv, float* att, const float* q, const float* k, const float* v,
+                   int64_t n, int64_t pos0, const AttentionParams& p, const Compute& cx) {
+    store_rows(kv.k, k, c_.kv_dim(), n, pos0);
+    store_rows(kv.v, v, c_.v_dim(), n, pos0);
+    const int64_t n_kv = pos0 + n;
+    const KvRows keys = attention_rows(kv.k, s_.k_f32, n_kv, c_.kv_dim(), cx);
+    const KvRows values = attention_rows(kv.v, s_.v_f32, n_kv, c_.v_dim(), cx);
+    if (use_flash_attention()) {
+      attention_flash_forward(att, q, keys, values, n, pos0, n_kv, p, cx);
+    } else {
+      attention_forward(att, q, keys, values, n, pos0, n_kv, p, s_.scores.data(), cx);
+    }
+  }
+
+  // Writes n rows (n, width) into cache rows pos0.. in the cache's type.
+  void store_rows(const Tensor& cache, const float* rows, int64_t width, int64_t n, int64_t pos0) {
+    for (int64_t t = 0; t < n; ++t) {
       const float* src = rows + t * width;
-      uint8_t* dst = const_cast<uint8_t*>(cache.row(pos0_ + t));
+      uint8_t* dst = const_cast<uint8_t*>(cache.row(pos0 + t));
       if (cache.type == DType::F32) {
         std::memcpy(dst, src, sizeof(float) * width);
       } else if (cache.type == DType::F16) {
@@ -159,6 +185,7 @@ class KvCacheSink final : public ForwardSink<float> {
   int64_t T_, pos0_;
   LogitRows rows_;
   float* logits_;
+  std::span<const SequenceRow> sequences_;
 };
 
 void forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0,
@@ -175,6 +202,29 @@ void forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0,
          " tokens (raise it with -c, up to the model's ", c.n_ctx_train, ")");
   KvCacheSink sink(c, scratch, cache, T, pos0, rows, logits);
   run_forward<float>(c, model.weights, tokens, BatchShape{1, T, pos0}, sink, ctx);
+}
+
+void forward_rows(const Model& model, std::span<const int32_t> tokens,
+                  std::span<const SequenceRow> rows, ForwardScratch& scratch, float* logits,
+                  const LinearContext& ctx) {
+  const ModelConfig& c = model.config;
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  TOY_CHECK(n > 0 && n <= scratch.max_tokens() && rows.size() == tokens.size(), "step of ", n,
+            " tokens and ", rows.size(), " rows, scratch holds ", scratch.max_tokens());
+  for (int64_t r = 0; r < n; ++r) {
+    const SequenceRow& row = rows[static_cast<size_t>(r)];
+    TOY_CHECK(static_cast<int64_t>(row.cache.size()) == c.n_layer, "cache has ", row.cache.size(),
+              " layers");
+    const int64_t n_ctx = row.cache[0].k.ne[1];
+    if (row.pos < 0 || row.pos >= n_ctx)
+      fail("context full: position ", row.pos, " (row ", r, ") does not fit a context of ", n_ctx,
+           " tokens");
+    scratch.row_pos[static_cast<size_t>(r)] = static_cast<int32_t>(row.pos);
+  }
+  KvCacheSink sink(c, scratch, {}, n, 0, LogitRows::All, logits, rows);
+  // n sequences of one position each, every row at its own position.
+  BatchShape shape{n, 1, 0, scratch.row_pos.data()};
+  run_forward<float>(c, model.weights, tokens, shape, sink, ctx);
 }
 
 }  // namespace toy

@@ -21,6 +21,14 @@ struct KvLayer {
   Tensor v;
 };
 
+// One row of a multi-sequence decode step (continuous batching): one token at
+// position `pos` of a sequence whose cache is `cache` (its rows < pos hold that
+// sequence's earlier positions).
+struct SequenceRow {
+  std::span<const KvLayer> cache;
+  int64_t pos = 0;
+};
+
 // Which positions get logits.
 enum class LogitRows { Last, All };
 
@@ -42,6 +50,8 @@ class ForwardScratch {
 
  private:
   friend class KvCacheSink;
+  friend void forward_rows(const Model&, std::span<const int32_t>, std::span<const SequenceRow>,
+                           ForwardScratch&, float*, const LinearContext&);
   int64_t max_tokens_;
   std::vector<float> x;       // (T, n_embd) residual stream
   std::vector<float> xn;      // (T, n_embd) normalised input of a block
@@ -63,6 +73,7 @@ class ForwardScratch {
   std::vector<float> gathered;      // (T, n_embd) inputs routed to one expert
   std::vector<float> expert_out;    // (T, n_embd)
   std::vector<float> shared_gate;   // (T)
+  std::vector<int32_t> row_pos;     // (T) RoPE position of each row of a multi-sequence step
 };
 
 // Runs tokens[0..T) at positions pos0..pos0+T-1 (T <= scratch.max_tokens()).
@@ -72,5 +83,14 @@ class ForwardScratch {
 void forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0,
              std::span<const KvLayer> cache, ForwardScratch& scratch, LogitRows rows, float* logits,
              const LinearContext& ctx);
+
+// Runs one token of each of n = tokens.size() sequences in ONE pass: every weight
+// product is over n rows (a matrix product, not n matrix-vector products), RoPE
+// puts row r at rows[r].pos, and row r's K/V go to, and its attention reads,
+// its own sequence's cache. logits: (n, n_vocab). n <= scratch.max_tokens().
+// Throws toy::Error for a token id outside [0, n_vocab) or a position past a cache.
+void forward_rows(const Model& model, std::span<const int32_t> tokens,
+                  std::span<const SequenceRow> rows, ForwardScratch& scratch, float* logits,
+                  const LinearContext& ctx);
 
 }  // namespace toy

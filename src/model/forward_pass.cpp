@@ -39,7 +39,10 @@ class Pass {
        const LinearContext& ctx)
       : c_(c), w_(w), shape_(shape), N_(shape.rows()), sink_(sink), ctx_(ctx) {
     rope_ = rope_params(c_, w_);
-    if (shape_.positions) {
+    if (decode_rows()) {
+      // One position per sequence (a multi-sequence decode step): each row is rotated
+      // by rope_forward at its own position, so no table of every position is built.
+    } else if (shape_.positions) {
       // Explicit positions (packed rows): a table of every position they use.
       int32_t last = 0;
       for (int64_t r = 0; r < N_; ++r) last = std::max(last, shape_.positions[r]);
@@ -136,6 +139,9 @@ class Pass {
   }
 
  private:
+  // Rows that are one position each of their own sequence, at explicit positions.
+  bool decode_rows() const { return kIsFloat<Real> && shape_.positions && shape_.n_pos == 1; }
+
   // RMSNorm of `rows` rows of n values with an F32 (F64 for double) weight.
   void norm(Real* out, const Real* x, const Tensor& weight, int64_t rows, int64_t n) {
     const Real* wp = weight.ptr<const Real>();
@@ -153,6 +159,16 @@ class Pass {
 
   // Rotates every head of every row by its position (each sequence from pos0).
   void rope(Real* x, int64_t n_heads) {
+    if constexpr (kIsFloat<Real>) {
+      if (decode_rows()) {
+        const int64_t row = n_heads * c_.head_dim;
+        parallel_rows(ctx_.compute.pool, N_, 1, [&](int64_t begin, int64_t end) {
+          for (int64_t r = begin; r < end; ++r)
+            rope_forward(x + r * row, 1, n_heads, shape_.positions[r], rope_);
+        });
+        return;
+      }
+    }
     if (shape_.positions) {
       const int64_t row = n_heads * c_.head_dim;
       parallel_rows(ctx_.compute.pool, N_, 16, [&](int64_t begin, int64_t end) {
