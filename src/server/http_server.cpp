@@ -1,6 +1,7 @@
 #include "server/http_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
@@ -85,6 +86,7 @@ struct HttpServer::Impl {
   httplib::Server http;
   std::atomic<bool> draining{false};
   std::atomic<int64_t> in_flight{0};
+  int listen_fd = -1;  // the bound socket (set by the socket-options callback)
 
   // Counts a completion from submission until its response is written or abandoned.
   struct InFlight {
@@ -399,6 +401,15 @@ HttpServer::HttpServer(const ServerConfig& config, const tokenizer::Tokenizer& t
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http.set_payload_max_length(config.max_body_bytes);
   http.set_tcp_nodelay(true);  // one SSE event per token: do not wait to fill packets
+  // SO_REUSEADDR (a restart does not wait for TIME_WAIT) but not cpp-httplib's default
+  // SO_REUSEPORT, which would let a second server bind the same port and split its traffic;
+  // and the listening socket kept, to raise its backlog after bind (below).
+  int* listen_fd = &impl_->listen_fd;
+  http.set_socket_options([listen_fd](int sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    *listen_fd = sock;
+  });
   impl_->routes();
 }
 
@@ -418,6 +429,10 @@ int HttpServer::bind() {
 }
 
 void HttpServer::listen() {
+  // Debian's cpp-httplib is compiled with a listen backlog of 5: a burst of clients
+  // connecting at once (the load test's 100) overflows it and gets connections reset.
+  // listen() again on the bound socket raises it.
+  if (impl_->listen_fd >= 0) ::listen(impl_->listen_fd, SOMAXCONN);
   impl_->http.listen_after_bind();
 }
 
