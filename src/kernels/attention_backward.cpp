@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/attention.h"
 #include "kernels/linear_backward.h"
 
 namespace toy {
@@ -26,28 +27,31 @@ void exp_shifted(const cpu::Backend&, double* y, const double* x, double shift, 
 
 // The first key query i may see: 0 under the plain causal mask, else the first
 // position of i's segment (keys between it and i may still belong to others when
-// segments are not contiguous; the callers test each one).
-int64_t first_visible(const int32_t* seg, int64_t i) {
-  if (!seg) return 0;
-  int64_t lo = 0;
+// segments are not contiguous; the callers test each one), and no earlier than
+// the sliding window allows (the window counts rows, which are consecutive
+// positions of one example in packed rows too).
+int64_t first_visible(const int32_t* seg, int64_t i, int64_t window) {
+  int64_t lo = first_visible_key(i, window);
+  if (!seg) return lo;
   while (seg[lo] != seg[i]) ++lo;
   return lo;
 }
 
-// In place on scores (T, T): scale, mask and softmax of each row. `seg` is one
-// sequence's segment ids (T) or nullptr. Masked entries become exactly 0, which
-// is what lets the backward treat P as the whole mask.
+// In place on scores (T, T): scale, softcap (cap > 0), mask and softmax of each
+// row. `seg` is one sequence's segment ids (T) or nullptr. Masked entries become
+// exactly 0, which is what lets the backward treat P as the whole mask.
 template <typename Real>
-void masked_softmax(const cpu::Backend& cpu, Real* scores, int64_t T, Real scale,
-                    const int32_t* seg) {
+void masked_softmax(const cpu::Backend& cpu, Real* scores, int64_t T, Real scale, Real cap,
+                    int64_t window, const int32_t* seg) {
   for (int64_t i = 0; i < T; ++i) {
     Real* p = scores + i * T;
-    const int64_t lo = first_visible(seg, i);
+    const int64_t lo = first_visible(seg, i, window);
     auto visible = [&](int64_t j) { return !seg || seg[j] == seg[i]; };
     Real max_score = -INFINITY;
     for (int64_t j = lo; j <= i; ++j) {
       if (!visible(j)) continue;
       p[j] *= scale;
+      if (cap > 0) p[j] = cap * std::tanh(p[j] / cap);
       max_score = std::max(max_score, p[j]);
     }
     // Masked keys inside [lo, i] go through exp too (one vector call) and are
@@ -87,7 +91,8 @@ void attention_forward_train(Real* out, Real* probs, const Real* q, const Real* 
         const Real* qh = q + b * T * qs + h * D;       // (T, D) rows qs apart
         Real* p = probs + (b * d.n_head + h) * T * T;  // (T, T)
         gemm_in_thread<Real>(cx.cpu, p, T, {qh, qs, 1}, {kg, 1, kvs}, T, T, D, false);
-        masked_softmax(cx.cpu, p, T, Real(d.scale), segment ? segment + b * T : nullptr);
+        masked_softmax(cx.cpu, p, T, Real(d.scale), Real(d.softcap), d.window,
+                       segment ? segment + b * T : nullptr);
         gemm_in_thread<Real>(cx.cpu, out + b * T * qs + h * D, qs, {p, T, 1}, {vg, kvs, 1}, T, D, T,
                              false);
       }
@@ -96,10 +101,13 @@ void attention_forward_train(Real* out, Real* probs, const Real* q, const Real* 
 }
 
 // Per (b, h), with dP, dS (T, T) scratch:
-//   dP = dO_h·V_gᵀ;  dV_g += Pᵀ·dO_h;  dS = scale·P⊙(dP − rowsum(P⊙dP));
+//   dP = dO_h·V_gᵀ;  dV_g += Pᵀ·dO_h;  dS = scale·P⊙(dP − rowsum(P⊙dP))⊙(1 − (Y/c)²);
 //   dQ_h += dS·K_g;  dK_g += dSᵀ·Q_h.
+// The softcap factor (Y = c·tanh(scale·Q_h·K_gᵀ/c)) is 1 without a softcap; with
+// one, Y is recomputed into a second (T, T) scratch — one more product per head
+// instead of saving a second (B, H, T, T) tensor.
 // Masked keys have P = 0, hence dS = 0: the mask needs no other handling here;
-// `segment` only narrows each row to the keys it can see.
+// `segment` and `window` only narrow each row to the keys it can see.
 template <typename Real>
 void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Real* q,
                         const Real* k, const Real* v, const Real* probs, const AttentionDims& d,
@@ -107,9 +115,10 @@ void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Re
   check_dims(d);
   const int64_t T = d.n_pos, D = d.head_dim, group = d.n_head / d.n_head_kv;
   const int64_t qs = d.n_head * D, kvs = d.n_head_kv * D;
-  const Real scale = Real(d.scale);
+  const Real scale = Real(d.scale), cap = Real(d.softcap);
   cx.parallel_for(d.n_seq * d.n_head_kv, [&](int64_t begin, int64_t end) {
-    std::vector<Real> ds(static_cast<size_t>(T * T));  // (T, T)
+    std::vector<Real> ds(static_cast<size_t>(T * T));                // (T, T)
+    std::vector<Real> ys(cap > 0 ? static_cast<size_t>(T * T) : 0);  // (T, T) raw scores
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / d.n_head_kv, g = task % d.n_head_kv;
       const Real* kg = k + b * T * kvs + g * D;
@@ -124,14 +133,24 @@ void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Re
         gemm_in_thread<Real>(cx.cpu, ds.data(), T, {doh, qs, 1}, {vg, 1, kvs}, T, T, D,
                              false);  // dP
         gemm_in_thread<Real>(cx.cpu, dvg, kvs, {p, 1, T}, {doh, qs, 1}, T, D, T, true);
+        if (cap > 0)
+          gemm_in_thread<Real>(cx.cpu, ys.data(), T, {qh, qs, 1}, {kg, 1, kvs}, T, T, D, false);
         const int32_t* seg = segment ? segment + b * T : nullptr;
         for (int64_t i = 0; i < T; ++i) {
           const Real* pi = p + i * T;
           Real* row = ds.data() + i * T;
-          const int64_t lo = first_visible(seg, i);
+          const int64_t lo = first_visible(seg, i, d.window);
           Real weighted = 0;  // Σ_j P_ij dP_ij
           for (int64_t j = lo; j <= i; ++j) weighted += pi[j] * row[j];
           for (int64_t j = lo; j <= i; ++j) row[j] = scale * pi[j] * (row[j] - weighted);
+          if (cap > 0) {
+            // d/ds [c·tanh(s/c)] = 1 − tanh²(s/c), s = scale·q·k.
+            const Real* si = ys.data() + i * T;
+            for (int64_t j = lo; j <= i; ++j) {
+              const Real t = std::tanh(scale * si[j] / cap);
+              row[j] *= Real(1) - t * t;
+            }
+          }
           std::fill(row, row + lo, Real(0));
           std::fill(row + i + 1, row + T, Real(0));
         }

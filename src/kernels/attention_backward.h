@@ -9,6 +9,11 @@
 // is visible to query i only if j <= i and segment[j] == segment[i], so no
 // example attends to another. nullptr is the plain causal mask. A query always
 // sees itself, so every softmax row has at least one term.
+//
+// Gemma 2: with `window` w > 0 key j is visible to query i only if also i − j < w
+// (sliding-window layers); with `softcap` c > 0 the scaled scores pass through
+// y = c·tanh(s/c) before the softmax, whose derivative 1 − (y/c)² the backward
+// applies to dY after recomputing the scores (the forward saves P only).
 #pragma once
 
 #include <cstdint>
@@ -23,7 +28,9 @@ struct AttentionDims {
   int64_t n_head;     // query heads
   int64_t n_head_kv;  // key/value heads (divides n_head)
   int64_t head_dim;
-  double scale;  // usually 1/sqrt(head_dim)
+  double scale;        // usually 1/sqrt(head_dim)
+  double softcap = 0;  // 0: off; else scores y = softcap·tanh(scale·q·k / softcap)
+  int64_t window = 0;  // 0: full causal; else key j visible to query i iff i − j < window
 };
 
 // out, q: (B·T, n_head·head_dim); k, v: (B·T, n_head_kv·head_dim);

@@ -15,13 +15,20 @@ Activations<Real>::Activations(const ModelConfig& c, int64_t n_seq, int64_t n_po
   const int64_t N = B_ * T_, L = c.n_layer, H = c.n_head;
   const int64_t E = c.n_embd, Q = c.q_dim(), KV = c.kv_dim(), V = c.v_dim();
   const int64_t F = std::max({c.n_ff, c.is_moe() ? c.n_ff_exp : 0, c.n_ff_shexp});
-  dims_ = {B_, T_, H, c.n_head_kv, c.head_dim, double(c.attn_scale)};
+  dims_.resize(static_cast<size_t>(L));
+  for (int64_t il = 0; il < L; ++il) {
+    const AttentionParams p = attention_params(c, il);
+    dims_[static_cast<size_t>(il)] = {
+        B_, T_, H, c.n_head_kv, c.head_dim, double(p.scale), double(p.softcap), p.window};
+  }
+  // Gemma 2's post norms: their backward reads each block's output before the norm.
+  const bool post_norms = c.arch().post_norms;
 
   // Every slot in one arena; each take is rounded up to 64 bytes.
   const int64_t per_layer =
-      4 * N * E + 3 * N * Q + 2 * N * KV + N * V + 3 * N * F + B_ * H * T_ * T_;
+      (post_norms ? 6 : 4) * N * E + 3 * N * Q + 2 * N * KV + N * V + 3 * N * F + B_ * H * T_ * T_;
   const int64_t global = 3 * N * E + N * c.n_vocab;
-  const int64_t n_takes = 15 * L + 4;
+  const int64_t n_takes = 17 * L + 4;
   arena_.reserve(static_cast<size_t>(L * per_layer + global) * sizeof(Real) +
                  static_cast<size_t>(n_takes) * 64);
   auto take = [&](int64_t n) { return arena_.take_array<Real>(static_cast<size_t>(n)); };
@@ -39,6 +46,8 @@ Activations<Real>::Activations(const ModelConfig& c, int64_t n_seq, int64_t n_po
     a.kr = take(N * KV);
     a.att = take(N * Q);
     a.proj = proj;
+    a.attn_out = post_norms ? take(N * E) : proj;
+    a.ffn_out = post_norms ? take(N * E) : proj;
     a.x_mid = take(N * E);
     a.xn2 = take(N * E);
     a.gate = take(N * F);
@@ -56,10 +65,10 @@ Activations<Real>::Activations(const ModelConfig& c, int64_t n_seq, int64_t n_po
 template <typename Real>
 void Activations<Real>::attend(int64_t il, Real* att, const Real* q, const Real* k, const Real* v,
                                const AttentionParams& p, const Compute& cx) {
-  TOY_CHECK(p.softcap == 0.0f && p.window == 0,
-            "training attention has no softcap or sliding window");
-  TOY_CHECK(float(dims_.scale) == p.scale, "attention scale changed");
-  attention_forward_train(att, probs_[static_cast<size_t>(il)], q, k, v, dims_, cx, segment_);
+  const AttentionDims& d = dims_[static_cast<size_t>(il)];
+  TOY_CHECK(float(d.scale) == p.scale && float(d.softcap) == p.softcap && d.window == p.window,
+            "layer ", il, ": attention parameters changed since the activations were sized");
+  attention_forward_train(att, probs_[static_cast<size_t>(il)], q, k, v, d, cx, segment_);
 }
 
 template <typename Real>

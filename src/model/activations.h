@@ -27,13 +27,16 @@ class Activations final : public ForwardSink<Real> {
   int64_t n_pos() const { return T_; }
   int64_t rows() const { return B_ * T_; }
 
-  // What the last forward saved (N = B·T rows). layer(il).proj is shared scratch.
+  // What the last forward saved (N = B·T rows). layer(il).proj is shared scratch;
+  // attn_out and ffn_out are saved per layer only when the model has post norms
+  // (their backward reads them), else they alias proj.
   const LayerTensors<Real>& saved(int64_t il) const { return layers_[static_cast<size_t>(il)]; }
   const Real* probs(int64_t il) const { return probs_[static_cast<size_t>(il)]; }  // (B, H, T, T)
-  const AttentionDims& attention_dims() const { return dims_; }  // with the config's scale
-  const Real* x_final() const { return x_final_; }               // (N, E)
-  const Real* xf() const { return xf_; }                         // (N, E) output_norm(x_final)
-  const Real* logits() const { return logits_; }                 // (N, n_vocab)
+  // Layer il's attention: the config's scale, softcap and (sliding-window layers) window.
+  const AttentionDims& attention_dims(int64_t il) const { return dims_[static_cast<size_t>(il)]; }
+  const Real* x_final() const { return x_final_; }  // (N, E)
+  const Real* xf() const { return xf_; }            // (N, E) output_norm(x_final)
+  const Real* logits() const { return logits_; }    // (N, n_vocab)
   // (N) example of each position of packed rows (block-causal attention), or nullptr.
   const int32_t* segment() const { return segment_; }
 
@@ -46,7 +49,7 @@ class Activations final : public ForwardSink<Real> {
 
  private:
   int64_t B_, T_;
-  AttentionDims dims_{};
+  std::vector<AttentionDims> dims_;   // per layer
   const int32_t* segment_ = nullptr;  // set by forward_train for its call
   Arena arena_;
   std::vector<LayerTensors<Real>> layers_;

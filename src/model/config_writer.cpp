@@ -26,6 +26,13 @@ void ModelConfig::write_gguf_metadata(gguf::Writer& writer) const {
   writer.set(a + "attention.layer_norm_rms_epsilon", Value::f32(rms_eps));
   writer.set(a + "rope.freq_base", Value::f32(rope.freq_base));
   writer.set(a + "rope.dimension_count", u32(rope.n_rot));
+  // Gemma 2: written even when they are llama.cpp's defaults, so no reader guesses.
+  if (arch().softcaps) {
+    writer.set(a + "attn_logit_softcapping", Value::f32(attn_softcap));
+    writer.set(a + "final_logit_softcapping", Value::f32(final_softcap));
+  }
+  if (arch().sliding_window_period > 0)
+    writer.set(a + "attention.sliding_window", u32(sliding_window));
 }
 
 }  // namespace toy

@@ -95,6 +95,8 @@ class KvCacheSink final : public ForwardSink<float> {
             .qr = q,
             .kr = k,
             .att = s_.att.data(),
+            .attn_out = s_.proj.data(),
+            .ffn_out = s_.proj.data(),
             .proj = s_.proj.data(),
             .x_mid = x,
             .xn2 = xn,

@@ -8,10 +8,12 @@
 
 #include "core/error.h"
 #include "kernels/activations.h"
+#include "kernels/geglu_backward.h"
 #include "kernels/moe.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rmsnorm_backward.h"
 #include "kernels/rope_backward.h"
+#include "kernels/softcap_backward.h"
 #include "kernels/swiglu_backward.h"
 #include "quant/quant.h"
 
@@ -102,9 +104,8 @@ class Pass {
     rope(a.qr, c_.n_head);
     rope(a.kr, c_.n_head_kv);
     sink_.attend(il, a.att, a.qr, a.kr, a.v, attention_params(c_, il), ctx_.compute);
-    linear(a.proj, a.att, l.attn_output, N_, ctx_);
-    if (l.post_attn_norm.data) norm(a.proj, a.proj, l.post_attn_norm, N_, E);
-    add(a.x_mid, a.x, a.proj, N_ * E);
+    linear(a.attn_out, a.att, l.attn_output, N_, ctx_);
+    add(a.x_mid, a.x, post_norm(a.proj, a.attn_out, l.post_attn_norm), N_ * E);
   }
 
   void ffn_block(int64_t il, const LayerTensors<Real>& a) {
@@ -118,10 +119,9 @@ class Pass {
         fail("the double-precision forward has no mixture of experts");
       }
     } else {
-      gated_ffn(a.proj, a.xn2, l.ffn_gate, l.ffn_up, l.ffn_down, N_, a);
+      gated_ffn(a.ffn_out, a.xn2, l.ffn_gate, l.ffn_up, l.ffn_down, N_, a);
     }
-    if (l.post_ffn_norm.data) norm(a.proj, a.proj, l.post_ffn_norm, N_, E);
-    add(a.x_out, a.x_mid, a.proj, N_ * E);
+    add(a.x_out, a.x_mid, post_norm(a.proj, a.ffn_out, l.post_ffn_norm), N_ * E);
   }
 
   void output(const OutputTensors<Real>& o) {
@@ -133,7 +133,7 @@ class Pass {
       if constexpr (kIsFloat<Real>) {
         softcap(o.logits, n * c_.n_vocab, c_.final_softcap);
       } else {
-        fail("the double-precision forward has no final softcap");
+        softcap_reference(o.logits, n * c_.n_vocab, c_.final_softcap);
       }
     }
   }
@@ -155,6 +155,14 @@ class Pass {
       TOY_CHECK(weight.type == DType::F64, "double forward needs F64 norm weights");
       rmsnorm_reference(out, x, wp, rows, n, eps);
     }
+  }
+
+  // The block output the residual add reads: post_norm(in) into out when the
+  // layer has that norm (Gemma 2), else `in` itself.
+  const Real* post_norm(Real* out, const Real* in, const Tensor& weight) {
+    if (!weight.data) return in;
+    norm(out, in, weight, N_, c_.n_embd);
+    return out;
   }
 
   // Rotates every head of every row by its position (each sequence from pos0).
@@ -220,9 +228,10 @@ class Pass {
                         gated_activation(h + b * F, g + b * F, u + b * F, (e - b) * F, act);
                       }
                     });
-    } else {
-      TOY_CHECK(act == Activation::Silu, "the double-precision forward has only SwiGLU");
+    } else if (act == Activation::Silu) {
       swiglu_reference(h, g, u, T * F);
+    } else {
+      geglu_reference(h, g, u, T * F);
     }
     linear(out, h, down, T, ctx_);
   }
@@ -234,7 +243,8 @@ class Pass {
     const int64_t E = c_.n_embd, X = c_.n_expert, K = c_.n_expert_used;
     linear(s.router, a.xn2, l.ffn_gate_inp, N_, ctx_);
     moe_route(s.expert_ids, s.expert_w, s.router, N_, X, K, c_.arch().renormalize_expert_weights);
-    std::fill(a.proj, a.proj + N_ * E, 0.0f);
+    float* sum = a.ffn_out;  // (N, E)
+    std::fill(sum, sum + N_ * E, 0.0f);
     for (int32_t e = 0; e < X; ++e) {
       int64_t n = 0;
       for (int64_t i = 0; i < N_ * K; ++i) {
@@ -249,7 +259,7 @@ class Pass {
       for (int64_t r = 0; r < n; ++r) {
         const int64_t i = s.routed[r];
         const float weight = s.expert_w[i];
-        float* dst = &a.proj[(i / K) * E];
+        float* dst = &sum[(i / K) * E];
         const float* src = &s.expert_out[r * E];
         for (int64_t j = 0; j < E; ++j) dst[j] += weight * src[j];
       }
@@ -263,7 +273,7 @@ class Pass {
       linear(s.shared_gate, a.xn2, gate, N_, ctx_);
       for (int64_t t = 0; t < N_; ++t) {
         const float g = 1.0f / (1.0f + std::exp(-s.shared_gate[t]));
-        for (int64_t j = 0; j < E; ++j) a.proj[t * E + j] += g * s.expert_out[t * E + j];
+        for (int64_t j = 0; j < E; ++j) sum[t * E + j] += g * s.expert_out[t * E + j];
       }
     }
   }

@@ -41,21 +41,27 @@ struct BatchShape {
 // x_mid = x_out = x, xn2 = xn, act = gate) or give each its own saved tensor.
 template <typename Real>
 struct LayerTensors {
-  Real* x;      // (N, E)  residual stream entering the layer
-  Real* xn;     // (N, E)  attn_norm(x)
-  Real* q;      // (N, Q)  xn·Wqᵀ + bq
-  Real* k;      // (N, KV) xn·Wkᵀ + bk
-  Real* v;      // (N, V)  xn·Wvᵀ + bv
-  Real* qr;     // (N, Q)  q after q-norm and RoPE: what attention reads
-  Real* kr;     // (N, KV) k after k-norm and RoPE
-  Real* att;    // (N, Q)  attention output, before attn_output
-  Real* proj;   // (N, E)  a block's output before the residual add (scratch)
-  Real* x_mid;  // (N, E)  x + attention block
-  Real* xn2;    // (N, E)  ffn_norm(x_mid)
-  Real* gate;   // (N, F)  xn2·Wgateᵀ
-  Real* up;     // (N, F)  xn2·Wupᵀ
-  Real* act;    // (N, F)  act(gate)·up
-  Real* x_out;  // (N, E)  x_mid + FFN block: the next layer's x
+  Real* x;    // (N, E)  residual stream entering the layer
+  Real* xn;   // (N, E)  attn_norm(x)
+  Real* q;    // (N, Q)  xn·Wqᵀ + bq
+  Real* k;    // (N, KV) xn·Wkᵀ + bk
+  Real* v;    // (N, V)  xn·Wvᵀ + bv
+  Real* qr;   // (N, Q)  q after q-norm and RoPE: what attention reads
+  Real* kr;   // (N, KV) k after k-norm and RoPE
+  Real* att;  // (N, Q)  attention output, before attn_output
+  // A block's output before its post norm (Gemma 2's post_attention_norm /
+  // post_ffw_norm), and after it. Without post norms the forward writes the
+  // block output to *_out and adds it directly; a sink aliases all three
+  // (inference, training without post norms) unless backward needs them apart.
+  Real* attn_out;  // (N, E)  att·Woᵀ
+  Real* ffn_out;   // (N, E)  the FFN's down projection (or the routed experts' sum)
+  Real* proj;      // (N, E)  post_norm(*_out) (scratch)
+  Real* x_mid;     // (N, E)  x + attention block
+  Real* xn2;       // (N, E)  ffn_norm(x_mid)
+  Real* gate;      // (N, F)  xn2·Wgateᵀ
+  Real* up;        // (N, F)  xn2·Wupᵀ
+  Real* act;       // (N, F)  act(gate)·up
+  Real* x_out;     // (N, E)  x_mid + FFN block: the next layer's x
 };
 
 // The end of the pass: rows first_row..N-1 get logits.

@@ -10,7 +10,9 @@
 #include "kernels/activations.h"
 #include "kernels/attention_backward.h"
 #include "kernels/embedding_backward.h"
+#include "kernels/geglu_backward.h"
 #include "kernels/rmsnorm_backward.h"
+#include "kernels/softcap_backward.h"
 #include "kernels/swiglu_backward.h"
 #include "model/linear.h"
 
@@ -68,10 +70,8 @@ const ModelConfig& trainable(const ModelConfig& config) {
 
 void check_trainable(const ModelConfig& c) {
   const ArchTraits& a = c.arch();
-  if (c.is_moe() || a.post_norms || a.embedding_scale || a.softcaps ||
-      a.ffn_activation != Activation::Silu || a.qk_norm == QkNorm::FullWidth ||
-      c.sliding_window > 0)
-    fail(c.source, ": training supports the dense llama family (llama, qwen2, qwen3); ",
+  if (c.is_moe() || a.qk_norm == QkNorm::FullWidth)
+    fail(c.source, ": training supports the dense llama family (llama, qwen2, qwen3, gemma2); ",
          "architecture '", a.name, "' is not supported");
   if (c.head_dim_v != c.head_dim)
     fail(c.source, ": training needs attention.value_length == key_length, found ", c.head_dim_v,
@@ -169,6 +169,11 @@ void TrainModel<Real>::backward(double grad_scale, const Compute& cx) {
   const int64_t E = c_.n_embd, V = c_.n_vocab;
   cross_entropy_forward_backward(d_logits_, acts_.logits(), targets_.data(), BT_, V, grad_scale,
                                  cx);
+  // logits = c·tanh(raw/c) (Gemma 2): the saved logits are the capped ones.
+  if (c_.final_softcap > 0.0f)
+    parallel_elements(cx, BT_ * V, [&](int64_t begin, int64_t end) {
+      softcap_backward(d_logits_ + begin, acts_.logits() + begin, end - begin, c_.final_softcap);
+    });
   // logits = xf · Woutᵀ
   zero(d_norm_, BT_ * E);
   linear_backward(d_norm_, g.output_matrix(), Tensor{}, d_logits_, acts_.xf(), w.output_matrix(),
@@ -181,6 +186,13 @@ void TrainModel<Real>::backward(double grad_scale, const Compute& cx) {
     ffn_block_backward(il, cx);
     attention_block_backward(il, cx);
   }
+  // x = embd·sqrt(n_embd) (Gemma 2), with the forward's rounding of the scale.
+  if (c_.arch().embedding_scale) {
+    const Real scale = std::sqrt(static_cast<Real>(E));
+    parallel_elements(cx, BT_ * E, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) d_x_[i] *= scale;
+    });
+  }
   if (g.token_embd.data)
     embedding_backward(grad_of<Real>(g.token_embd), d_x_, tokens_.data(), BT_, E);
 }
@@ -192,15 +204,23 @@ void TrainModel<Real>::ffn_block_backward(int64_t il, const Compute& cx) {
   const LayerTensors<Real>& a = acts_.saved(il);
   const LinearContext ctx = context(cx);
   const int64_t E = c_.n_embd, F = c_.n_ff;
-  // x_out = x_mid + act · Wdownᵀ: d_x_ flows to x_mid unchanged, and into the FFN.
+  // x_out = x_mid + post_ffn_norm(ffn_out): d_x_ flows to x_mid unchanged, and into the FFN.
+  const Real* d_out = post_norm_backward(lw.post_ffn_norm, lg.post_ffn_norm, a.ffn_out, cx);
+  // ffn_out = act · Wdownᵀ
   zero(d_act_, BT_ * F);
-  linear_backward(d_act_, lg.ffn_down, Tensor{}, d_x_, a.act, lw.ffn_down, BT_, ctx);
-  // act = silu(gate) · up
+  linear_backward(d_act_, lg.ffn_down, Tensor{}, d_out, a.act, lw.ffn_down, BT_, ctx);
+  // act = silu(gate) · up, or gelu(gate) · up (Gemma)
   zero(d_gate_, BT_ * F);
   zero(d_up_, BT_ * F);
+  const bool silu = c_.arch().ffn_activation == Activation::Silu;
   parallel_elements(cx, BT_ * F, [&](int64_t begin, int64_t end) {
-    swiglu_backward(cx.cpu, d_gate_ + begin, d_up_ + begin, d_act_ + begin, a.gate + begin,
-                    a.up + begin, end - begin);
+    if (silu) {
+      swiglu_backward(cx.cpu, d_gate_ + begin, d_up_ + begin, d_act_ + begin, a.gate + begin,
+                      a.up + begin, end - begin);
+    } else {
+      geglu_backward(d_gate_ + begin, d_up_ + begin, d_act_ + begin, a.gate + begin, a.up + begin,
+                     end - begin);
+    }
   });
   // gate = xn2 · Wgateᵀ, up = xn2 · Wupᵀ
   zero(d_norm_, BT_ * E);
@@ -211,6 +231,20 @@ void TrainModel<Real>::ffn_block_backward(int64_t il, const Compute& cx) {
                 E, c_.rms_eps, cx, norm_partial_);
 }
 
+// The gradient of a block's output before its post norm (Gemma 2), from d_x_ (the
+// gradient of the residual sum): into d_norm_ through the norm when the layer has
+// one, else d_x_ itself. `in` (BT, E) is the norm's saved input.
+template <typename Real>
+const Real* TrainModel<Real>::post_norm_backward(const Tensor& w, const Tensor& g, const Real* in,
+                                                 const Compute& cx) {
+  if (!w.data) return d_x_;
+  const int64_t E = c_.n_embd;
+  zero(d_norm_, BT_ * E);
+  norm_backward(d_norm_, grad_of<Real>(g), d_x_, in, data_of<Real>(w), BT_, E, c_.rms_eps, cx,
+                norm_partial_);
+  return d_norm_;
+}
+
 template <typename Real>
 void TrainModel<Real>::attention_block_backward(int64_t il, const Compute& cx) {
   const LayerWeights& lw = store_.weights().layers[il];
@@ -218,15 +252,17 @@ void TrainModel<Real>::attention_block_backward(int64_t il, const Compute& cx) {
   const LayerTensors<Real>& a = acts_.saved(il);
   const LinearContext ctx = context(cx);
   const int64_t E = c_.n_embd, Q = c_.q_dim(), KV = c_.kv_dim(), D = c_.head_dim;
-  // x_mid = x + att · Woᵀ
+  // x_mid = x + post_attn_norm(attn_out): d_x_ flows to x unchanged, and into the block.
+  const Real* d_out = post_norm_backward(lw.post_attn_norm, lg.post_attn_norm, a.attn_out, cx);
+  // attn_out = att · Woᵀ
   zero(d_att_, BT_ * Q);
-  linear_backward(d_att_, lg.attn_output, Tensor{}, d_x_, a.att, lw.attn_output, BT_, ctx);
+  linear_backward(d_att_, lg.attn_output, Tensor{}, d_out, a.att, lw.attn_output, BT_, ctx);
   // att = attention(qr, kr, v)
   zero(d_qr_, BT_ * Q);
   zero(d_kr_, BT_ * KV);
   zero(d_v_, BT_ * KV);
   attention_backward(d_qr_, d_kr_, d_v_, d_att_, a.qr, a.kr, a.v, acts_.probs(il),
-                     acts_.attention_dims(), cx, segment_.empty() ? nullptr : segment_.data());
+                     acts_.attention_dims(il), cx, segment_.empty() ? nullptr : segment_.data());
   // qr = rope(q_norm(q)), kr = rope(k_norm(k))
   rope_backward(d_qr_, c_.n_head, cx);
   rope_backward(d_kr_, c_.n_head_kv, cx);

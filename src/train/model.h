@@ -1,7 +1,8 @@
 // The training model: the training mode of the one forward (model/activations.h
 // saves what backward needs) followed by the cross-entropy loss, and the
 // backward for the dense llama family (llama, qwen2 with q/k/v biases, qwen3
-// with per-head q/k norm; tied or untied output), which reads as the forward's
+// with per-head q/k norm, gemma2 with post norms, GeGLU, softcaps, sliding-window
+// layers and scaled embeddings; tied or untied output), which reads as the forward's
 // calls in reverse. What it trains is the store's: every tensor (from scratch),
 // some tensors over a frozen base, or LoRA adapters (train/finetune.h); frozen
 // tensors get no gradient, but the input gradient flows through them. Every op runs batched over
@@ -61,6 +62,8 @@ class TrainModel {
   void attention_block_backward(int64_t il, const Compute& cx);
   void ffn_block_backward(int64_t il, const Compute& cx);
   void rope_backward(Real* dx, int64_t n_heads, const Compute& cx);
+  const Real* post_norm_backward(const Tensor& w, const Tensor& g, const Real* in,
+                                 const Compute& cx);
 
   LinearContext context(const Compute& cx) const {
     return LinearContext{cx, MatmulMode::Train, lora_.get()};

@@ -43,6 +43,12 @@ ModelConfig scratch_config(const ScratchShape& s) {
   c.rope.mode = c.traits->rope_mode;
   c.rope.n_rot = static_cast<int>(c.head_dim);
   c.rope.freq_base = s.rope_base;
+  if (c.traits->softcaps) {
+    c.attn_softcap = s.attn_softcap > 0.0f ? s.attn_softcap : 50.0f;
+    c.final_softcap = s.final_softcap > 0.0f ? s.final_softcap : 30.0f;
+  }
+  if (c.traits->sliding_window_period > 0)
+    c.sliding_window = s.sliding_window > 0 ? s.sliding_window : 4096;
   c.has_vocab = true;
   check_trainable(c);
   return c;

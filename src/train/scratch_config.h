@@ -10,7 +10,9 @@
 namespace toy::train {
 
 struct ScratchShape {
-  std::string arch = "llama";  // llama, qwen2 (q/k/v biases) or qwen3 (per-head q/k norm)
+  // llama, qwen2 (q/k/v biases), qwen3 (per-head q/k norm) or gemma2 (post norms,
+  // GeGLU, softcaps, sliding window on even layers, scaled embeddings)
+  std::string arch = "llama";
   int64_t n_vocab = 0;
   int64_t n_embd = 0;
   int64_t n_layer = 0;
@@ -21,6 +23,10 @@ struct ScratchShape {
   int64_t n_ctx = 0;
   float rms_eps = 1e-5f;
   float rope_base = 10000.0f;
+  // Gemma 2 only (0: llama.cpp's defaults when the GGUF keys are absent: 50, 30, 4096).
+  float attn_softcap = 0.0f;
+  float final_softcap = 0.0f;
+  int64_t sliding_window = 0;
 };
 
 // Validates the shape (toy::Error naming the flag at fault) and builds the config.

@@ -8,19 +8,23 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "grad_check.h"
 #include "kernels/activations.h"
+#include "kernels/attention.h"
 #include "kernels/attention_backward.h"
 #include "kernels/cross_entropy_backward.h"
 #include "kernels/embedding_backward.h"
+#include "kernels/geglu_backward.h"
 #include "kernels/linear_backward.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rmsnorm_backward.h"
 #include "kernels/rope.h"
 #include "kernels/rope_backward.h"
+#include "kernels/softcap_backward.h"
 #include "kernels/swiglu_backward.h"
 
 namespace toy {
@@ -118,6 +122,113 @@ TEST(BackwardKernels, CausalAttentionWithGqaMatchesFiniteDifferences) {
   v[(d.n_pos - 1) * d.n_head_kv * d.head_dim] += 1.0;
   loss();
   for (int64_t h = 0; h < d.n_head; ++h) EXPECT_EQ(out[h * d.head_dim], before[h * d.head_dim]);
+}
+
+// Gemma 2's attention: a sliding window narrower than T and a score softcap
+// small enough that tanh bends (scores here reach several times the cap), on
+// plain and on packed (block-causal) rows.
+TEST(BackwardKernels, WindowedSoftcappedAttentionMatchesFiniteDifferences) {
+  ThreadPool pool(1);
+  const Compute cx{pool, cpu::host_backend()};
+  AttentionDims d{2, 7, 4, 2, 3, 0.8};
+  d.softcap = 1.5;
+  d.window = 3;
+  const int64_t rows = d.n_seq * d.n_pos, qn = rows * d.n_head * d.head_dim,
+                kvn = rows * d.n_head_kv * d.head_dim;
+  // Sequence 0 plain-looking segments {0…}, sequence 1 two examples of 4 and 3 rows.
+  const std::vector<int32_t> segment = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1};
+  for (const int32_t* seg : {static_cast<const int32_t*>(nullptr), segment.data()}) {
+    std::vector<double> q = random_values(qn, 30, 2.0), k = random_values(kvn, 31, 2.0),
+                        v = random_values(kvn, 32), r = random_values(qn, 33);
+    std::vector<double> out(qn), probs(d.n_seq * d.n_head * d.n_pos * d.n_pos);
+    auto loss = [&] {
+      attention_forward_train(out.data(), probs.data(), q.data(), k.data(), v.data(), d, cx, seg);
+      return weighted_sum(r, out.data());
+    };
+    loss();
+    // The window: query 5 of sequence 0, head 0, sees keys 3..5 only.
+    const double* p = probs.data() + 5 * d.n_pos;
+    EXPECT_EQ(p[2], 0.0);
+    EXPECT_GT(p[3], 0.0);
+    std::vector<double> dq(qn, 0.0), dk(kvn, 0.0), dv(kvn, 0.0);
+    attention_backward(dq.data(), dk.data(), dv.data(), r.data(), q.data(), k.data(), v.data(),
+                       probs.data(), d, cx, seg);
+    const char* what = seg ? "packed " : "plain ";
+    expect_matches_finite_differences(q, dq, loss, std::string(what) + "softcap attention dq");
+    expect_matches_finite_differences(k, dk, loss, std::string(what) + "softcap attention dk");
+    expect_matches_finite_differences(v, dv, loss, std::string(what) + "softcap attention dv");
+  }
+}
+
+// The training attention with softcap and window against the inference kernel
+// (attention_forward over an F32 "cache" of the same rows), one sequence.
+TEST(BackwardKernels, WindowedSoftcappedTrainingAttentionMatchesInference) {
+  ThreadPool pool(2);
+  const Compute cx{pool, cpu::host_backend()};
+  AttentionParams ap;
+  ap.n_head = 4;
+  ap.n_head_kv = 2;
+  ap.head_dim = 8;
+  ap.scale = 0.35f;
+  ap.softcap = 2.0f;
+  ap.window = 4;
+  const AttentionDims d{1, 9, 4, 2, 8, double(ap.scale), double(ap.softcap), ap.window};
+  const int64_t T = d.n_pos, qn = T * 32, kvn = T * 16;
+  const std::vector<float> q = testing::to_float(random_values(qn, 34, 2.0)),
+                           k = testing::to_float(random_values(kvn, 35, 2.0)),
+                           v = testing::to_float(random_values(kvn, 36));
+  std::vector<float> ours(qn), probs(d.n_head * T * T), ref(qn);
+  attention_forward_train(ours.data(), probs.data(), q.data(), k.data(), v.data(), d, cx);
+  const KvRows keys{k.data(), DType::F32, 16 * sizeof(float)};
+  const KvRows values{v.data(), DType::F32, 16 * sizeof(float)};
+  std::vector<float> scratch(static_cast<size_t>(attention_scratch_floats(cx.size(), T, ap)));
+  attention_forward(ref.data(), q.data(), keys, values, T, 0, T, ap, scratch.data(), cx);
+  for (int64_t i = 0; i < qn; ++i) EXPECT_NEAR(ours[i], ref[i], 1e-5f) << i;
+}
+
+TEST(BackwardKernels, GegluMatchesFiniteDifferences) {
+  const int64_t n = 15;
+  std::vector<double> g = random_values(n, 40, 2.0), u = random_values(n, 41),
+                      r = random_values(n, 42), h(n);
+  auto loss = [&] {
+    geglu_reference(h.data(), g.data(), u.data(), n);
+    return weighted_sum(r, h.data());
+  };
+  std::vector<double> dg(n, 0.0), du(n, 0.0);
+  geglu_backward(dg.data(), du.data(), r.data(), g.data(), u.data(), n);
+  expect_matches_finite_differences(g, dg, loss, "geglu dg");
+  expect_matches_finite_differences(u, du, loss, "geglu du");
+  // The forward the model runs (gated_activation, float) is the reference's formula.
+  std::vector<float> fg = testing::to_float(g), fu = testing::to_float(u), ours(n), ref(n);
+  gated_activation(ours.data(), fg.data(), fu.data(), n, Activation::GeluTanh);
+  geglu_reference(ref.data(), fg.data(), fu.data(), n);
+  for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(ours[i], ref[i], 1e-6f * (1 + std::abs(ref[i])));
+  // And the float backward is the double one rounded.
+  std::vector<float> fdg(n, 0.0f), fdu(n, 0.0f), fr = testing::to_float(r);
+  geglu_backward(fdg.data(), fdu.data(), fr.data(), fg.data(), fu.data(), n);
+  for (int64_t i = 0; i < n; ++i) {
+    EXPECT_NEAR(fdg[i], dg[i], 1e-5 * (1 + std::abs(dg[i])));
+    EXPECT_NEAR(fdu[i], du[i], 1e-5 * (1 + std::abs(du[i])));
+  }
+}
+
+TEST(BackwardKernels, SoftcapMatchesFiniteDifferences) {
+  const int64_t n = 11;
+  const double cap = 1.7;  // inputs up to ~3·cap: deep in tanh's bend
+  std::vector<double> x = random_values(n, 43, 3.0), r = random_values(n, 44), y(n);
+  auto loss = [&] {
+    y = x;
+    softcap_reference(y.data(), n, cap);
+    return weighted_sum(r, y.data());
+  };
+  loss();
+  std::vector<double> dx = r;
+  softcap_backward(dx.data(), y.data(), n, cap);  // from the output alone
+  expect_matches_finite_differences(x, dx, loss, "softcap dx");
+  std::vector<float> ours = testing::to_float(x), ref = ours;
+  softcap(ours.data(), n, float(cap));
+  softcap_reference(ref.data(), n, cap);
+  for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(ours[i], ref[i], 1e-6f);
 }
 
 TEST(BackwardKernels, SwigluMatchesFiniteDifferences) {

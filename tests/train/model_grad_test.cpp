@@ -1,8 +1,9 @@
 // Whole-model gradient checks: every parameter tensor of tiny llama (GQA,
-// untied), qwen2 (q/k/v biases, tied) and qwen3 (per-head q/k norm, head_dim
-// != n_embd/n_head) models, sampled elements, against central differences of
-// the double-precision model; and the float training path (the production
-// kernels) against the double gradients.
+// untied), qwen2 (q/k/v biases, tied), qwen3 (per-head q/k norm, head_dim
+// != n_embd/n_head) and gemma2 (post norms, GeGLU, both softcaps, a sliding
+// window narrower than T, scaled embeddings) models, sampled elements, against central differences
+// of the double-precision model; and the float training path (the production kernels) against the
+// double gradients.
 #include <gtest/gtest.h>
 
 #include "kernels/compute.h"
@@ -48,6 +49,16 @@ void PrintTo(const Case& c, std::ostream* os) {
   *os << c.name;
 }
 
+// Gemma 2 with the window (layer 0) narrower than T = 5 and softcaps small enough
+// that tanh bends on these random weights (the defaults 50 and 30 would be linear).
+ScratchShape gemma2_shape() {
+  ScratchShape s = shape("gemma2", 4, 2, 4);
+  s.sliding_window = 3;
+  s.attn_softcap = 1.5f;
+  s.final_softcap = 2.0f;
+  return s;
+}
+
 const Case kCases[] = {
     {"llama", shape("llama", 4, 2, 4), false},
     {"qwen2", shape("qwen2", 3, 1, 0), true},
@@ -55,6 +66,7 @@ const Case kCases[] = {
     // llama3 frequency factors (rope_freqs) and YaRN: RoPE exactly as inference builds it.
     {"llama3_rope_factors", shape("llama", 2, 2, 8), false, Rope::Factors},
     {"qwen2_yarn", shape("qwen2", 2, 1, 8), true, Rope::Yarn},
+    {"gemma2", gemma2_shape(), true},
 };
 
 template <typename Real>
@@ -125,6 +137,12 @@ TEST_P(WholeModelGradient, EveryTensorMatchesFiniteDifferencesInDouble) {
   }
   if (std::string(c.name) == "qwen2") EXPECT_NE(store->find("blk.1.attn_v.bias"), nullptr);
   if (std::string(c.name) == "qwen3") EXPECT_NE(store->find("blk.0.attn_k_norm.weight"), nullptr);
+  if (std::string(c.name) == "gemma2") {
+    EXPECT_NE(store->find("blk.1.post_attention_norm.weight"), nullptr);
+    EXPECT_NE(store->find("blk.1.post_ffw_norm.weight"), nullptr);
+    EXPECT_TRUE(store->config().layer_uses_window(0));
+    EXPECT_FALSE(store->config().layer_uses_window(1));
+  }
 }
 
 TEST_P(WholeModelGradient, FloatPathMatchesDoubleGradients) {
