@@ -57,8 +57,8 @@ int run_train(int argc, char** argv) {
   auto* preset_opt = app.add_option("--preset", s.preset, "shakespeare-char");
   auto* vocab_opt = app.add_option("--vocab", s.vocab, "byte or chars")->capture_default_str();
   app.add_option("--vocab-from", s.vocab_from, "use the vocabulary of this GGUF model");
-  auto* arch_opt =
-      app.add_option("--arch", s.shape.arch, "llama, qwen2 or qwen3")->capture_default_str();
+  auto* arch_opt = app.add_option("--arch", s.shape.arch, "llama, qwen2, qwen3 or gemma2")
+                       ->capture_default_str();
   auto* embd_opt = app.add_option("--n-embd", s.shape.n_embd, "embedding width")->check(positive);
   auto* layer_opt = app.add_option("--n-layer", s.shape.n_layer, "layers")->check(positive);
   auto* head_opt = app.add_option("--n-head", s.shape.n_head, "attention heads")->check(positive);
