@@ -1,6 +1,7 @@
 // toy version: the version, the compiler, the CPU features found at run time
 // and the kernel backend chosen from them (TOY_BACKEND forces one).
 #include <cstdio>
+#include <cstring>
 
 #include "cli/commands.h"
 #include "kernels/cpu/features.h"
@@ -17,7 +18,10 @@ int run_version(int argc, char** argv) {
   for (const cpu::Backend* b : cpu::runnable_backends(features)) std::printf(" %s", b->name);
   std::printf("\n");
   std::printf("backend: %s", backend.name);
-  if (&backend == cpu::avx512_backend(false)) std::printf(" (no VNNI: int8 kernels from avx2)");
+  if (std::strcmp(backend.name, "avx512") == 0 &&
+      backend.gemm_int8 == cpu::avx2_backend()->gemm_int8)
+    std::printf(" (no VNNI: int8 kernels from avx2)");
+  if (backend.gemm_micro_bf16) std::printf(" (BF16 dot products)");
   std::printf("\n");
   return 0;
 }

@@ -113,6 +113,10 @@ void add_training_flags(CommandLine& cl, TrainingFlags& f) {
   app.add_option("--accum", f.accum, "gradient accumulation micro-steps")
       ->check(positive)
       ->capture_default_str();
+  app.add_option("--compute-type", f.compute_type,
+                 "arithmetic of the weight products: f32, or bf16 (inputs rounded to bf16, f32 "
+                 "sums and master weights; bf16 dot products where the CPU has them)")
+      ->capture_default_str();
   app.add_option("--seed", f.seed, "seed of the initialization and batches")->capture_default_str();
   f.eval_opt = app.add_option("--eval-every", f.eval_every, "validation every E steps (0: off)")
                    ->check(at_least(0))
@@ -135,6 +139,8 @@ void add_training_flags(CommandLine& cl, TrainingFlags& f) {
 
 void check_training_flags(const TrainingFlags& f, const NamedPath& output,
                           std::vector<NamedPath> inputs) {
+  if (f.compute_type != "f32" && f.compute_type != "bf16")
+    usage_error("--compute-type must be f32 or bf16, got '", f.compute_type, "'");
   if (f.schedule != "cosine" && f.schedule != "constant")
     usage_error("--lr-schedule must be cosine or constant, got '", f.schedule, "'");
   for (const CLI::Option* option : {f.prompt_opt, f.pack_opt})
@@ -231,6 +237,7 @@ train::TrainOptions training_options(const TrainingFlags& f, int64_t n_ctx) {
   options.eval_every = f.eval_every;
   options.eval_batches = f.eval_batches;
   options.save_every = f.save_every;
+  options.matmul_mode = f.compute_type == "bf16" ? MatmulMode::TrainBf16 : MatmulMode::Train;
   return options;
 }
 

@@ -32,7 +32,7 @@ struct TrainingFlags {
   int64_t eval_every = 0, eval_batches = 20, save_every = 0;
   double lr = 1e-3, min_lr = -1.0, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.99, eps = 1e-8;
   double grad_clip = 1.0;
-  std::string schedule = "cosine", checkpoint_dir, resume;
+  std::string schedule = "cosine", checkpoint_dir, resume, compute_type = "f32";
   uint64_t seed = 1337;
   int threads = 0;
   bool quiet = false;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "quant/fp16.h"
 
 namespace toy {
 namespace {
@@ -67,27 +68,75 @@ void pack_b(float* dst, MatrixRef<float> b, int64_t k0, int64_t kc, int64_t c0, 
 
 // Pack buffers reused across calls (training calls gemm thousands of times).
 thread_local std::vector<float> tls_pack_a, tls_pack_b;
+thread_local std::vector<uint32_t> tls_pairs_a, tls_pairs_b;
+
+// Rounds packed F32 panels to BF16 values in place (the products of GemmInputs::BF16 on
+// a backend without BF16 dot products).
+void round_panels_to_bf16(float* panels, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) panels[i] = quant::bf16_to_f32(quant::f32_to_bf16(panels[i]));
+}
+
+// F32 micro-panels (panel[k*width + i], kc values of k) as BF16 pairs of k
+// (pairs[p*width + i] = bf16(k = 2p) | bf16(k = 2p+1) << 16; an odd kc pads with zero).
+void pair_panels(uint32_t* pairs, const float* panels, int64_t n_panels, int64_t width,
+                 int64_t kc) {
+  const int64_t kp = (kc + 1) / 2;
+  for (int64_t q = 0; q < n_panels; ++q) {
+    const float* src = panels + q * width * kc;
+    uint32_t* dst = pairs + q * width * kp;
+    for (int64_t p = 0; p < kp; ++p)
+      for (int64_t i = 0; i < width; ++i) {
+        const uint32_t lo = quant::f32_to_bf16(src[2 * p * width + i]);
+        const uint32_t hi = 2 * p + 1 < kc ? quant::f32_to_bf16(src[(2 * p + 1) * width + i]) : 0u;
+        dst[p * width + i] = lo | hi << 16;
+      }
+  }
+}
 
 // C[m0..m1) × [n0..n1) += A·B on one thread (= when !accumulate; K > 0).
 void gemm_block(const cpu::Backend& cpu, float* c, int64_t ldc, MatrixRef<float> a,
                 MatrixRef<float> b, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
-                bool accumulate) {
+                bool accumulate, GemmInputs inputs) {
+  const bool bf16 = inputs == GemmInputs::BF16;
+  const bool pairs = bf16 && cpu.gemm_micro_bf16 != nullptr;
   const int64_t cols = n1 - n0;
   const int64_t cols_padded = (cols + kNR - 1) / kNR * kNR;
   tls_pack_b.resize(static_cast<size_t>(kKC * cols_padded));
   tls_pack_a.resize(static_cast<size_t>(kKC * kMC));
+  if (pairs) {
+    tls_pairs_b.resize(static_cast<size_t>(kKC / 2 * cols_padded));
+    tls_pairs_a.resize(static_cast<size_t>(kKC / 2 * kMC));
+  }
   for (int64_t k0 = 0; k0 < K; k0 += kKC) {
     const int64_t kc = std::min(kKC, K - k0);
+    const int64_t kp = (kc + 1) / 2;
     pack_b(tls_pack_b.data(), b, k0, kc, n0, cols);
+    if (pairs) {
+      pair_panels(tls_pairs_b.data(), tls_pack_b.data(), cols_padded / kNR, kNR, kc);
+    } else if (bf16) {
+      round_panels_to_bf16(tls_pack_b.data(), kc * cols_padded);
+    }
     for (int64_t r0 = m0; r0 < m1; r0 += kMC) {
       const int64_t rows = std::min(kMC, m1 - r0);
+      const int64_t rows_padded = (rows + kMR - 1) / kMR * kMR;
       pack_a(tls_pack_a.data(), a, r0, rows, k0, kc);
+      if (pairs) {
+        pair_panels(tls_pairs_a.data(), tls_pack_a.data(), rows_padded / kMR, kMR, kc);
+      } else if (bf16) {
+        round_panels_to_bf16(tls_pack_a.data(), kc * rows_padded);
+      }
       for (int64_t jp = 0; jp < cols; jp += kNR) {
-        const float* b_panel = tls_pack_b.data() + jp * kc;
         for (int64_t ip = 0; ip < rows; ip += kMR) {
-          cpu.gemm_micro(kc, tls_pack_a.data() + ip * kc, b_panel, c + (r0 + ip) * ldc + n0 + jp,
-                         ldc, std::min(kMR, rows - ip), std::min(kNR, cols - jp),
-                         k0 == 0 && !accumulate);
+          float* tile = c + (r0 + ip) * ldc + n0 + jp;
+          const int64_t m_valid = std::min(kMR, rows - ip), n_valid = std::min(kNR, cols - jp);
+          const bool overwrite = k0 == 0 && !accumulate;
+          if (pairs) {
+            cpu.gemm_micro_bf16(kp, tls_pairs_a.data() + ip * kp, tls_pairs_b.data() + jp * kp,
+                                tile, ldc, m_valid, n_valid, overwrite);
+          } else {
+            cpu.gemm_micro(kc, tls_pack_a.data() + ip * kc, tls_pack_b.data() + jp * kc, tile, ldc,
+                           m_valid, n_valid, overwrite);
+          }
         }
       }
     }
@@ -97,7 +146,7 @@ void gemm_block(const cpu::Backend& cpu, float* c, int64_t ldc, MatrixRef<float>
 }  // namespace
 
 void gemm(float* c, int64_t ldc, MatrixRef<float> a, MatrixRef<float> b, int64_t M, int64_t N,
-          int64_t K, bool accumulate, const Compute& cx) {
+          int64_t K, bool accumulate, const Compute& cx, GemmInputs inputs) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     if (!accumulate)
@@ -109,7 +158,7 @@ void gemm(float* c, int64_t ldc, MatrixRef<float> a, MatrixRef<float> b, int64_t
   const int64_t tiles_m = (M + kMR - 1) / kMR, tiles_n = (N + kNR - 1) / kNR;
   const int n_threads = cx.size();
   if (n_threads == 1 || M * N * K < 32 * 32 * 32) {
-    gemm_block(cx.cpu, c, ldc, a, b, 0, M, 0, N, K, accumulate);
+    gemm_block(cx.cpu, c, ldc, a, b, 0, M, 0, N, K, accumulate, inputs);
     return;
   }
   const bool split_n = tiles_n >= tiles_m || tiles_n >= 4 * int64_t(n_threads);
@@ -118,9 +167,11 @@ void gemm(float* c, int64_t ldc, MatrixRef<float> a, MatrixRef<float> b, int64_t
     const int64_t begin = tiles * t / nt, end = tiles * (t + 1) / nt;
     if (begin >= end) return;
     if (split_n) {
-      gemm_block(cx.cpu, c, ldc, a, b, 0, M, begin * kNR, std::min(N, end * kNR), K, accumulate);
+      gemm_block(cx.cpu, c, ldc, a, b, 0, M, begin * kNR, std::min(N, end * kNR), K, accumulate,
+                 inputs);
     } else {
-      gemm_block(cx.cpu, c, ldc, a, b, begin * kMR, std::min(M, end * kMR), 0, N, K, accumulate);
+      gemm_block(cx.cpu, c, ldc, a, b, begin * kMR, std::min(M, end * kMR), 0, N, K, accumulate,
+                 inputs);
     }
   });
 }
@@ -131,7 +182,7 @@ void gemm_in_thread(const cpu::Backend& cpu, Real* c, int64_t ldc, MatrixRef<Rea
   if constexpr (std::is_same_v<Real, float>) {
     if (M <= 0 || N <= 0) return;
     if (K > 0) {
-      gemm_block(cpu, c, ldc, a, b, 0, M, 0, N, K, accumulate);
+      gemm_block(cpu, c, ldc, a, b, 0, M, 0, N, K, accumulate, GemmInputs::F32);
     } else if (!accumulate) {
       for (int64_t i = 0; i < M; ++i) std::fill(c + i * ldc, c + i * ldc + N, 0.0f);
     }
@@ -156,9 +207,9 @@ void gemm_reference(Real* c, int64_t ldc, MatrixRef<Real> a, MatrixRef<Real> b, 
 
 template <typename Real>
 void gemm_any(Real* c, int64_t ldc, MatrixRef<Real> a, MatrixRef<Real> b, int64_t M, int64_t N,
-              int64_t K, bool accumulate, const Compute& cx) {
+              int64_t K, bool accumulate, const Compute& cx, GemmInputs inputs) {
   if constexpr (std::is_same_v<Real, float>) {
-    gemm(c, ldc, a, b, M, N, K, accumulate, cx);
+    gemm(c, ldc, a, b, M, N, K, accumulate, cx, inputs);
   } else {
     gemm_reference(c, ldc, a, b, M, N, K, accumulate);
   }
@@ -166,9 +217,9 @@ void gemm_any(Real* c, int64_t ldc, MatrixRef<Real> a, MatrixRef<Real> b, int64_
 
 template <typename Real>
 void linear_forward(Real* y, const Real* x, const Real* w, const Real* bias, int64_t T,
-                    int64_t n_in, int64_t n_out, const Compute& cx) {
+                    int64_t n_in, int64_t n_out, const Compute& cx, GemmInputs inputs) {
   // y(t, o) = Σ_i x(t, i) · W(o, i): B(i, o) = W[o*n_in + i].
-  gemm_any<Real>(y, n_out, {x, n_in, 1}, {w, 1, n_in}, T, n_out, n_in, false, cx);
+  gemm_any<Real>(y, n_out, {x, n_in, 1}, {w, 1, n_in}, T, n_out, n_in, false, cx, inputs);
   if (bias) {
     for (int64_t t = 0; t < T; ++t)
       for (int64_t o = 0; o < n_out; ++o) y[t * n_out + o] += bias[o];
@@ -177,11 +228,11 @@ void linear_forward(Real* y, const Real* x, const Real* w, const Real* bias, int
 
 template <typename Real>
 void linear_backward(Real* dx, Real* dw, Real* dbias, const Real* dy, const Real* x, const Real* w,
-                     int64_t T, int64_t n_in, int64_t n_out, const Compute& cx) {
+                     int64_t T, int64_t n_in, int64_t n_out, const Compute& cx, GemmInputs inputs) {
   // dx(t, i) += Σ_o dy(t, o) · W(o, i)
-  if (dx) gemm_any<Real>(dx, n_in, {dy, n_out, 1}, {w, n_in, 1}, T, n_in, n_out, true, cx);
+  if (dx) gemm_any<Real>(dx, n_in, {dy, n_out, 1}, {w, n_in, 1}, T, n_in, n_out, true, cx, inputs);
   // dW(o, i) += Σ_t dy(t, o) · x(t, i): A(o, t) = dy[t*n_out + o].
-  if (dw) gemm_any<Real>(dw, n_in, {dy, 1, n_out}, {x, n_in, 1}, n_out, n_in, T, true, cx);
+  if (dw) gemm_any<Real>(dw, n_in, {dy, 1, n_out}, {x, n_in, 1}, n_out, n_in, T, true, cx, inputs);
   if (dbias) {
     for (int64_t t = 0; t < T; ++t)
       for (int64_t o = 0; o < n_out; ++o) dbias[o] += dy[t * n_out + o];
@@ -189,9 +240,9 @@ void linear_backward(Real* dx, Real* dw, Real* dbias, const Real* dy, const Real
 }
 
 template void gemm_any<float>(float*, int64_t, MatrixRef<float>, MatrixRef<float>, int64_t, int64_t,
-                              int64_t, bool, const Compute&);
+                              int64_t, bool, const Compute&, GemmInputs);
 template void gemm_any<double>(double*, int64_t, MatrixRef<double>, MatrixRef<double>, int64_t,
-                               int64_t, int64_t, bool, const Compute&);
+                               int64_t, int64_t, bool, const Compute&, GemmInputs);
 template void gemm_in_thread<float>(const cpu::Backend&, float*, int64_t, MatrixRef<float>,
                                     MatrixRef<float>, int64_t, int64_t, int64_t, bool);
 template void gemm_in_thread<double>(const cpu::Backend&, double*, int64_t, MatrixRef<double>,
@@ -201,12 +252,14 @@ template void gemm_reference<float>(float*, int64_t, MatrixRef<float>, MatrixRef
 template void gemm_reference<double>(double*, int64_t, MatrixRef<double>, MatrixRef<double>,
                                      int64_t, int64_t, int64_t, bool);
 template void linear_forward<float>(float*, const float*, const float*, const float*, int64_t,
-                                    int64_t, int64_t, const Compute&);
+                                    int64_t, int64_t, const Compute&, GemmInputs);
 template void linear_forward<double>(double*, const double*, const double*, const double*, int64_t,
-                                     int64_t, int64_t, const Compute&);
+                                     int64_t, int64_t, const Compute&, GemmInputs);
 template void linear_backward<float>(float*, float*, float*, const float*, const float*,
-                                     const float*, int64_t, int64_t, int64_t, const Compute&);
+                                     const float*, int64_t, int64_t, int64_t, const Compute&,
+                                     GemmInputs);
 template void linear_backward<double>(double*, double*, double*, const double*, const double*,
-                                      const double*, int64_t, int64_t, int64_t, const Compute&);
+                                      const double*, int64_t, int64_t, int64_t, const Compute&,
+                                      GemmInputs);
 
 }  // namespace toy

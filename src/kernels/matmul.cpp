@@ -215,7 +215,8 @@ void matmul_int_path(float* y, const float* x, const Tensor& w, int64_t T, const
 // and multiplied by the packed training GEMM, which runs several times faster than the
 // inference tiles at training's row counts (T = B·T positions) and keeps the arithmetic
 // of the F32 path.
-void matmul_train_blocks(float* y, const float* x, const Tensor& w, int64_t T, const Compute& cx) {
+void matmul_train_blocks(float* y, const float* x, const Tensor& w, int64_t T, const Compute& cx,
+                         GemmInputs inputs) {
   constexpr int64_t kRows = 256;
   const int64_t n_in = w.ne[0], n_out = w.rows();
   static thread_local std::vector<float> buffer;  // the caller's; the workers get `block`
@@ -231,7 +232,7 @@ void matmul_train_blocks(float* y, const float* x, const Tensor& w, int64_t T, c
         },
         16);
     // y(t, o + j) = Σ_i x(t, i) · W(o + j, i)
-    gemm(y + o, n_out, {x, n_in, 1}, {block, 1, n_in}, T, rows, n_in, false, cx);
+    gemm(y + o, n_out, {x, n_in, 1}, {block, 1, n_in}, T, rows, n_in, false, cx, inputs);
   }
 }
 
@@ -247,12 +248,14 @@ void matmul(float* y, const float* x, const Tensor& w, int64_t T, const Compute&
             MatmulMode mode) {
   check_weight(w, "matmul");
   if (T <= 0 || w.rows() == 0) return;
-  if (mode == MatmulMode::Train && w.type == DType::F32) {
+  const GemmInputs inputs = mode == MatmulMode::TrainBf16 ? GemmInputs::BF16 : GemmInputs::F32;
+  if (is_training_mode(mode) && w.type == DType::F32) {
     // y(t, o) = Σ_i x(t, i) · W(o, i): B(i, o) = W[o*row + i].
     const int64_t n_in = w.ne[0], row = static_cast<int64_t>(w.nb[1] / sizeof(float));
-    gemm(y, w.rows(), {x, n_in, 1}, {w.ptr<const float>(), 1, row}, T, w.rows(), n_in, false, cx);
-  } else if (mode == MatmulMode::Train && T > kStreamingT && quant::can_dequantize(w.type)) {
-    matmul_train_blocks(y, x, w, T, cx);
+    gemm(y, w.rows(), {x, n_in, 1}, {w.ptr<const float>(), 1, row}, T, w.rows(), n_in, false, cx,
+         inputs);
+  } else if (is_training_mode(mode) && T > kStreamingT && quant::can_dequantize(w.type)) {
+    matmul_train_blocks(y, x, w, T, cx, inputs);
   } else if (mode == MatmulMode::Fast && quant::int_dot_supported(w.type)) {
     matmul_int_path(y, x, w, T, cx);
   } else {

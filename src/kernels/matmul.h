@@ -21,7 +21,14 @@ enum class MatmulMode {
   // runs; other types (a frozen base under LoRA) are dequantized in blocks of rows into
   // the same GEMM.
   Train,
+  // Train with mixed precision (--compute-type bf16): the same products with both
+  // inputs rounded to BF16 and F32 sums (kernels/linear_backward.h GemmInputs::BF16).
+  TrainBf16,
 };
+
+inline bool is_training_mode(MatmulMode mode) {
+  return mode == MatmulMode::Train || mode == MatmulMode::TrainBf16;
+}
 
 // y: (T, n_out) row-major floats; x: (T, n_in) row-major floats;
 // w: ne = [n_in, n_out], contiguous rows, any dequantizable type.

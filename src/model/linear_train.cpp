@@ -35,7 +35,8 @@ Real* data_or_null(const Tensor& t) {
 // dx (T, n_in) += dy (T, n_out) · W for a weight stored in any type (a quantized or 16-bit
 // base under LoRA or frozen): blocks of kRows rows of W are dequantized into a reused buffer
 // and multiplied in F32, so the full F32 matrix never exists.
-void add_input_gradient(float* dx, const float* dy, const Tensor& w, int64_t T, const Compute& cx) {
+void add_input_gradient(float* dx, const float* dy, const Tensor& w, int64_t T, const Compute& cx,
+                        GemmInputs inputs) {
   constexpr int64_t kRows = 256;
   const int64_t n_in = w.ne[0], n_out = w.rows();
   static thread_local std::vector<float> buffer;  // the calling thread's; workers get `block`
@@ -51,7 +52,7 @@ void add_input_gradient(float* dx, const float* dy, const Tensor& w, int64_t T, 
         },
         16);
     // dx(t, i) += Σ_{o'} dy(t, o + o') · W(o + o', i)
-    gemm(dx, n_in, {dy + o, n_out, 1}, {block, n_in, 1}, T, n_in, rows, true, cx);
+    gemm(dx, n_in, {dy + o, n_out, 1}, {block, n_in, 1}, T, n_in, rows, true, cx, inputs);
   }
 }
 
@@ -74,17 +75,19 @@ void backward(Real* dx, const Tensor& dw, const Tensor& dbias, const Real* dy, c
   const int64_t n_in = w.ne[0], n_out = w.rows();
   if (dw.data) check_dense<Real>(dw, n_in * n_out, "linear_backward weight gradient");
   if (dbias.data) check_dense<Real>(dbias, n_out, "linear_backward bias gradient");
+  // Mixed precision rounds the inputs of the weight products, not the adapters' thin ones.
+  const GemmInputs inputs = ctx.mode == MatmulMode::TrainBf16 ? GemmInputs::BF16 : GemmInputs::F32;
   if (w.type == dtype_of<Real>()) {
     check_dense<Real>(w, n_in * n_out, "linear_backward weight");
     linear_backward<Real>(dx, data_or_null<Real>(dw), data_or_null<Real>(dbias), dy, x,
-                          w.ptr<const Real>(), T, n_in, n_out, ctx.compute);
+                          w.ptr<const Real>(), T, n_in, n_out, ctx.compute, inputs);
   } else if constexpr (std::is_same_v<Real, float>) {
     // A frozen base in its stored type: only the input gradient flows through it.
     TOY_CHECK(!dw.data, "linear_backward: a ", dtype_name(w.type),
               " weight cannot be trained in place (it needs an F32 master copy)");
     TOY_CHECK(quant::can_dequantize(w.type) && w.contiguous(), "linear_backward: weight type ",
               dtype_name(w.type));
-    if (dx) add_input_gradient(dx, dy, w, T, ctx.compute);
+    if (dx) add_input_gradient(dx, dy, w, T, ctx.compute, inputs);
     if (dbias.data)
       linear_backward<float>(nullptr, nullptr, data_or_null<float>(dbias), dy, x, nullptr, T, n_in,
                              n_out, ctx.compute);

@@ -57,6 +57,9 @@ class TrainModel {
   // Accumulate gradients into `grads` (total() elements in the store's layout, e.g. a
   // GradBuffer of a data-parallel replica) instead of the store's own.
   void set_gradients(Real* grads);
+  // MatmulMode::Train (F32, the default) or TrainBf16 (mixed precision: the weight products
+  // of forward and backward on BF16-rounded inputs, F32 sums, F32 master weights).
+  void set_matmul_mode(MatmulMode mode) { mode_ = mode; }
 
  private:
   void attention_block_backward(int64_t il, const Compute& cx);
@@ -65,13 +68,12 @@ class TrainModel {
   const Real* post_norm_backward(const Tensor& w, const Tensor& g, const Real* in,
                                  const Compute& cx);
 
-  LinearContext context(const Compute& cx) const {
-    return LinearContext{cx, MatmulMode::Train, lora_.get()};
-  }
+  LinearContext context(const Compute& cx) const { return LinearContext{cx, mode_, lora_.get()}; }
 
   ParamStore<Real>& store_;
   Weights grads_;                  // where backward accumulates (the store's by default)
   std::unique_ptr<LoraSet> lora_;  // the store's trainable adapters over grads_, or null
+  MatmulMode mode_ = MatmulMode::Train;
   const ModelConfig& c_;
   int64_t B_, T_, BT_;
   Activations<Real> acts_;

@@ -29,6 +29,7 @@ Trainer::Trainer(ParamStore<float>& store, const Dataset& data, const TrainOptio
     replica.first_seq = options.n_seq * r / n_replicas;
     const int64_t n_seq = options.n_seq * (r + 1) / n_replicas - replica.first_seq;
     replica.model = std::make_unique<TrainModel<float>>(store, n_seq, options.n_pos);
+    replica.model->set_matmul_mode(options.matmul_mode);
     if (n_replicas > 1) replica.local = std::make_unique<ThreadPool>(1);
     if (r > 0) {
       replica.grads = std::make_unique<GradBuffer<float>>(store);

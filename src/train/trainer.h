@@ -39,6 +39,8 @@ struct TrainOptions {
   int64_t eval_every = 0;     // 0: no periodic validation
   int64_t eval_batches = 20;  // batches of the periodic validation
   int64_t save_every = 0;     // 0: no periodic checkpoints
+  // Train (F32) or TrainBf16 (--compute-type bf16): the weight products' arithmetic.
+  MatmulMode matmul_mode = MatmulMode::Train;
 };
 
 struct StepReport {

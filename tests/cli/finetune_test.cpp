@@ -107,6 +107,28 @@ TEST(FinetuneCommand, LoraLowersHeldOutPerplexityAndTheAdapterMergesToTheSameMod
   fs::remove(merged);
 }
 
+// Mixed precision (--compute-type bf16) trains to about the same loss as f32.
+TEST(FinetuneCommand, Bf16ComputeTrainsLikeF32) {
+  const Corpus corpus;
+  const std::string out = temp_path("-bf16.gguf");
+  auto final_loss = [&](const std::string& type) {
+    std::string output;
+    EXPECT_EQ(toy("finetune -m " + stories() + " --data " + corpus.train + " -o " + out +
+                      " --lora-targets all-linear --steps 30 --lr 2e-3 -c 64 --batch 4 -q -t 2"
+                      " --val-fraction 0 --eval-batches 8 --compute-type " +
+                      type,
+                  &output),
+              0)
+        << output;
+    std::smatch m;
+    EXPECT_TRUE(std::regex_search(output, m, std::regex(R"(train_loss ([0-9.]+))"))) << output;
+    return m.size() == 2 ? std::stod(m[1]) : NAN;
+  };
+  const double f32 = final_loss("f32"), bf16 = final_loss("bf16");
+  EXPECT_NEAR(bf16, f32, 0.03 * f32);
+  fs::remove(out);
+}
+
 TEST(FinetuneCommand, FullFinetuneWritesAModelWithLowerPerplexity) {
   const Corpus corpus;
   const std::string out = temp_path("-full.gguf");
@@ -189,6 +211,7 @@ TEST(FinetuneCommand, BadFlagsAndModelsAreRefusedBeforeAnyWork) {
       {"-m " + stories() + data + " -r 0", "--lora-rank"},
       {"-m " + stories() + data + " -r 100000", "larger than"},
       {"-m " + stories() + data + " --full --out-type q3_x", "--out-type"},
+      {"-m " + stories() + data + " --compute-type f16", "--compute-type must be f32 or bf16"},
       {"-m " + fixture_path("models/llama.gguf") + data, "vocabulary"},
       {"-m " + fixture_path("models/mixtral.gguf") + data, "mixtral"},
       {"-m " + fixture_path("models/gemma2.gguf") + data, "gemma2"},

@@ -26,6 +26,7 @@
 #include "kernels/rope_backward.h"
 #include "kernels/softcap_backward.h"
 #include "kernels/swiglu_backward.h"
+#include "quant/fp16.h"
 
 namespace toy {
 namespace {
@@ -357,6 +358,42 @@ TEST(Gemm, MatchesReferenceOnOddSizesAndThreadCounts) {
                   << "M=" << M << " N=" << N << " K=" << K << " layout " << layout << " threads "
                   << threads << " at " << i << "," << j;
             }
+        }
+      }
+    }
+  }
+}
+
+// GemmInputs::BF16 on every runnable backend (avx512 with AVX512_BF16 runs its BF16 dot
+// products, the others round the F32 panels) against the double reference of the
+// BF16-rounded inputs: only the F32 sums differ.
+TEST(Gemm, Bf16InputsMatchTheReferenceOfRoundedInputsOnEveryBackend) {
+  const int64_t sizes[][3] = {{1, 1, 1}, {7, 33, 5}, {9, 17, 31}, {37, 65, 257}, {130, 70, 300}};
+  auto round = [](std::vector<float> v) {
+    for (float& x : v) x = quant::bf16_to_f32(quant::f32_to_bf16(x));
+    return v;
+  };
+  for (const cpu::Backend* backend : cpu::runnable_backends(cpu::host_features())) {
+    for (int threads : {1, 2}) {
+      ThreadPool pool(threads);
+      const Compute cx{pool, *backend};
+      for (const auto& s : sizes) {
+        const int64_t M = s[0], N = s[1], K = s[2];
+        const std::vector<float> a = testing::to_float(random_values(M * K, 27)),
+                                 b = testing::to_float(random_values(K * N, 28));
+        const std::vector<float> ra = round(a), rb = round(b);
+        for (int layout = 0; layout < 4; ++layout) {
+          const bool a_t = layout & 1, b_t = layout & 2;
+          const int64_t ldc = N + 1;
+          std::vector<float> ours = testing::to_float(random_values(M * ldc, 29)), ref = ours;
+          gemm(ours.data(), ldc, {a.data(), a_t ? 1 : K, a_t ? M : 1},
+               {b.data(), b_t ? 1 : N, b_t ? K : 1}, M, N, K, true, cx, GemmInputs::BF16);
+          gemm_reference(ref.data(), ldc, {ra.data(), a_t ? 1 : K, a_t ? M : 1},
+                         {rb.data(), b_t ? 1 : N, b_t ? K : 1}, M, N, K, true);
+          for (int64_t i = 0; i < M * ldc; ++i)
+            ASSERT_NEAR(ours[i], ref[i], 2e-5f * (std::sqrt(float(K)) + std::abs(ref[i])))
+                << backend->name << " M=" << M << " N=" << N << " K=" << K << " layout " << layout
+                << " at " << i;
         }
       }
     }

@@ -172,6 +172,35 @@ TEST_P(WholeModelGradient, FloatPathMatchesDoubleGradients) {
   }
 }
 
+// --compute-type bf16: the weight products' inputs rounded to BF16 (F32 sums, F32 master
+// weights): gradients within BF16's rounding (8 mantissa bits) of the double ones.
+TEST_P(WholeModelGradient, Bf16ComputeStaysWithinBf16RoundingOfDouble) {
+  const Case& c = GetParam();
+  ThreadPool pool(2);
+  const Compute cx{pool, cpu::host_backend()};
+  auto dstore = make_store<double>(c);
+  auto fstore = make_store<float>(c);
+  for (int64_t i = 0; i < dstore->total(); ++i) dstore->params()[i] = double(fstore->params()[i]);
+  TrainModel<double> dmodel(*dstore, 2, 5);
+  TrainModel<float> fmodel(*fstore, 2, 5);
+  fmodel.set_matmul_mode(MatmulMode::TrainBf16);
+  const CrossEntropyResult dr = dmodel.forward(kTokens.data(), kTargets.data(), cx);
+  const CrossEntropyResult fr = fmodel.forward(kTokens.data(), kTargets.data(), cx);
+  EXPECT_NEAR(fr.loss_sum, dr.loss_sum, 2e-2 * dr.loss_sum);
+  EXPECT_NE(fr.loss_sum, float(dr.loss_sum));  // the rounding did happen
+  dstore->zero_grads();
+  fstore->zero_grads();
+  dmodel.backward(1.0 / 8.0, cx);
+  fmodel.backward(1.0 / 8.0, cx);
+  double diff = 0.0, norm = 0.0;
+  for (int64_t i = 0; i < dstore->total(); ++i) {
+    const double d = dstore->grads()[i], f = double(fstore->grads()[i]);
+    diff += (d - f) * (d - f);
+    norm += d * d;
+  }
+  EXPECT_LE(std::sqrt(diff), 3e-2 * std::sqrt(norm)) << c.name;
+}
+
 INSTANTIATE_TEST_SUITE_P(TinyModels, WholeModelGradient, ::testing::ValuesIn(kCases),
                          [](const auto& info) { return std::string(info.param.name); });
 

@@ -70,6 +70,13 @@ struct Backend {
   // C[0..m_valid) x [0..n_valid) += a·b over kc (= when `overwrite`).
   void (*gemm_micro)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                      int64_t m_valid, int64_t n_valid, bool overwrite);
+  // gemm_micro on BF16 inputs (mixed-precision training): kp pairs of k; a[p*kGemmMR + i]
+  // holds A(i, 2p) in its low 16 bits and A(i, 2p+1) in its high 16 bits (BF16), b[p*kGemmNR
+  // + j] likewise B(2p, j) and B(2p+1, j); the products are summed in F32. nullptr where
+  // the CPU has no BF16 dot product: the GEMM then rounds its F32 panels to BF16 values
+  // and runs gemm_micro (the same products, summed one at a time).
+  void (*gemm_micro_bf16)(int64_t kp, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc,
+                          int64_t m_valid, int64_t n_valid, bool overwrite);
   // SwiGLU, h[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u (h may alias g or u).
   void (*swiglu)(float* h, const float* g, const float* u, int64_t n);
   // SwiGLU backward, h = silu(g) * u: dg += dh * u * silu'(g), du += dh * silu(g).
@@ -85,7 +92,8 @@ inline constexpr int64_t kGemmNR = 32;
 // architecture has none). generic is always present.
 const Backend& generic_backend();
 const Backend* avx2_backend();
-const Backend* avx512_backend(bool vnni);  // without VNNI the int8 GEMM is AVX2's
+// Without VNNI the int8 GEMM is AVX2's; without AVX512_BF16 there is no gemm_micro_bf16.
+const Backend* avx512_backend(bool vnni, bool bf16 = false);
 const Backend* neon_backend();
 
 }  // namespace cpu

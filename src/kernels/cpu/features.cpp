@@ -78,7 +78,8 @@ const Features& host_features() {
 std::vector<const Backend*> runnable_backends(const Features& f) {
   std::vector<const Backend*> out{&generic_backend()};
   if (f.has_avx2() && avx2_backend()) out.push_back(avx2_backend());
-  if (f.has_avx512() && avx512_backend(f.avx512vnni)) out.push_back(avx512_backend(f.avx512vnni));
+  if (f.has_avx512() && avx512_backend(f.avx512vnni, f.avx512bf16))
+    out.push_back(avx512_backend(f.avx512vnni, f.avx512bf16));
   if (f.has_neon() && neon_backend()) out.push_back(neon_backend());
   return out;
 }
@@ -110,7 +111,7 @@ const Backend& host_backend() {
 const Backend* avx2_backend() {
   return nullptr;
 }
-const Backend* avx512_backend(bool) {
+const Backend* avx512_backend(bool, bool) {
   return nullptr;
 }
 #endif

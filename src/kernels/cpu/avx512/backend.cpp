@@ -1,15 +1,19 @@
 // The AVX-512 backend's table (F/BW/DQ/VL). Its int8 GEMM needs VNNI; a CPU with
-// AVX-512 but no VNNI (Skylake-X) gets the AVX2 int8 GEMM in its table.
+// AVX-512 but no VNNI (Skylake-X) gets the AVX2 int8 GEMM in its table. The BF16 GEMM
+// tile needs AVX512_BF16 (Zen 4, Sapphire Rapids, Cooper Lake).
 #include "kernels/cpu/backend.h"
 
 namespace toy::cpu {
 namespace avx512 {
 #include "kernels/cpu/backend_functions.inc"
+// AVX-512 only (needs AVX512_BF16).
+void gemm_micro_bf16(int64_t kp, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc,
+                     int64_t m_valid, int64_t n_valid, bool overwrite);
 }  // namespace avx512
 
 namespace {
 
-Backend make(bool vnni) {
+Backend make(bool vnni, bool bf16) {
   return Backend{
       .name = "avx512",
       .gemm_float = avx512::gemm_float,
@@ -22,6 +26,7 @@ Backend make(bool vnni) {
       .exp_shifted = avx512::exp_shifted,
       .f16_to_f32_row = avx512::f16_to_f32_row,
       .gemm_micro = avx512::gemm_micro,
+      .gemm_micro_bf16 = bf16 ? avx512::gemm_micro_bf16 : nullptr,
       .swiglu = avx512::swiglu,
       .swiglu_backward = avx512::swiglu_backward,
   };
@@ -29,9 +34,10 @@ Backend make(bool vnni) {
 
 }  // namespace
 
-const Backend* avx512_backend(bool vnni) {
-  static const Backend with_vnni = make(true), without_vnni = make(false);
-  return vnni ? &with_vnni : &without_vnni;
+const Backend* avx512_backend(bool vnni, bool bf16) {
+  static const Backend tables[2][2] = {{make(false, false), make(false, true)},
+                                       {make(true, false), make(true, true)}};
+  return &tables[vnni][bf16];
 }
 
 }  // namespace toy::cpu

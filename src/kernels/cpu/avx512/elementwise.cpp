@@ -89,4 +89,35 @@ void gemm_micro(int64_t kc, const float* a, const float* b, float* c, int64_t ld
   }
 }
 
+// The same 8 × 32 tile on BF16 pairs: each vdpbf16ps adds two products per lane, so a
+// pair of k costs what one k costs in gemm_micro (twice the multiply-adds per cycle).
+void gemm_micro_bf16(int64_t kp, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc,
+                     int64_t m_valid, int64_t n_valid, bool overwrite) {
+  constexpr int kMR = static_cast<int>(kGemmMR);
+  __m512 acc[kMR][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < kMR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kp; ++p) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + p * kGemmNR);
+    const __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + p * kGemmNR + 16);
+#pragma GCC unroll 8
+    for (int i = 0; i < kMR; ++i) {
+      const __m512bh ai = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[p * kMR + i]));
+      acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
+      acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
+    }
+  }
+  const __mmask16 m0 = tail_mask(n_valid), m1 = tail_mask(n_valid - 16);
+  for (int i = 0; i < m_valid; ++i) {
+    float* row = c + i * ldc;
+    __m512 lo = acc[i][0], hi = acc[i][1];
+    if (!overwrite) {
+      lo = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), lo);
+      hi = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row + 16), hi);
+    }
+    _mm512_mask_storeu_ps(row, m0, lo);
+    _mm512_mask_storeu_ps(row + 16, m1, hi);
+  }
+}
+
 }  // namespace toy::cpu::avx512
