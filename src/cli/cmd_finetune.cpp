@@ -69,6 +69,11 @@ int run_finetune(int argc, char** argv) {
       app.add_option("--lora-alpha", alpha, "LoRA alpha (the update is alpha/r * B*A)")
           ->check(greater_than(0))
           ->capture_default_str();
+  double dropout = 0.0;
+  auto* dropout_opt =
+      app.add_option("--lora-dropout", dropout, "LoRA dropout on the adapters' inputs (PEFT's)")
+          ->check(in_range(0, 1, false, /*hi_open=*/true))
+          ->capture_default_str();
   auto* targets_opt =
       app.add_option("--lora-targets", targets,
                      "matrices to adapt: q,k,v,o,gate,up,down (PEFT's q_proj... too) or all-linear")
@@ -81,7 +86,7 @@ int run_finetune(int argc, char** argv) {
   if (!cl.parse(argc, argv)) return 0;
 
   if (full) {
-    for (const CLI::Option* option : {rank_opt, alpha_opt, targets_opt})
+    for (const CLI::Option* option : {rank_opt, alpha_opt, targets_opt, dropout_opt})
       if (option->count() > 0)
         usage_error(option->get_name(), " is a LoRA flag; drop it or --full");
     if (f.lr_opt->count() == 0) f.lr = 2e-5;
@@ -133,7 +138,9 @@ int run_finetune(int argc, char** argv) {
     lora.seed = f.seed;
     store = train::make_lora_store<float>(model.config, model.weights, lora);
     run.push_back({"mode", "lora"});
-    run.push_back({"lora", str("r ", rank, " alpha ", alpha, " targets ", join(lora_targets))});
+    run.push_back({"lora", str("r ", rank, " alpha ", alpha, " targets ", join(lora_targets),
+                               " dropout ", dropout)});
+    f.lora_dropout = dropout;
   }
 
   int64_t base_params = 0;

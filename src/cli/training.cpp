@@ -238,6 +238,7 @@ train::TrainOptions training_options(const TrainingFlags& f, int64_t n_ctx) {
   options.eval_batches = f.eval_batches;
   options.save_every = f.save_every;
   options.matmul_mode = f.compute_type == "bf16" ? MatmulMode::TrainBf16 : MatmulMode::Train;
+  options.lora_dropout = static_cast<float>(f.lora_dropout);
   return options;
 }
 

@@ -36,6 +36,7 @@ struct TrainingFlags {
   uint64_t seed = 1337;
   int threads = 0;
   bool quiet = false;
+  double lora_dropout = 0.0;  // set by finetune's --lora-dropout
 
   // The options whose defaults a preset may set (CLI::Option::count() says if given).
   CLI::Option *val_opt, *prompt_opt, *pack_opt, *batch_opt, *steps_opt, *lr_opt, *min_lr_opt,

@@ -3,6 +3,55 @@
 #include "kernels/linear_backward.h"
 
 namespace toy {
+namespace {
+
+uint64_t splitmix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// Calls fn(t, i, keep_scale) for every element: 0 where dropped, 1/(1 − p) where kept.
+template <typename Real, typename Fn>
+void for_each_mask(int64_t T, int64_t n_in, float p, uint64_t stream, uint32_t term, int64_t row0,
+                   Fn&& fn) {
+  const auto threshold = static_cast<uint64_t>(double(p) * 0x1.0p24);
+  const Real keep = Real(1.0 / (1.0 - double(p)));
+  const uint64_t base = splitmix64(stream ^ (uint64_t(term) + 1) * 0xD1B54A32D192ED03ull);
+  for (int64_t t = 0; t < T; ++t) {
+    const uint64_t row = splitmix64(base ^ uint64_t(row0 + t));
+    for (int64_t i = 0; i < n_in; ++i)
+      fn(t, i, (splitmix64(row + uint64_t(i)) >> 40) < threshold ? Real(0) : keep);
+  }
+}
+
+}  // namespace
+
+template <typename Real>
+void lora_dropout(Real* out, const Real* x, int64_t T, int64_t n_in, float p, uint64_t stream,
+                  uint32_t term, int64_t row0) {
+  for_each_mask<Real>(T, n_in, p, stream, term, row0, [&](int64_t t, int64_t i, Real scale) {
+    out[t * n_in + i] = x[t * n_in + i] * scale;
+  });
+}
+
+template <typename Real>
+void lora_dropout_backward(Real* dx, const Real* g, int64_t T, int64_t n_in, float p,
+                           uint64_t stream, uint32_t term, int64_t row0) {
+  for_each_mask<Real>(T, n_in, p, stream, term, row0, [&](int64_t t, int64_t i, Real scale) {
+    dx[t * n_in + i] += g[t * n_in + i] * scale;
+  });
+}
+
+template void lora_dropout<float>(float*, const float*, int64_t, int64_t, float, uint64_t, uint32_t,
+                                  int64_t);
+template void lora_dropout<double>(double*, const double*, int64_t, int64_t, float, uint64_t,
+                                   uint32_t, int64_t);
+template void lora_dropout_backward<float>(float*, const float*, int64_t, int64_t, float, uint64_t,
+                                           uint32_t, int64_t);
+template void lora_dropout_backward<double>(double*, const double*, int64_t, int64_t, float,
+                                            uint64_t, uint32_t, int64_t);
 
 template <typename Real>
 void lora_forward(Real* y, const Real* x, const Real* a, const Real* b, Real scale, int64_t T,

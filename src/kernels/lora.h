@@ -23,6 +23,16 @@
 
 namespace toy {
 
+// LoRA dropout: out (T, n_in) = x ∘ mask / (1 − p) where mask(t, i) = 0 with probability p,
+// a hash of (stream, term, row0 + t, i): the same mask whenever it is asked for again.
+template <typename Real>
+void lora_dropout(Real* out, const Real* x, int64_t T, int64_t n_in, float p, uint64_t stream,
+                  uint32_t term, int64_t row0);
+// dx (T, n_in) += g ∘ mask / (1 − p) with the mask of the same arguments.
+template <typename Real>
+void lora_dropout_backward(Real* dx, const Real* g, int64_t T, int64_t n_in, float p,
+                           uint64_t stream, uint32_t term, int64_t row0);
+
 template <typename Real>
 void lora_forward(Real* y, const Real* x, const Real* a, const Real* b, Real scale, int64_t T,
                   int64_t n_in, int64_t r, int64_t n_out, const Compute& cx,

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/lora.h"
 #include "model/lora.h"
 
 namespace toy {
@@ -16,13 +17,21 @@ void add_lora(float* y, const float* x, const Tensor& w, int64_t T, const Linear
   const auto terms = ctx.lora->find(w.data);
   if (terms.empty()) return;
   // Grow-only per-thread buffers: the decode loop allocates nothing after the first token.
-  static thread_local std::vector<float> ax, delta;
-  const int64_t n_out = w.ne[1];
+  static thread_local std::vector<float> ax, delta, dropped;
+  const int64_t n_in = w.ne[0], n_out = w.ne[1];
+  const LoraDropout& dropout = ctx.lora->dropout;
   for (const LoraTerm& term : terms) {
     const int64_t r = term.a->ne[1];
     if (ax.size() < static_cast<size_t>(T * r)) ax.resize(static_cast<size_t>(T * r));
     if (delta.size() < static_cast<size_t>(T * n_out)) delta.resize(static_cast<size_t>(T * n_out));
-    matmul(ax.data(), x, *term.a, T, ctx.compute, MatmulMode::Exact);             // (T, r)
+    const float* input = x;  // (T, n_in)
+    if (dropout.p > 0.0f && term.grad_a) {
+      if (dropped.size() < static_cast<size_t>(T * n_in))
+        dropped.resize(static_cast<size_t>(T * n_in));
+      lora_dropout(dropped.data(), x, T, n_in, dropout.p, dropout.stream, term.id, dropout.row0);
+      input = dropped.data();
+    }
+    matmul(ax.data(), input, *term.a, T, ctx.compute, MatmulMode::Exact);         // (T, r)
     matmul(delta.data(), ax.data(), *term.b, T, ctx.compute, MatmulMode::Exact);  // (T, n_out)
     const float s = term.scale;
     for (int64_t i = 0; i < T * n_out; ++i) y[i] += s * delta[static_cast<size_t>(i)];

@@ -56,14 +56,25 @@ void add_input_gradient(float* dx, const float* dy, const Tensor& w, int64_t T, 
   }
 }
 
+// The adapter's input: x, or x with the term's dropout mask (model/lora.h LoraDropout).
+template <typename Real>
+const Real* lora_input(const Real* x, int64_t T, int64_t n_in, const LoraTerm& term,
+                       const LoraDropout& dropout, std::vector<Real>& buffer) {
+  if (!(dropout.p > 0.0f && term.grad_a)) return x;
+  buffer.resize(static_cast<size_t>(T * n_in));
+  lora_dropout(buffer.data(), x, T, n_in, dropout.p, dropout.stream, term.id, dropout.row0);
+  return buffer.data();
+}
+
 template <typename Real>
 void apply_lora(Real* y, const Real* x, const Tensor& w, int64_t T, const LinearContext& ctx) {
   if (!ctx.lora) return;
-  static thread_local std::vector<Real> scratch;
+  static thread_local std::vector<Real> scratch, dropped;
   for (const LoraTerm& term : ctx.lora->find(w.data)) {
     check_dense<Real>(*term.a, term.a->numel(), "LoRA A");
     check_dense<Real>(*term.b, term.b->numel(), "LoRA B");
-    lora_forward<Real>(y, x, term.a->ptr<const Real>(), term.b->ptr<const Real>(),
+    const Real* input = lora_input(x, T, w.ne[0], term, ctx.lora->dropout, dropped);
+    lora_forward<Real>(y, input, term.a->ptr<const Real>(), term.b->ptr<const Real>(),
                        static_cast<Real>(term.scale), T, w.ne[0], term.a->ne[1], w.ne[1],
                        ctx.compute, scratch);
   }
@@ -95,15 +106,25 @@ void backward(Real* dx, const Tensor& dw, const Tensor& dbias, const Real* dy, c
     check_dense<Real>(w, n_in * n_out, "linear_backward weight");
   }
   if (!ctx.lora) return;
-  static thread_local std::vector<Real> scratch;
+  static thread_local std::vector<Real> scratch, dropped, dx_dropped;
+  const LoraDropout& dropout = ctx.lora->dropout;
   for (const LoraTerm& term : ctx.lora->find(w.data)) {
     check_dense<Real>(*term.a, term.a->numel(), "LoRA A");
     check_dense<Real>(*term.b, term.b->numel(), "LoRA B");
     Real* da = term.grad_a ? term.grad_a->ptr<Real>() : nullptr;
     Real* db = term.grad_b ? term.grad_b->ptr<Real>() : nullptr;
-    lora_backward<Real>(dx, da, db, dy, x, term.a->ptr<const Real>(), term.b->ptr<const Real>(),
-                        static_cast<Real>(term.scale), T, n_in, term.a->ne[1], n_out, ctx.compute,
-                        scratch);
+    const Real* input = lora_input(x, T, n_in, term, dropout, dropped);
+    // With dropout the adapter's input gradient goes through the same mask.
+    Real* dx_term = dx;
+    if (input != x && dx) {
+      dx_dropped.assign(static_cast<size_t>(T * n_in), Real(0));
+      dx_term = dx_dropped.data();
+    }
+    lora_backward<Real>(dx_term, da, db, dy, input, term.a->ptr<const Real>(),
+                        term.b->ptr<const Real>(), static_cast<Real>(term.scale), T, n_in,
+                        term.a->ne[1], n_out, ctx.compute, scratch);
+    if (dx_term != dx)
+      lora_dropout_backward(dx, dx_term, T, n_in, dropout.p, dropout.stream, term.id, dropout.row0);
   }
 }
 

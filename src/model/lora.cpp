@@ -135,7 +135,8 @@ void LoraSet::add_trainable(const void* w_data, const Tensor& a, const Tensor& b
   const Tensor* views[4];
   for (int i = 0; const Tensor* t : {&a, &b, &grad_a, &grad_b})
     views[i++] = &owned_.emplace_back(*t);
-  terms_[w_data].push_back({views[0], views[1], scale, views[2], views[3]});
+  terms_[w_data].push_back(
+      {views[0], views[1], scale, views[2], views[3], static_cast<uint32_t>(owned_.size() / 4)});
 }
 
 void add_lora_rows(float* w, int64_t row0, int64_t n_rows, int64_t n_in,

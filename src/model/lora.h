@@ -61,6 +61,18 @@ struct LoraTerm {
   // and b (F32, F64 for gradient checks); null for an adapter that is only applied.
   const Tensor* grad_a = nullptr;  // ne = [n_in, r]
   const Tensor* grad_b = nullptr;  // ne = [r, n_out]
+  uint32_t id = 0;                 // position in its set (names the term's dropout masks)
+};
+
+// LoRA dropout (PEFT's lora_dropout) while training a set: the adapter's input x becomes
+// x ∘ mask / (1 − p), mask(row, i) = 0 with probability p, drawn from a hash of (stream,
+// term, row0 + row, i) (kernels/lora.h lora_dropout) — so the backward regenerates the
+// forward's mask, and the masks do not depend on how the batch is split over threads.
+// p = 0 (the default, and always for evaluation): no dropout.
+struct LoraDropout {
+  float p = 0.0f;
+  uint64_t stream = 0;  // a new stream per micro-step
+  int64_t row0 = 0;     // global row of this forward's first row
 };
 
 // The adapters applied to one model, each with its user scale. linear() finds the terms of
@@ -88,6 +100,8 @@ class LoraSet {
     return it == terms_.end() ? std::span<const LoraTerm>() : std::span<const LoraTerm>(it->second);
   }
   bool empty() const { return adapters_.empty() && owned_.empty(); }
+  // Dropout of the trainable terms (add_trainable), set by the training model per forward.
+  LoraDropout dropout;
   size_t size() const { return adapters_.size(); }
   const LoraAdapter& adapter(size_t i) const { return *adapters_[i].first; }
   float scale(size_t i) const { return adapters_[i].second; }

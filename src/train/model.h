@@ -60,6 +60,12 @@ class TrainModel {
   // MatmulMode::Train (F32, the default) or TrainBf16 (mixed precision: the weight products
   // of forward and backward on BF16-rounded inputs, F32 sums, F32 master weights).
   void set_matmul_mode(MatmulMode mode) { mode_ = mode; }
+  // LoRA dropout for the next forward and its backward (model/lora.h LoraDropout): rate p
+  // (0: none, as for evaluation), the micro-step's mask stream, and the global row of this
+  // model's first row (its replica's place in the batch).
+  void set_lora_dropout(float p, uint64_t stream, int64_t row0) {
+    if (lora_) lora_->dropout = LoraDropout{p, stream, row0};
+  }
 
  private:
   void attention_block_backward(int64_t il, const Compute& cx);

@@ -40,13 +40,15 @@ Trainer::Trainer(ParamStore<float>& store, const Dataset& data, const TrainOptio
   store.zero_grads();
 }
 
-CrossEntropyResult Trainer::run_batch(double grad_scale) {
+CrossEntropyResult Trainer::run_batch(double grad_scale, uint64_t dropout_stream) {
   const int64_t T = options_.n_pos;
   std::vector<CrossEntropyResult> results(replicas_.size());
   auto work = [&](size_t r, ThreadPool& pool) {
     const Compute cx{pool, cpu_};
     Replica& replica = replicas_[r];
     const int64_t offset = replica.first_seq * T;
+    replica.model->set_lora_dropout(grad_scale > 0.0 ? options_.lora_dropout : 0.0f, dropout_stream,
+                                    offset);
     results[r] = replica.model->forward(
         batch_.tokens.data() + offset, batch_.targets.data() + offset,
         batch_.positions.empty() ? nullptr : batch_.positions.data() + offset,
@@ -76,7 +78,12 @@ StepReport Trainer::step() {
     int64_t counted = 0;
     for (int32_t t : batch_.targets) counted += t >= 0;
     TOY_CHECK(counted > 0, "a training batch with no counted positions");
-    const CrossEntropyResult r = run_batch(1.0 / (double(counted) * double(options_.accum)));
+    // A fresh dropout mask per micro-step, fixed by (seed, step, micro-step): a resumed run
+    // draws the same masks.
+    const uint64_t stream = options_.seed * 0x9E3779B97F4A7C15ull ^
+                            (uint64_t(step_) << 20 | uint64_t(micro)) * 0xC2B2AE3D27D4EB4Full;
+    const CrossEntropyResult r =
+        run_batch(1.0 / (double(counted) * double(options_.accum)), stream);
     loss_sum += r.loss_sum / double(r.counted);
   }
   if (!std::isfinite(loss_sum))

@@ -41,6 +41,7 @@ struct TrainOptions {
   int64_t save_every = 0;     // 0: no periodic checkpoints
   // Train (F32) or TrainBf16 (--compute-type bf16): the weight products' arithmetic.
   MatmulMode matmul_mode = MatmulMode::Train;
+  float lora_dropout = 0.0f;  // PEFT's lora_dropout on the trainable adapters' inputs
 };
 
 struct StepReport {
@@ -97,9 +98,9 @@ class Trainer {
     std::unique_ptr<GradBuffer<float>> grads;  // null for replica 0 (the store's own)
   };
 
-  // Forward (and backward when grad_scale > 0) of the batch in batch_ over all
-  // replicas; returns the loss sum and count.
-  CrossEntropyResult run_batch(double grad_scale);
+  // Forward (and backward when grad_scale > 0, with LoRA dropout masks from
+  // dropout_stream) of the batch in batch_ over all replicas; returns the loss sum and count.
+  CrossEntropyResult run_batch(double grad_scale, uint64_t dropout_stream = 0);
   double reduce_gradients();  // returns the global gradient norm
   void update_parameters(double lr, double clip);
 

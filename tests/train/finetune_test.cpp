@@ -5,6 +5,7 @@
 // from a checkpoint.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include "infer/session.h"
 #include "kernels/compute.h"
 #include "kernels/cpu/features.h"
+#include "kernels/lora.h"
 #include "model/linear.h"
 #include "model/lora.h"
 #include "model/model.h"
@@ -99,6 +101,50 @@ TEST(LoraGradient, AdaptersMatchFiniteDifferencesInDouble) {
   }
   // The base is frozen: the forward read it, nothing was allocated for it.
   EXPECT_EQ(store->find("blk.0.attn_q.weight"), nullptr);
+}
+
+// LoRA dropout: the mask is a function of (stream, term, row, i), so the finite differences
+// see the same masked function the backward differentiates; about p of the inputs drop.
+TEST(LoraGradient, DropoutMatchesFiniteDifferencesInDouble) {
+  std::vector<double> ones(1000, 1.0), dropped(1000);
+  lora_dropout(dropped.data(), ones.data(), 10, 100, 0.3f, 5, 2, 40);
+  const auto zeros = std::count(dropped.begin(), dropped.end(), 0.0);
+  EXPECT_NEAR(double(zeros), 300.0, 60.0);
+  for (double v : dropped) EXPECT_TRUE(v == 0.0 || std::abs(v - 1.0 / 0.7) < 1e-6);
+
+  ThreadPool pool(1);
+  const Compute cx{pool, cpu::host_backend()};
+  const ModelConfig config = scratch_config(tiny_shape());
+  ParamStore<double> base(config, [](const TensorSpec& s) { return s.name == "output.weight"; });
+  init_random(base, 7, 1.0);
+  LoraConfig lora;
+  lora.rank = 2;
+  lora.targets = parse_lora_targets("q,v,down");
+  auto store = make_lora_store<double>(config, base.weights(), lora);
+  const std::vector<double> noise = testing::random_values(store->total(), 5, 0.3);
+  for (int64_t i = 0; i < store->total(); ++i) store->params()[i] += noise[i];
+  TrainModel<double> model(*store, 2, 5);
+  auto loss_with = [&](float p) {
+    model.set_lora_dropout(p, 1234, 0);
+    const CrossEntropyResult r = model.forward(kTokens.data(), kTargets.data(), cx);
+    return r.loss_sum / double(r.counted);
+  };
+  EXPECT_NE(loss_with(0.5f), loss_with(0.0f));
+  const double dropped_loss = loss_with(0.5f);
+  store->zero_grads();
+  model.backward(1.0 / 8.0, cx);
+  const std::vector<double> grads(store->grads(), store->grads() + store->total());
+  auto loss = [&] { return loss_with(0.5f); };
+  EXPECT_EQ(loss(), dropped_loss);
+  for (const ParamTensor& p : store->tensors())
+    for (int64_t s = 0; s < 4; ++s) {
+      const int64_t i = p.offset + (s * 7919 + 3) % p.numel;
+      const double numeric = testing::central_difference(store->params()[i], loss, 1e-5);
+      const double err = std::abs(grads[i] - numeric);
+      EXPECT_TRUE(err <= 1e-7 || err <= 1e-4 * std::abs(numeric))
+          << p.spec.name << "[" << i - p.offset << "]: analytic " << grads[i] << " numeric "
+          << numeric;
+    }
 }
 
 // The float training path (packed GEMM, quantized base) against the double gradients.
@@ -298,6 +344,34 @@ TEST(Checkpoint, ResumeContinuesBitIdentically) {
   EXPECT_LT(losses_a.back(), losses_a.front());
   EXPECT_THROW(load_checkpoint(dir, *store_b, {{"mode", "full"}}), Error);
   std::filesystem::remove_all(dir);
+}
+
+// With LoRA dropout the masks depend on the global row, not on the data-parallel split:
+// one and two threads train alike (up to float summation order), and differently from p = 0.
+TEST(Trainer, LoraDropoutDoesNotDependOnTheThreadCount) {
+  const Model model = Model::load(testing::fixture_path("models/stories260K.gguf"));
+  std::vector<int32_t> tokens(3000);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t((i * 37 + i / 11) % 500 + 3);
+  const Dataset data(tokens, 0.1, 16, "synthetic");
+  auto run = [&](int threads, float p) {
+    TrainOptions o;
+    o.steps = 6;
+    o.n_seq = 4;
+    o.n_pos = 16;
+    o.adamw.lr = 1e-2;
+    o.schedule.lr = 1e-2;
+    o.lora_dropout = p;
+    LoraConfig lora;
+    auto store = make_lora_store<float>(model.config, model.weights, lora);
+    ThreadPool pool(threads);
+    Trainer trainer(*store, data, o, pool);
+    std::vector<double> losses;
+    trainer.run([&](const StepReport& r) { losses.push_back(r.loss); }, nullptr);
+    return losses;
+  };
+  const auto one = run(1, 0.2f), two = run(2, 0.2f), none = run(2, 0.0f);
+  for (size_t i = 0; i < one.size(); ++i) EXPECT_NEAR(two[i], one[i], 1e-4 * one[i]) << i;
+  EXPECT_NE(two.back(), none.back());
 }
 
 }  // namespace
