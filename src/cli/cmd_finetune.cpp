@@ -97,6 +97,16 @@ int run_finetune(int argc, char** argv) {
 
   const Model model = Model::load(model_path);
   train::check_trainable(model.config);
+  if (model.config.is_moe() && !f.quiet) {
+    const ModelConfig& c = model.config;
+    note("finetune", str("a mixture of experts (", c.n_expert, " experts, top ", c.n_expert_used,
+                         c.arch().shared_expert ? ", a shared expert" : "",
+                         "): the experts and router are frozen — only ",
+                         !full              ? "the attention adapters"
+                         : train_embeddings ? "attention, norm and embedding weights"
+                                            : "attention and norm weights",
+                         " train; gradients flow through the experts to them"));
+  }
   const std::unique_ptr<tokenizer::Tokenizer> tok = tokenizer::Tokenizer::from_gguf(*model.file);
   if (!tok->has_text())
     fail(model_path,
