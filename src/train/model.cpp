@@ -88,18 +88,6 @@ TrainModel<Real>::TrainModel(ParamStore<Real>& store, int64_t n_seq, int64_t n_p
       BT_(n_seq * n_pos),
       acts_(trainable(store.config()), n_seq, n_pos) {
   if (c_.is_moe()) {
-    // The backward gives the experts and the router no gradient (they stay as the base
-    // has them), so a store that would train them is refused rather than silently frozen.
-    for (int64_t il = 0; il < c_.n_layer; ++il) {
-      const LayerWeights& g = grads_.layers[static_cast<size_t>(il)];
-      for (const Tensor* t :
-           {&g.ffn_gate_inp, &g.ffn_gate_exps, &g.ffn_up_exps, &g.ffn_down_exps,
-            &g.ffn_gate_inp_shexp, &g.ffn_gate_shexp, &g.ffn_up_shexp, &g.ffn_down_shexp})
-        if (t->data)
-          fail(c_.source, ": layer ", il, " of this mixture-of-experts model would train its ",
-               "experts or router, which training cannot do yet; they must stay frozen ",
-               "(LoRA on attention, or --full, which leaves them out)");
-    }
     moe_ = std::make_unique<MoeBackward<Real>>(c_, n_seq * n_pos);
   }
   // The dense FFN's gradient scratch (a MoE layer's lives in moe_).
@@ -223,9 +211,9 @@ void TrainModel<Real>::ffn_block_backward(int64_t il, const Compute& cx) {
   // x_out = x_mid + post_ffn_norm(ffn_out): d_x_ flows to x_mid unchanged, and into the FFN.
   const Real* d_out = post_norm_backward(lw.post_ffn_norm, lg.post_ffn_norm, a.ffn_out, cx);
   if (moe_) {
-    // ffn_out = Σ routed experts (+ gated shared expert) of xn2, every weight frozen.
+    // ffn_out = Σ routed experts (+ gated shared expert) of xn2.
     zero(d_norm_, BT_ * E);
-    moe_->backward(d_norm_, d_out, a.xn2, lw, acts_.saved_experts(il), ctx);
+    moe_->backward(d_norm_, d_out, a.xn2, lw, lg, acts_.saved_experts(il), ctx);
     norm_backward(d_x_, grad_of<Real>(lg.ffn_norm), d_norm_, a.x_mid, data_of<Real>(lw.ffn_norm),
                   BT_, E, c_.rms_eps, cx, norm_partial_);
     return;

@@ -3,12 +3,12 @@
 // backward for the llama family (llama, qwen2 with q/k/v biases, qwen3 with per-head
 // q/k norm, gemma2 with post norms, GeGLU, softcaps, sliding-window layers and scaled
 // embeddings; tied or untied output; and the mixture-of-experts mixtral, qwen2moe,
-// qwen3moe and olmoe with full-width q/k norm, whose experts and router stay frozen:
-// train/moe_backward.h), which reads as the forward's calls in reverse. What it trains is the
-// store's: every tensor (from scratch), some tensors over a frozen base, or LoRA adapters
-// (train/finetune.h); frozen tensors get no gradient, but the input gradient flows through them.
-// Every op runs batched over all B·T rows and all heads; every weight gradient goes through
-// linear_backward (model/linear.h).
+// qwen3moe and olmoe with full-width q/k norm, whose experts and router train or stay
+// frozen as the store says: train/moe_backward.h), which reads as the forward's calls in reverse.
+// What it trains is the store's: every tensor (from scratch), some tensors over a frozen base, or
+// LoRA adapters (train/finetune.h); frozen tensors get no gradient, but the input gradient flows
+// through them. Every op runs batched over all B·T rows and all heads; every weight gradient goes
+// through linear_backward (model/linear.h).
 //
 // float runs the optimized kernels (the ones inference runs); double the scalar
 // references, for the gradient checks.
@@ -28,9 +28,7 @@
 
 namespace toy::train {
 
-// Throws toy::Error unless `config` is a llama-family model training supports (a
-// mixture of experts trains with its experts and router frozen: TrainModel refuses a
-// store that would train them).
+// Throws toy::Error unless `config` is a llama-family model training supports.
 void check_trainable(const ModelConfig& config);
 // check_trainable, then config.
 const ModelConfig& trainable(const ModelConfig& config);

@@ -17,11 +17,17 @@ void zero(Real* p, int64_t n) {
   std::memset(p, 0, static_cast<size_t>(n) * sizeof(Real));
 }
 
-// The shared expert's gate vector [n_embd] as the one-row matrix the forward's linear() read.
+// The shared expert's gate vector [n_embd] as the one-row matrix the forward's linear() read
+// (an empty tensor stays empty: no gradient).
 Tensor row_matrix(const Tensor& vector) {
   Tensor t = vector;
   t.n_dims = 2;
   return t;
+}
+
+// Expert e's matrix of a stack, or an empty tensor (no gradient) for an empty stack.
+Tensor slice_or_none(const Tensor& stack, int64_t e) {
+  return stack.data ? matrix_slice(stack, e) : Tensor{};
 }
 
 }  // namespace
@@ -72,16 +78,18 @@ void MoeBackward<Real>::swiglu_ffn(const Real* x, const Tensor& gate, const Tens
   linear(out_, act_, down, n, ctx);
 }
 
-// After swiglu_ffn of the same rows: d_x (n, E) += ∂L/∂x for d_y (n, E) = ∂L/∂out.
+// After swiglu_ffn of the same rows: d_x (n, E) += ∂L/∂x for d_y (n, E) = ∂L/∂out, and
+// the matrices' gradients into d_gate, d_up, d_down where those are set.
 template <typename Real>
 void MoeBackward<Real>::swiglu_ffn_backward(Real* d_x, const Real* d_y, const Real* x,
                                             const Tensor& gate, const Tensor& up,
-                                            const Tensor& down, int64_t n,
+                                            const Tensor& down, const Tensor& d_gate,
+                                            const Tensor& d_up, const Tensor& d_down, int64_t n,
                                             const LinearContext& ctx) {
   const int64_t F = gate.ne[1];
   // out = act · Wdownᵀ
   zero(d_act_, n * F);
-  linear_backward(d_act_, Tensor{}, Tensor{}, d_y, act_, down, n, ctx);
+  linear_backward(d_act_, d_down, Tensor{}, d_y, act_, down, n, ctx);
   // act = silu(gate) · up
   zero(d_gate_, n * F);
   zero(d_up_, n * F);
@@ -93,14 +101,14 @@ void MoeBackward<Real>::swiglu_ffn_backward(Real* d_x, const Real* d_y, const Re
       },
       4096);
   // gate = x · Wgateᵀ, up = x · Wupᵀ
-  linear_backward(d_x, Tensor{}, Tensor{}, d_gate_, x, gate, n, ctx);
-  linear_backward(d_x, Tensor{}, Tensor{}, d_up_, x, up, n, ctx);
+  linear_backward(d_x, d_gate, Tensor{}, d_gate_, x, gate, n, ctx);
+  linear_backward(d_x, d_up, Tensor{}, d_up_, x, up, n, ctx);
 }
 
 template <typename Real>
 void MoeBackward<Real>::backward(Real* d_in, const Real* d_out, const Real* in,
-                                 const LayerWeights& l, const ExpertBuffers<Real>& saved,
-                                 const LinearContext& ctx) {
+                                 const LayerWeights& l, const LayerWeights& g,
+                                 const ExpertBuffers<Real>& saved, const LinearContext& ctx) {
   const int64_t N = N_, E = c_.n_embd, X = c_.n_expert, K = c_.n_expert_used;
   TOY_CHECK(saved.router && saved.expert_ids && saved.expert_w, "no saved routing");
   // out = Σ_slots w_i · expert_{id_i}(in) (+ sigmoid(g) · shared(in)):
@@ -128,18 +136,19 @@ void MoeBackward<Real>::backward(Real* d_in, const Real* d_out, const Real* in,
       d_w_[i] = static_cast<Real>(dot);
     }
     zero(d_x_, n * E);
-    swiglu_ffn_backward(d_x_, d_y_, x_, gate, up, down, n, ctx);
+    swiglu_ffn_backward(d_x_, d_y_, x_, gate, up, down, slice_or_none(g.ffn_gate_exps, e),
+                        slice_or_none(g.ffn_up_exps, e), slice_or_none(g.ffn_down_exps, e), n, ctx);
     for (int64_t r = 0; r < n; ++r) {
       const int64_t t = routed_[r] / K;
       for (int64_t j = 0; j < E; ++j) d_in[t * E + j] += d_x_[r * E + j];
     }
   }
   // weights = top-k(softmax(router)), renormalised per the architecture;
-  // router = in · Wrouterᵀ (frozen: only the input gradient).
+  // router = in · Wrouterᵀ.
   zero(d_router_, N * X);
   moe_route_backward(d_router_, d_w_, saved.router, saved.expert_ids, N, X, K,
                      c_.arch().renormalize_expert_weights);
-  linear_backward(d_in, Tensor{}, Tensor{}, d_router_, in, l.ffn_gate_inp, N, ctx);
+  linear_backward(d_in, g.ffn_gate_inp, Tensor{}, d_router_, in, l.ffn_gate_inp, N, ctx);
 
   if (c_.arch().shared_expert) {
     // Qwen2-MoE: out += σ(s)·shared(in), s = in · w_shexp_gate:
@@ -155,9 +164,10 @@ void MoeBackward<Real>::backward(Real* d_in, const Real* d_out, const Real* in,
       }
       d_shared_[t] = static_cast<Real>(dot * g * (1.0 - g));
     }
-    swiglu_ffn_backward(d_in, d_y_, in, l.ffn_gate_shexp, l.ffn_up_shexp, l.ffn_down_shexp, N, ctx);
-    linear_backward(d_in, Tensor{}, Tensor{}, d_shared_, in, row_matrix(l.ffn_gate_inp_shexp), N,
-                    ctx);
+    swiglu_ffn_backward(d_in, d_y_, in, l.ffn_gate_shexp, l.ffn_up_shexp, l.ffn_down_shexp,
+                        g.ffn_gate_shexp, g.ffn_up_shexp, g.ffn_down_shexp, N, ctx);
+    linear_backward(d_in, row_matrix(g.ffn_gate_inp_shexp), Tensor{}, d_shared_, in,
+                    row_matrix(l.ffn_gate_inp_shexp), N, ctx);
   }
 }
 

@@ -1,9 +1,10 @@
-// The backward of the mixture-of-experts FFN (model/forward_pass.cpp, Pass::experts)
-// with the experts and the router frozen: the gradient of the FFN's input flows
-// through every routed expert, the routing weights (top-k renormalisation and router
-// softmax, kernels/moe.h), the router, and Qwen2-MoE's shared expert and its sigmoid
-// gate — so attention weights and adapters of this and earlier layers train — but no
-// expert or router weight gets a gradient.
+// The backward of the mixture-of-experts FFN (model/forward_pass.cpp, Pass::experts):
+// the gradient of the FFN's input flows through every routed expert, the routing
+// weights (top-k renormalisation and router softmax, kernels/moe.h; the selection
+// itself is piecewise constant), the router, and Qwen2-MoE's shared expert and its
+// sigmoid gate — so attention weights and adapters of this and earlier layers train.
+// The experts, router and shared expert get gradients only where the store trains
+// them (F32 master copies); frozen, only the input gradient flows through them.
 //
 // The forward keeps only each layer's routing (model/activations.h); each expert's
 // gate / up / act / output are recomputed here from its routed rows, through the same
@@ -31,9 +32,10 @@ class MoeBackward {
 
   // d_in (N, E) += ∂L/∂in, given d_out (N, E) = ∂L/∂(the FFN's output), the FFN's input
   // in (N, E) (ffn_norm of the residual), layer l's weights (any stored type for float,
-  // F64 for double) and the routing its forward saved.
+  // F64 for double) and the routing its forward saved; the expert, router and
+  // shared-expert gradients of g that are set (trained tensors) accumulate too.
   void backward(Real* d_in, const Real* d_out, const Real* in, const LayerWeights& l,
-                const ExpertBuffers<Real>& saved, const LinearContext& ctx);
+                const LayerWeights& g, const ExpertBuffers<Real>& saved, const LinearContext& ctx);
 
  private:
   // One SwiGLU FFN over n rows x (n, E) scaled by per-row factors: recomputes its
@@ -42,7 +44,8 @@ class MoeBackward {
   void swiglu_ffn(const Real* x, const Tensor& gate, const Tensor& up, const Tensor& down,
                   int64_t n, const LinearContext& ctx);
   void swiglu_ffn_backward(Real* d_x, const Real* d_y, const Real* x, const Tensor& gate,
-                           const Tensor& up, const Tensor& down, int64_t n,
+                           const Tensor& up, const Tensor& down, const Tensor& d_gate,
+                           const Tensor& d_up, const Tensor& d_down, int64_t n,
                            const LinearContext& ctx);
 
   const ModelConfig& c_;

@@ -1,13 +1,14 @@
-// Mixture-of-experts models train with their experts and router frozen (issue 9):
+// Mixture-of-experts models train with their experts and router frozen, or trained (issue 9):
 //  - whole-model gradient checks in double of tiny Mixtral-style llama (renormalised
 //    top-k), qwen3moe (renormalised, per-head q/k norm), olmoe (not renormalised,
 //    full-width q/k norm) and qwen2moe (shared expert with a sigmoid gate, biases):
 //    every trainable tensor and LoRA adapters on attention against central differences,
-//    the gradient flowing through the frozen experts, routing and router;
+//    the gradient flowing through the frozen experts, routing and router; and every
+//    tensor with experts, router and shared expert trained too;
 //  - the float path against those double gradients;
 //  - on the llama.cpp fixtures (mixtral, qwen3moe, olmoe): step 0 of LoRA training is
 //    the inference forward, a few AdamW steps lower the loss, --full leaves experts and
-//    router out, and a store that would train them is refused.
+//    router out, and with train_experts trains them too.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -154,6 +155,7 @@ TEST_P(MoeGradient, AttentionLoraMatchesFiniteDifferencesInDouble) {
   expect_gradients_match(*store, model, cx, std::string(c.name) + " lora");
 }
 
+// Frozen experts (a store over the base), and every tensor trained (the base itself).
 TEST_P(MoeGradient, FloatPathMatchesDoubleGradients) {
   const MoeCase& c = GetParam();
   ThreadPool pool(2);
@@ -162,34 +164,45 @@ TEST_P(MoeGradient, FloatPathMatchesDoubleGradients) {
   auto fbase = random_base<float>(config);
   auto dbase = random_base<double>(config);
   for (int64_t i = 0; i < dbase->total(); ++i) dbase->params()[i] = double(fbase->params()[i]);
-  auto fstore = frozen_expert_store<float>(config, fbase->weights());
-  auto dstore = frozen_expert_store<double>(config, dbase->weights());
-  TrainModel<float> fmodel(*fstore, 2, 5);
-  TrainModel<double> dmodel(*dstore, 2, 5);
-  const CrossEntropyResult fr = fmodel.forward(kTokens.data(), kTargets.data(), cx);
-  const CrossEntropyResult dr = dmodel.forward(kTokens.data(), kTargets.data(), cx);
-  EXPECT_NEAR(fr.loss_sum, dr.loss_sum, 1e-5 * dr.loss_sum);
-  fstore->zero_grads();
-  dstore->zero_grads();
-  fmodel.backward(1.0 / 8.0, cx);
-  dmodel.backward(1.0 / 8.0, cx);
-  for (const ParamTensor& p : dstore->tensors()) {
-    double diff = 0.0, norm = 0.0;
-    for (int64_t i = p.offset; i < p.offset + p.numel; ++i) {
-      const double d = dstore->grads()[i], f = double(fstore->grads()[i]);
-      diff += (d - f) * (d - f);
-      norm += d * d;
+  auto ffrozen = frozen_expert_store<float>(config, fbase->weights());
+  auto dfrozen = frozen_expert_store<double>(config, dbase->weights());
+  for (const bool frozen : {true, false}) {
+    ParamStore<float>& fstore = frozen ? *ffrozen : *fbase;
+    ParamStore<double>& dstore = frozen ? *dfrozen : *dbase;
+    TrainModel<float> fmodel(fstore, 2, 5);
+    TrainModel<double> dmodel(dstore, 2, 5);
+    const CrossEntropyResult fr = fmodel.forward(kTokens.data(), kTargets.data(), cx);
+    const CrossEntropyResult dr = dmodel.forward(kTokens.data(), kTargets.data(), cx);
+    EXPECT_NEAR(fr.loss_sum, dr.loss_sum, 1e-5 * dr.loss_sum);
+    fstore.zero_grads();
+    dstore.zero_grads();
+    fmodel.backward(1.0 / 8.0, cx);
+    dmodel.backward(1.0 / 8.0, cx);
+    for (const ParamTensor& p : dstore.tensors()) {
+      double diff = 0.0, norm = 0.0;
+      for (int64_t i = p.offset; i < p.offset + p.numel; ++i) {
+        const double d = dstore.grads()[i], f = double(fstore.grads()[i]);
+        diff += (d - f) * (d - f);
+        norm += d * d;
+      }
+      EXPECT_GT(norm, 0.0) << c.name << " " << p.spec.name;
+      EXPECT_LE(std::sqrt(diff), 1e-4 * std::sqrt(norm) + 1e-9)
+          << c.name << (frozen ? " frozen " : " trained ") << p.spec.name;
     }
-    EXPECT_GT(norm, 0.0) << c.name << " " << p.spec.name;
-    EXPECT_LE(std::sqrt(diff), 1e-4 * std::sqrt(norm) + 1e-9) << c.name << " " << p.spec.name;
   }
 }
 
-// A store holding the experts or the router as parameters is refused, not silently frozen.
-TEST_P(MoeGradient, TrainingTheExpertsIsRefused) {
-  const ModelConfig config = scratch_config(GetParam().shape);
-  ParamStore<float> store(config, [](const TensorSpec&) { return false; });
-  EXPECT_THROW(TrainModel<float>(store, 1, 3), Error);
+// Experts, router and shared expert trained too (a store holding every tensor).
+TEST_P(MoeGradient, TrainedExpertsAndRouterInDouble) {
+  const MoeCase& c = GetParam();
+  ThreadPool pool(1);
+  const Compute cx{pool, cpu::host_backend()};
+  const ModelConfig config = scratch_config(c.shape);
+  auto store = random_base<double>(config);
+  ASSERT_NE(store->find("blk.1.ffn_gate_inp.weight"), nullptr);
+  ASSERT_NE(store->find("blk.1.ffn_down_exps.weight"), nullptr);
+  TrainModel<double> model(*store, 2, 5);
+  expect_gradients_match(*store, model, cx, std::string(c.name) + " all");
 }
 
 // `toy train --arch qwen3moe` (no experts in the shape): refused with the reason.
@@ -345,6 +358,31 @@ TEST_P(MoeFixture, FullStoreLeavesExpertsAndRouterFrozen) {
   make_batch(model.config.n_vocab, tokens, targets);
   train.forward(tokens.data(), targets.data(), cx);
   EXPECT_LE(worst_mismatch(model, train.logits(), tokens, nullptr, cx), 1e-4);
+  const std::vector<double> losses = train_steps(*store, train, tokens, targets, 4, 1e-3, cx);
+  EXPECT_LT(losses.back(), losses.front());
+}
+
+// --full --train-experts: the experts and router are F32 master copies and learn too.
+TEST_P(MoeFixture, FullStoreWithExpertsTrainsThem) {
+  ThreadPool pool(2);
+  const Compute cx{pool, cpu::host_backend()};
+  const Model model = Model::load(testing::fixture_path("models/" + GetParam() + ".gguf"));
+  auto store = make_full_store(model, /*train_embeddings=*/false, /*train_experts=*/true);
+  ASSERT_NE(store->find("blk.0.ffn_gate_inp.weight"), nullptr);
+  ASSERT_NE(store->find("blk.0.ffn_down_exps.weight"), nullptr);
+  TrainModel<float> train(*store, kSeqs, kPos);
+  std::vector<int32_t> tokens, targets;
+  make_batch(model.config.n_vocab, tokens, targets);
+  train.forward(tokens.data(), targets.data(), cx);
+  EXPECT_LE(worst_mismatch(model, train.logits(), tokens, nullptr, cx), 1e-4);
+  store->zero_grads();
+  const CrossEntropyResult r = train.forward(tokens.data(), targets.data(), cx);
+  train.backward(1.0 / double(r.counted), cx);
+  for (const ParamTensor& p : store->tensors()) {
+    double norm = 0.0;
+    for (int64_t i = p.offset; i < p.offset + p.numel; ++i) norm += std::abs(store->grads()[i]);
+    EXPECT_GT(norm, 0.0) << p.spec.name;
+  }
   const std::vector<double> losses = train_steps(*store, train, tokens, targets, 4, 1e-3, cx);
   EXPECT_LT(losses.back(), losses.front());
 }
