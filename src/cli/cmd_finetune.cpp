@@ -47,7 +47,7 @@ int run_finetune(int argc, char** argv) {
   std::string model_path, out_path, targets = "q,v", out_type_name;
   int64_t n_ctx = 256, rank = 8;
   double alpha = 16.0;
-  bool full = false, train_embeddings = false;
+  bool full = false, train_embeddings = false, train_experts = false;
   TrainingFlags f;
   f.steps = 100;
   f.batch = 4;
@@ -81,6 +81,9 @@ int run_finetune(int argc, char** argv) {
   app.add_flag("--full", full, "train every block weight (F32 master copies) instead of LoRA");
   auto* embd_opt = app.add_flag("--train-embeddings", train_embeddings,
                                 "--full: train token embeddings, final norm and output too");
+  auto* experts_opt = app.add_flag(
+      "--train-experts", train_experts,
+      "--full on a mixture of experts: train the experts and router too (default: frozen)");
   auto* out_type_opt = app.add_option("--out-type", out_type_name,
                                       "--full: f32, f16, bf16 or q8_0 (default: the base's types)");
   if (!cl.parse(argc, argv)) return 0;
@@ -91,7 +94,7 @@ int run_finetune(int argc, char** argv) {
         usage_error(option->get_name(), " is a LoRA flag; drop it or --full");
     if (f.lr_opt->count() == 0) f.lr = 2e-5;
   } else {
-    for (const CLI::Option* option : {embd_opt, out_type_opt})
+    for (const CLI::Option* option : {embd_opt, experts_opt, out_type_opt})
       if (option->count() > 0) usage_error(option->get_name(), " needs --full");
   }
   std::optional<DType> out_type;
@@ -102,6 +105,22 @@ int run_finetune(int argc, char** argv) {
 
   const Model model = Model::load(model_path);
   train::check_trainable(model.config);
+  if (train_experts && !model.config.is_moe())
+    usage_error("--train-experts: ", model_path, " is not a mixture of experts");
+  if (model.config.is_moe() && train_experts && !f.quiet) {
+    note("finetune", str("a mixture of experts (", model.config.n_expert, " experts, top ",
+                         model.config.n_expert_used, "): the experts and router train too"));
+  } else if (model.config.is_moe() && !f.quiet) {
+    const ModelConfig& c = model.config;
+    note("finetune", str("a mixture of experts (", c.n_expert, " experts, top ", c.n_expert_used,
+                         c.arch().shared_expert ? ", a shared expert" : "",
+                         "): the experts and router are frozen — only ",
+                         !full              ? "the attention adapters"
+                         : train_embeddings ? "attention, norm and embedding weights"
+                                            : "attention and norm weights",
+                         " train; gradients flow through the experts to them",
+                         full ? " (--train-experts trains them too)" : ""));
+  }
   const std::unique_ptr<tokenizer::Tokenizer> tok = tokenizer::Tokenizer::from_gguf(*model.file);
   if (!tok->has_text())
     fail(model_path,
@@ -128,7 +147,7 @@ int run_finetune(int argc, char** argv) {
   train::RunDescription run = {{"base", str(std::filesystem::path(model_path).filename().string(),
                                             " (", model.file->file_size(), " bytes)")}};
   if (full) {
-    store = train::make_full_store(model, train_embeddings);
+    store = train::make_full_store(model, train_embeddings, train_experts);
     run.push_back({"mode", train_embeddings ? "full+embeddings" : "full"});
   } else {
     train::LoraConfig lora;

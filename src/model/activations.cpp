@@ -24,17 +24,38 @@ Activations<Real>::Activations(const ModelConfig& c, int64_t n_seq, int64_t n_po
   // Gemma 2's post norms: their backward reads each block's output before the norm.
   const bool post_norms = c.arch().post_norms;
 
+  // Mixture of experts: the FFN activations are per-expert scratch (the backward
+  // recomputes them), so one gate / up / act set serves every layer; what each layer
+  // keeps is its routing: (N, X) probabilities, (N, K) ids and weights, (N) shared gate.
+  const bool moe = c.is_moe();
+  const int64_t X = c.n_expert, K = c.n_expert_used;
+  const int64_t ffn_per_layer = moe ? N * X + N * K + N : 3 * N * F;
+  const int64_t ffn_global = moe ? 3 * N * F + 2 * N * E : 0;
+  const int64_t ints = moe ? (L + 1) * N * K : 0;  // expert_ids per layer, routed
+
   // Every slot in one arena; each take is rounded up to 64 bytes.
-  const int64_t per_layer =
-      (post_norms ? 6 : 4) * N * E + 3 * N * Q + 2 * N * KV + N * V + 3 * N * F + B_ * H * T_ * T_;
-  const int64_t global = 3 * N * E + N * c.n_vocab;
-  const int64_t n_takes = 17 * L + 4;
+  const int64_t per_layer = (post_norms ? 6 : 4) * N * E + 3 * N * Q + 2 * N * KV + N * V +
+                            ffn_per_layer + B_ * H * T_ * T_;
+  const int64_t global = 3 * N * E + N * c.n_vocab + ffn_global;
+  const int64_t n_takes = 22 * L + 10;
   arena_.reserve(static_cast<size_t>(L * per_layer + global) * sizeof(Real) +
-                 static_cast<size_t>(n_takes) * 64);
+                 static_cast<size_t>(ints) * sizeof(int32_t) + static_cast<size_t>(n_takes) * 64);
   auto take = [&](int64_t n) { return arena_.take_array<Real>(static_cast<size_t>(n)); };
+  auto take_ids = [&](int64_t n) { return arena_.take_array<int32_t>(static_cast<size_t>(n)); };
   Real* proj = take(N * E);  // shared by every layer: backward does not read it
+  Real *gate = nullptr, *up = nullptr, *act = nullptr;
+  ExpertBuffers<Real> scratch{};
+  if (moe) {
+    gate = take(N * F);
+    up = take(N * F);
+    act = take(N * F);
+    scratch.routed = take_ids(N * K);
+    scratch.gathered = take(N * E);
+    scratch.expert_out = take(N * E);
+  }
   layers_.resize(static_cast<size_t>(L));
   probs_.resize(static_cast<size_t>(L));
+  experts_.resize(static_cast<size_t>(L));
   for (int64_t il = 0; il < L; ++il) {
     LayerTensors<Real>& a = layers_[static_cast<size_t>(il)];
     a.x = take(N * E);
@@ -50,10 +71,18 @@ Activations<Real>::Activations(const ModelConfig& c, int64_t n_seq, int64_t n_po
     a.ffn_out = post_norms ? take(N * E) : proj;
     a.x_mid = take(N * E);
     a.xn2 = take(N * E);
-    a.gate = take(N * F);
-    a.up = take(N * F);
-    a.act = take(N * F);
+    a.gate = moe ? gate : take(N * F);
+    a.up = moe ? up : take(N * F);
+    a.act = moe ? act : take(N * F);
     probs_[static_cast<size_t>(il)] = take(B_ * H * T_ * T_);
+    if (moe) {
+      ExpertBuffers<Real>& x = experts_[static_cast<size_t>(il)];
+      x = scratch;
+      x.router = take(N * X);
+      x.expert_ids = take_ids(N * K);
+      x.expert_w = take(N * K);
+      x.shared_gate = take(N);
+    }
   }
   x_final_ = take(N * E);
   xf_ = take(N * E);

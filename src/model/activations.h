@@ -32,6 +32,12 @@ class Activations final : public ForwardSink<Real> {
   // (their backward reads them), else they alias proj.
   const LayerTensors<Real>& saved(int64_t il) const { return layers_[static_cast<size_t>(il)]; }
   const Real* probs(int64_t il) const { return probs_[static_cast<size_t>(il)]; }  // (B, H, T, T)
+  // Mixture of experts: layer il's routing (router softmax, expert_ids, expert_w,
+  // shared_gate logits); its gathered / expert_out / routed and the layer's gate / up /
+  // act are scratch shared by every layer, which the backward recomputes per expert.
+  const ExpertBuffers<Real>& saved_experts(int64_t il) const {
+    return experts_[static_cast<size_t>(il)];
+  }
   // Layer il's attention: the config's scale, softcap and (sliding-window layers) window.
   const AttentionDims& attention_dims(int64_t il) const { return dims_[static_cast<size_t>(il)]; }
   const Real* x_final() const { return x_final_; }  // (N, E)
@@ -45,6 +51,7 @@ class Activations final : public ForwardSink<Real> {
   OutputTensors<Real> output() override { return {x_final_, xf_, logits_, 0}; }
   void attend(int64_t il, Real* att, const Real* q, const Real* k, const Real* v,
               const AttentionParams& p, const Compute& cx) override;
+  ExpertBuffers<Real> experts(int64_t il) override { return experts_[static_cast<size_t>(il)]; }
   void set_segment(const int32_t* segment) { segment_ = segment; }
 
  private:
@@ -53,10 +60,11 @@ class Activations final : public ForwardSink<Real> {
   const int32_t* segment_ = nullptr;  // set by forward_train for its call
   Arena arena_;
   std::vector<LayerTensors<Real>> layers_;
-  std::vector<Real*> probs_;  // per layer (B, H, T, T)
-  Real* x_final_;             // (N, E)
-  Real* xf_;                  // (N, E)
-  Real* logits_;              // (N, n_vocab)
+  std::vector<Real*> probs_;                  // per layer (B, H, T, T)
+  std::vector<ExpertBuffers<Real>> experts_;  // per layer (MoE only)
+  Real* x_final_;                             // (N, E)
+  Real* xf_;                                  // (N, E)
+  Real* logits_;                              // (N, n_vocab)
 };
 
 // The training forward: tokens (B, T) at positions 0..T-1 of each sequence,

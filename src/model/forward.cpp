@@ -124,7 +124,7 @@ class KvCacheSink final : public ForwardSink<float> {
     attend_rows(cache_[static_cast<size_t>(il)], att, q, k, v, T_, pos0_, p, cx);
   }
 
-  ExpertBuffers experts() override {
+  ExpertBuffers<float> experts(int64_t) override {
     return {s_.router.data(),   s_.expert_ids.data(), s_.expert_w.data(),   s_.routed.data(),
             s_.gathered.data(), s_.expert_out.data(), s_.shared_gate.data()};
   }

@@ -113,11 +113,7 @@ class Pass {
     const int64_t E = c_.n_embd;
     norm(a.xn2, a.x_mid, l.ffn_norm, N_, E);
     if (c_.is_moe()) {
-      if constexpr (kIsFloat<Real>) {
-        experts(l, a);
-      } else {
-        fail("the double-precision forward has no mixture of experts");
-      }
+      experts(il, l, a);
     } else {
       gated_ffn(a.ffn_out, a.xn2, l.ffn_gate, l.ffn_up, l.ffn_down, N_, a);
     }
@@ -237,20 +233,22 @@ class Pass {
   }
 
   // Mixture of experts: each expert runs once over the positions routed to it.
-  void experts(const LayerWeights& l, const LayerTensors<float>& a) {
-    const ExpertBuffers s = sink_.experts();
+  // The gate / up / act tensors of `a` are scratch here (each expert overwrites them),
+  // so the training backward recomputes an expert's activations from its routed rows.
+  void experts(int64_t il, const LayerWeights& l, const LayerTensors<Real>& a) {
+    const ExpertBuffers<Real> s = sink_.experts(il);
     TOY_CHECK(s.router, "this forward mode has no mixture-of-experts buffers");
     const int64_t E = c_.n_embd, X = c_.n_expert, K = c_.n_expert_used;
     linear(s.router, a.xn2, l.ffn_gate_inp, N_, ctx_);
     moe_route(s.expert_ids, s.expert_w, s.router, N_, X, K, c_.arch().renormalize_expert_weights);
-    float* sum = a.ffn_out;  // (N, E)
-    std::fill(sum, sum + N_ * E, 0.0f);
+    Real* sum = a.ffn_out;  // (N, E)
+    std::fill(sum, sum + N_ * E, Real(0));
     for (int32_t e = 0; e < X; ++e) {
       int64_t n = 0;
       for (int64_t i = 0; i < N_ * K; ++i) {
         if (s.expert_ids[i] != e) continue;
         s.routed[n] = static_cast<int32_t>(i);
-        std::memcpy(&s.gathered[n * E], &a.xn2[(i / K) * E], sizeof(float) * E);
+        std::memcpy(&s.gathered[n * E], &a.xn2[(i / K) * E], sizeof(Real) * E);
         ++n;
       }
       if (n == 0) continue;
@@ -258,9 +256,9 @@ class Pass {
                 matrix_slice(l.ffn_up_exps, e), matrix_slice(l.ffn_down_exps, e), n, a);
       for (int64_t r = 0; r < n; ++r) {
         const int64_t i = s.routed[r];
-        const float weight = s.expert_w[i];
-        float* dst = &sum[(i / K) * E];
-        const float* src = &s.expert_out[r * E];
+        const Real weight = s.expert_w[i];
+        Real* dst = &sum[(i / K) * E];
+        const Real* src = &s.expert_out[r * E];
         for (int64_t j = 0; j < E; ++j) dst[j] += weight * src[j];
       }
     }
@@ -272,7 +270,7 @@ class Pass {
       gate.n_dims = 2;
       linear(s.shared_gate, a.xn2, gate, N_, ctx_);
       for (int64_t t = 0; t < N_; ++t) {
-        const float g = 1.0f / (1.0f + std::exp(-s.shared_gate[t]));
+        const Real g = Real(1) / (Real(1) + std::exp(-s.shared_gate[t]));
         for (int64_t j = 0; j < E; ++j) sum[t * E + j] += g * s.expert_out[t * E + j];
       }
     }

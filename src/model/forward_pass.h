@@ -73,15 +73,18 @@ struct OutputTensors {
   int64_t first_row;  // 0: every row
 };
 
-// Buffers of the mixture-of-experts FFN (inference only). T = N rows.
+// Buffers of the mixture-of-experts FFN of one layer, N rows. Inference reuses one
+// set for every layer; training keeps router, expert_ids, expert_w and shared_gate of
+// each layer for the backward (the rest is scratch).
+template <typename Real>
 struct ExpertBuffers {
-  float* router;        // (T, n_expert)
-  int32_t* expert_ids;  // (T, n_expert_used)
-  float* expert_w;      // (T, n_expert_used)
-  int32_t* routed;      // (T * n_expert_used) flat (t, slot) indices of one expert
-  float* gathered;      // (T, n_embd) inputs routed to one expert
-  float* expert_out;    // (T, n_embd)
-  float* shared_gate;   // (T)
+  Real* router;         // (N, n_expert) router logits, then their softmax
+  int32_t* expert_ids;  // (N, n_expert_used) the top-k experts of each row
+  Real* expert_w;       // (N, n_expert_used) their weights (renormalised per the arch)
+  int32_t* routed;      // (N * n_expert_used) flat (t, slot) indices of one expert
+  Real* gathered;       // (N, n_embd) inputs routed to one expert
+  Real* expert_out;     // (N, n_embd)
+  Real* shared_gate;    // (N) ffn_gate_inp_shexp · x, before the sigmoid (Qwen2-MoE)
 };
 
 template <typename Real>
@@ -94,7 +97,8 @@ class ForwardSink {
   // inference, the cached earlier positions.
   virtual void attend(int64_t il, Real* att, const Real* q, const Real* k, const Real* v,
                       const AttentionParams& p, const Compute& cx) = 0;
-  virtual ExpertBuffers experts() { return {}; }  // null buffers: no MoE in this mode
+  // Layer il's mixture-of-experts buffers; null buffers: no MoE in this mode.
+  virtual ExpertBuffers<Real> experts(int64_t /*il*/) { return {}; }
 
  protected:
   ~ForwardSink() = default;

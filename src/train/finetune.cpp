@@ -35,6 +35,14 @@ std::string block_tensor(int64_t il, const std::string& name) {
 
 }  // namespace
 
+bool is_expert_or_router(std::string_view name) {
+  for (const char* part :
+       {".ffn_gate_inp.", ".ffn_gate_exps.", ".ffn_up_exps.", ".ffn_down_exps.",
+        ".ffn_gate_inp_shexp.", ".ffn_gate_shexp.", ".ffn_up_shexp.", ".ffn_down_shexp."})
+    if (name.find(part) != std::string_view::npos) return true;
+  return false;
+}
+
 std::vector<std::string> parse_lora_targets(const std::string& list) {
   std::vector<std::string> out;
   auto add = [&](const std::string& name) {
@@ -128,13 +136,17 @@ void write_lora_adapter(const std::string& path, const ParamStore<float>& store,
   writer.write(path);
 }
 
-std::unique_ptr<ParamStore<float>> make_full_store(const Model& base, bool train_embeddings) {
+std::unique_ptr<ParamStore<float>> make_full_store(const Model& base, bool train_embeddings,
+                                                   bool train_experts) {
   std::vector<TensorSpec> specs;
   for_each_tensor(base.config, base.weights, [&](const TensorSpec& spec, const Tensor& t) {
     if (!quant::can_dequantize(t.type))
       fail(base.config.source, ": tensor ", spec.name, " has type ", dtype_name(t.type),
            ", which cannot be converted to F32 for training");
-    const bool block = spec.name.starts_with("blk.");
+    // A mixture of experts keeps its experts and router frozen unless asked
+    // (train/moe_backward.h).
+    const bool block =
+        spec.name.starts_with("blk.") && (train_experts || !is_expert_or_router(spec.name));
     const bool global = spec.name == "token_embd.weight" || spec.name == "output_norm.weight" ||
                         spec.name == "output.weight";
     if (block || (train_embeddings && global)) specs.push_back(spec);

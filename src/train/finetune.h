@@ -11,11 +11,17 @@
 //  - Full: every block tensor (and with train_embeddings the token embeddings, final
 //    norm and output) becomes an F32 master copy dequantized from the base; the rest
 //    is read from the base as stored. Written as a standard GGUF of the base's layout.
+//
+// A mixture-of-experts model trains with its experts, router and shared expert frozen
+// by default (train/moe_backward.h): LoRA adapts the attention projections (the dense
+// FFN names do not exist there) and --full leaves those tensors out unless asked to
+// train them too (train_experts).
 #pragma once
 
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/dtype.h"
@@ -50,7 +56,13 @@ void write_lora_adapter(const std::string& path, const ParamStore<float>& store,
 
 // Full fine-tuning: an F32 copy of every block tensor (and with `train_embeddings`
 // token_embd, output_norm and output) of `base`, the rest read from `base` in place.
-std::unique_ptr<ParamStore<float>> make_full_store(const Model& base, bool train_embeddings);
+// Experts and routers (is_expert_or_router) stay frozen in the base unless `train_experts`.
+std::unique_ptr<ParamStore<float>> make_full_store(const Model& base, bool train_embeddings,
+                                                   bool train_experts = false);
+
+// A mixture-of-experts tensor training keeps frozen: a router (ffn_gate_inp), an expert
+// stack (ffn_{gate,up,down}_exps) or Qwen2-MoE's shared expert and its gate (*_shexp).
+bool is_expert_or_router(std::string_view name);
 
 // Writes the fine-tuned model: every tensor and metadata key of the base file, the trained
 // tensors from `store` converted to `out_type` where given (matrices only; vectors stay F32)

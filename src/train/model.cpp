@@ -69,10 +69,9 @@ const ModelConfig& trainable(const ModelConfig& config) {
 }
 
 void check_trainable(const ModelConfig& c) {
-  const ArchTraits& a = c.arch();
-  if (c.is_moe() || a.qk_norm == QkNorm::FullWidth)
-    fail(c.source, ": training supports the dense llama family (llama, qwen2, qwen3, gemma2); ",
-         "architecture '", a.name, "' is not supported");
+  if (c.is_moe() && (c.n_expert_used <= 0 || c.n_expert_used > c.n_expert || c.n_ff_exp <= 0))
+    fail(c.source, ": a mixture of experts with ", c.n_expert, " experts, ", c.n_expert_used,
+         " used and expert_feed_forward_length ", c.n_ff_exp, " cannot be trained");
   if (c.head_dim_v != c.head_dim)
     fail(c.source, ": training needs attention.value_length == key_length, found ", c.head_dim_v,
          " and ", c.head_dim);
@@ -88,7 +87,12 @@ TrainModel<Real>::TrainModel(ParamStore<Real>& store, int64_t n_seq, int64_t n_p
       T_(n_pos),
       BT_(n_seq * n_pos),
       acts_(trainable(store.config()), n_seq, n_pos) {
-  const int64_t E = c_.n_embd, Q = c_.q_dim(), KV = c_.kv_dim(), F = c_.n_ff, V = c_.n_vocab;
+  if (c_.is_moe()) {
+    moe_ = std::make_unique<MoeBackward<Real>>(c_, n_seq * n_pos);
+  }
+  // The dense FFN's gradient scratch (a MoE layer's lives in moe_).
+  const int64_t E = c_.n_embd, Q = c_.q_dim(), KV = c_.kv_dim(), V = c_.n_vocab;
+  const int64_t F = c_.is_moe() ? 0 : c_.n_ff;
   const int64_t BT = BT_;
   positions_.resize(static_cast<size_t>(BT));
   for (int64_t r = 0; r < BT; ++r) positions_[r] = static_cast<int32_t>(r % T_);
@@ -206,6 +210,14 @@ void TrainModel<Real>::ffn_block_backward(int64_t il, const Compute& cx) {
   const int64_t E = c_.n_embd, F = c_.n_ff;
   // x_out = x_mid + post_ffn_norm(ffn_out): d_x_ flows to x_mid unchanged, and into the FFN.
   const Real* d_out = post_norm_backward(lw.post_ffn_norm, lg.post_ffn_norm, a.ffn_out, cx);
+  if (moe_) {
+    // ffn_out = Σ routed experts (+ gated shared expert) of xn2.
+    zero(d_norm_, BT_ * E);
+    moe_->backward(d_norm_, d_out, a.xn2, lw, lg, acts_.saved_experts(il), ctx);
+    norm_backward(d_x_, grad_of<Real>(lg.ffn_norm), d_norm_, a.x_mid, data_of<Real>(lw.ffn_norm),
+                  BT_, E, c_.rms_eps, cx, norm_partial_);
+    return;
+  }
   // ffn_out = act · Wdownᵀ
   zero(d_act_, BT_ * F);
   linear_backward(d_act_, lg.ffn_down, Tensor{}, d_out, a.act, lw.ffn_down, BT_, ctx);
@@ -269,12 +281,16 @@ void TrainModel<Real>::attention_block_backward(int64_t il, const Compute& cx) {
   Real* dq = d_qr_;
   Real* dk = d_kr_;
   if (lw.attn_q_norm.data) {
+    // Qwen3 normalises each head ([head_dim] weight), OLMoE the whole q / k row.
+    const bool per_head = c_.arch().qk_norm == QkNorm::PerHead;
+    const int64_t q_rows = per_head ? BT_ * c_.n_head : BT_, q_n = per_head ? D : Q;
+    const int64_t k_rows = per_head ? BT_ * c_.n_head_kv : BT_, k_n = per_head ? D : KV;
     zero(d_q_, BT_ * Q);
     zero(d_k_, BT_ * KV);
     norm_backward(d_q_, grad_of<Real>(lg.attn_q_norm), d_qr_, a.q, data_of<Real>(lw.attn_q_norm),
-                  BT_ * c_.n_head, D, c_.rms_eps, cx, norm_partial_);
+                  q_rows, q_n, c_.rms_eps, cx, norm_partial_);
     norm_backward(d_k_, grad_of<Real>(lg.attn_k_norm), d_kr_, a.k, data_of<Real>(lw.attn_k_norm),
-                  BT_ * c_.n_head_kv, D, c_.rms_eps, cx, norm_partial_);
+                  k_rows, k_n, c_.rms_eps, cx, norm_partial_);
     dq = d_q_;
     dk = d_k_;
   }

@@ -1,12 +1,14 @@
 // The training model: the training mode of the one forward (model/activations.h
 // saves what backward needs) followed by the cross-entropy loss, and the
-// backward for the dense llama family (llama, qwen2 with q/k/v biases, qwen3
-// with per-head q/k norm, gemma2 with post norms, GeGLU, softcaps, sliding-window
-// layers and scaled embeddings; tied or untied output), which reads as the forward's
-// calls in reverse. What it trains is the store's: every tensor (from scratch),
-// some tensors over a frozen base, or LoRA adapters (train/finetune.h); frozen
-// tensors get no gradient, but the input gradient flows through them. Every op runs batched over
-// all B·T rows and all heads; every weight gradient goes through linear_backward (model/linear.h).
+// backward for the llama family (llama, qwen2 with q/k/v biases, qwen3 with per-head
+// q/k norm, gemma2 with post norms, GeGLU, softcaps, sliding-window layers and scaled
+// embeddings; tied or untied output; and the mixture-of-experts mixtral, qwen2moe,
+// qwen3moe and olmoe with full-width q/k norm, whose experts and router train or stay
+// frozen as the store says: train/moe_backward.h), which reads as the forward's calls in reverse.
+// What it trains is the store's: every tensor (from scratch), some tensors over a frozen base, or
+// LoRA adapters (train/finetune.h); frozen tensors get no gradient, but the input gradient flows
+// through them. Every op runs batched over all B·T rows and all heads; every weight gradient goes
+// through linear_backward (model/linear.h).
 //
 // float runs the optimized kernels (the ones inference runs); double the scalar
 // references, for the gradient checks.
@@ -21,11 +23,12 @@
 #include "kernels/cross_entropy_backward.h"
 #include "kernels/rope_backward.h"
 #include "model/activations.h"
+#include "train/moe_backward.h"
 #include "train/params.h"
 
 namespace toy::train {
 
-// Throws toy::Error unless `config` is a dense llama-family model training supports.
+// Throws toy::Error unless `config` is a llama-family model training supports.
 void check_trainable(const ModelConfig& config);
 // check_trainable, then config.
 const ModelConfig& trainable(const ModelConfig& config);
@@ -77,8 +80,9 @@ class TrainModel {
   LinearContext context(const Compute& cx) const { return LinearContext{cx, mode_, lora_.get()}; }
 
   ParamStore<Real>& store_;
-  Weights grads_;                  // where backward accumulates (the store's by default)
-  std::unique_ptr<LoraSet> lora_;  // the store's trainable adapters over grads_, or null
+  Weights grads_;                           // where backward accumulates (the store's by default)
+  std::unique_ptr<LoraSet> lora_;           // the store's trainable adapters over grads_, or null
+  std::unique_ptr<MoeBackward<Real>> moe_;  // the frozen-expert FFN backward (MoE models)
   MatmulMode mode_ = MatmulMode::Train;
   const ModelConfig& c_;
   int64_t B_, T_, BT_;

@@ -49,6 +49,19 @@ ModelConfig scratch_config(const ScratchShape& s) {
   }
   if (c.traits->sliding_window_period > 0)
     c.sliding_window = s.sliding_window > 0 ? s.sliding_window : 4096;
+  if (s.n_expert == 0 && c.traits->experts_required)
+    fail("--arch ", s.arch, " is a mixture of experts, which cannot be trained from scratch: ",
+         "its experts and router only stay frozen (toy finetune trains the rest)");
+  if (s.n_expert != 0) {
+    if (!c.traits->experts_allowed) fail("--arch ", s.arch, " has no mixture of experts");
+    if (s.n_expert < 0 || s.n_expert_used <= 0 || s.n_expert_used > s.n_expert)
+      fail("a mixture of experts needs 0 < experts used <= experts, got ", s.n_expert_used, " of ",
+           s.n_expert);
+    c.n_expert = s.n_expert;
+    c.n_expert_used = s.n_expert_used;
+    c.n_ff_exp = s.n_ff_exp > 0 ? s.n_ff_exp : s.n_ff;
+    if (c.traits->shared_expert) c.n_ff_shexp = s.n_ff_shexp > 0 ? s.n_ff_shexp : s.n_ff;
+  }
   c.has_vocab = true;
   check_trainable(c);
   return c;

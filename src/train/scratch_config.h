@@ -27,6 +27,14 @@ struct ScratchShape {
   float attn_softcap = 0.0f;
   float final_softcap = 0.0f;
   int64_t sliding_window = 0;
+  // Mixture of experts (mixtral-style llama, qwen2moe, qwen3moe, olmoe): n_expert
+  // experts, top n_expert_used, experts of n_ff_exp (0: n_ff), Qwen2-MoE's shared
+  // expert of n_ff_shexp (0: n_ff). Such a model trains only with its experts and
+  // router frozen over a base (the gradient checks), not from scratch.
+  int64_t n_expert = 0;
+  int64_t n_expert_used = 0;
+  int64_t n_ff_exp = 0;
+  int64_t n_ff_shexp = 0;
 };
 
 // Validates the shape (toy::Error naming the flag at fault) and builds the config.

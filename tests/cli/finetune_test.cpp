@@ -213,7 +213,8 @@ TEST(FinetuneCommand, BadFlagsAndModelsAreRefusedBeforeAnyWork) {
       {"-m " + stories() + data + " --full --out-type q3_x", "--out-type"},
       {"-m " + stories() + data + " --compute-type f16", "--compute-type must be f32 or bf16"},
       {"-m " + fixture_path("models/llama.gguf") + data, "vocabulary"},
-      {"-m " + fixture_path("models/mixtral.gguf") + data, "mixtral"},
+      // Said on start, before the model's missing vocabulary stops the run.
+      {"-m " + fixture_path("models/mixtral.gguf") + data, "experts and router are frozen"},
       {"-m " + fixture_path("models/gemma2.gguf") + data, "gemma2"},
   };
   for (const Case& c : cases) {

@@ -20,6 +20,7 @@
 #include "kernels/embedding_backward.h"
 #include "kernels/geglu_backward.h"
 #include "kernels/linear_backward.h"
+#include "kernels/moe.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rmsnorm_backward.h"
 #include "kernels/rope.h"
@@ -413,6 +414,43 @@ TEST(Gemm, IsBitIdenticalForAnyThreadCount) {
     if (first.empty()) first = c;
     EXPECT_EQ(0, std::memcmp(first.data(), c.data(), c.size() * sizeof(float)))
         << threads << " threads";
+  }
+}
+
+// Router backward with the top-k selection held fixed: renormalised (Mixtral, Qwen3-MoE)
+// and not (OLMoE, Qwen2-MoE), against finite differences of the double moe_route; and
+// the float instantiation against the double one.
+TEST(BackwardKernels, MoeRouteMatchesFiniteDifferences) {
+  const int64_t T = 3, X = 7, K = 3;
+  for (const bool renormalize : {true, false}) {
+    std::vector<double> z = random_values(T * X, 41), r = random_values(T * K, 42);
+    std::vector<int32_t> ids(T * K);
+    std::vector<double> w(T * K), p(T * X);
+    auto route = [&] {
+      p = z;
+      moe_route(ids.data(), w.data(), p.data(), T, X, K, renormalize);
+    };
+    route();
+    const std::vector<int32_t> chosen = ids;
+    auto loss = [&] {
+      route();
+      EXPECT_EQ(ids, chosen) << "a step of h changed the selection";
+      return weighted_sum(r, w.data());
+    };
+    std::vector<double> dz(T * X, 0.0);
+    route();
+    moe_route_backward(dz.data(), r.data(), p.data(), ids.data(), T, X, K, renormalize);
+    expect_matches_finite_differences(z, dz, loss,
+                                      renormalize ? "moe_route renormalised" : "moe_route plain");
+
+    // float: the same routing and a gradient within float rounding of the double one.
+    std::vector<float> zf = testing::to_float(z), rf = testing::to_float(r), wf(T * K);
+    std::vector<float> dzf(T * X, 0.0f);
+    std::vector<int32_t> idsf(T * K);
+    moe_route(idsf.data(), wf.data(), zf.data(), T, X, K, renormalize);
+    EXPECT_EQ(idsf, ids);
+    moe_route_backward(dzf.data(), rf.data(), zf.data(), idsf.data(), T, X, K, renormalize);
+    for (int64_t i = 0; i < T * X; ++i) EXPECT_NEAR(dzf[i], dz[i], 1e-5) << i;
   }
 }
 
