@@ -113,8 +113,7 @@ for ((round = 1; round <= ROUNDS; ++round)); do
             peft_rss[$kind]="$(rss_mib "$work/peft_$kind.time")"
             peft_cpu[$kind]="$(cpu_pct "$work/peft_$kind.time")"
         fi
-        peft_desc[$kind]="$(grep -m1 '^torch ' "$work/peft_$kind.err" |
-            sed 's/ (BLAS_INFO \([a-z]*\).*OPENBLAS_NUM_THREADS=\([0-9]*\)),/ (BLAS \1, OPENBLAS_NUM_THREADS \2),/')"
+        peft_desc[$kind]="$(grep -m1 '^torch ' "$work/peft_$kind.err")"
     done
 done
 

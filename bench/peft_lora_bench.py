@@ -365,7 +365,7 @@ def main():
     total = sum(times)
     tps = args.steps * B * T / total
     print(
-        f"peft: steps {args.steps} batch {B} ctx {T} loss {loss:.4f} tokens_per_s {tps:.0f} "
+        f"peft: steps {args.steps} batch {B} ctx {T} loss {loss:.4f} tokens_per_s {tps:.1f} "
         f"s_per_step {total / args.steps:.2f} best_s_per_step {min(times):.2f} peak_rss_mib {peak_rss_mib():.0f} "
         f"load_peak_rss_mib {load_peak:.0f} train_peak_rss_mib {hwm_mib():.0f}"
     )
