@@ -81,8 +81,8 @@ if [[ "$VERIFY" == 1 ]]; then
     echo
 fi
 
-declare -A peft_tps peft_rss peft_train_rss peft_cpu peft_desc
-toy_tps="" toy_rss="" toy_cpu=""
+declare -A peft_tps peft_rss peft_train_rss peft_cpu peft_cpu_step peft_desc
+toy_tps="" toy_tps2="" toy_cpu2="" toy_rss="" toy_cpu=""
 for ((round = 1; round <= ROUNDS; ++round)); do
     # --- toy finetune. Its tokens_per_s covers all N steps (the first included)
     # and not the 20-batch loss estimate that follows them; --val-fraction 0
@@ -90,12 +90,30 @@ for ((round = 1; round <= ROUNDS; ++round)); do
     echo "round $round: toy finetune (load average $(load)) ..." >&2
     /usr/bin/time -v -o "$work/toy_ft.time" "$toy" finetune -m "$model" --data "$data" \
         -o "$work/adapter.gguf" --steps "$N" --batch "$B" -c "$T" -r "$R" --lora-targets "$TARGETS" \
-        -t "$THREADS" --val-fraction 0 >"$work/toy_ft.out" 2>"$work/toy_ft.err" ||
-        { cat "$work/toy_ft.err" >&2; exit 1; }
+        -t "$THREADS" --val-fraction 0 >"$work/toy_ft.out" 2>"$work/toy_ft.err" &
+    tpid=$!
+    # toy's progress line "step k/N ..." reaches stderr as step k ends: stamp the
+    # wall clock and toy's CPU ticks (utime + stime of /proc/PID/stat) at step 1
+    # and at step N, for a steps-2..N rate comparable with PEFT's after warm-up.
+    : >"$work/toy_marks"
+    tail --pid="$tpid" -n +1 -f "$work/toy_ft.err" | while IFS= read -r line; do
+        if [[ "$line" == "step 1/"* || "$line" == "step $N/"* ]]; then
+            child="$(cat "/proc/$tpid/task/$tpid/children" 2>/dev/null || true)"
+            stat=()
+            read -r -a stat <"/proc/${child%% *}/stat" 2>/dev/null || true
+            echo "$EPOCHREALTIME $((${stat[13]:-0} + ${stat[14]:-0}))" >>"$work/toy_marks"
+        fi
+    done
+    wait "$tpid" || { cat "$work/toy_ft.err" >&2; exit 1; }
     tps="$(sed -n 's/^final:.*tokens_per_s \([0-9.]*\).*/\1/p' "$work/toy_ft.out")"
-    echo "  $tps tokens/s" >&2
+    # tokens/s and CPU s per step over steps 2..N (empty when N is 1 or the marks are missing)
+    read -r tps2 cpu2 < <(awk -v n="$N" -v bt=$((B * T)) -v hz="$(getconf CLK_TCK)" \
+        'NR == 1 { t0 = $1; c0 = $2 } NR == 2 && n > 1 && $1 > t0 {
+             printf "%.1f %.2f\n", (n - 1) * bt / ($1 - t0), ($2 - c0) / hz / (n - 1) }' "$work/toy_marks")
+    echo "  $tps tokens/s (toy's, all steps); steps 2..$N: ${tps2:--} tokens/s, ${cpu2:--} CPU s/step" >&2
     if [[ "$(max "$tps" "$toy_tps")" == "$tps" ]]; then
-        toy_tps="$tps" toy_rss="$(rss_mib "$work/toy_ft.time")" toy_cpu="$(cpu_pct "$work/toy_ft.time")"
+        toy_tps="$tps" toy_tps2="${tps2:--}" toy_cpu2="${cpu2:--}"
+        toy_rss="$(rss_mib "$work/toy_ft.time")" toy_cpu="$(cpu_pct "$work/toy_ft.time")"
     fi
 
     # --- PEFT, each PyTorch build in turn.
@@ -112,6 +130,7 @@ for ((round = 1; round <= ROUNDS; ++round)); do
             peft_train_rss[$kind]="$(sed -n 's/.*train_peak_rss_mib \([0-9.]*\).*/\1/p' <<<"$line")"
             peft_rss[$kind]="$(rss_mib "$work/peft_$kind.time")"
             peft_cpu[$kind]="$(cpu_pct "$work/peft_$kind.time")"
+            peft_cpu_step[$kind]="$(sed -n 's/.*cpu_s_per_step \([0-9.]*\).*/\1/p' <<<"$line")"
         fi
         peft_desc[$kind]="$(grep -m1 '^torch ' "$work/peft_$kind.err")"
     done
@@ -139,22 +158,31 @@ for kind in $TORCHES; do
 done
 
 echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
-fmt="%-40s %9s %8s %22s %6s\n"
+# tokens/s: toy's own figure covers all N steps; "2..N" and PEFT's figures leave
+# the first step out. CPU s/step: the process's CPU seconds per timed step (about
+# THREADS x s/step when it had the cores to itself). CPU: over the whole run.
+fmt="%-40s %9s %8s %10s %22s %6s\n"
 # shellcheck disable=SC2059  # the format is a constant
 {
-    printf "$fmt" "engine" "tokens/s" "s/step" "peak RSS MiB" "CPU"
-    printf "$fmt" "toy finetune (all $N steps)" "$toy_tps" "$(per_step "$toy_tps")" "$toy_rss" "$toy_cpu"
+    printf "$fmt" "engine" "tokens/s" "s/step" "CPU s/step" "peak RSS MiB" "CPU"
+    printf "$fmt" "toy finetune (all $N steps)" "$toy_tps" "$(per_step "$toy_tps")" "-" "$toy_rss" "$toy_cpu"
+    if [[ "$toy_tps2" != - ]]; then
+        printf "$fmt" "toy finetune (steps 2..$N)" "$toy_tps2" "$(per_step "$toy_tps2")" "$toy_cpu2" "" ""
+    fi
     for kind in $TORCHES; do
         printf "$fmt" "PEFT, $kind torch ($N steps after $WARMUP)" "${peft_tps[$kind]}" \
-            "$(per_step "${peft_tps[$kind]}")" "${peft_rss[$kind]} (training ${peft_train_rss[$kind]})" "${peft_cpu[$kind]}"
+            "$(per_step "${peft_tps[$kind]}")" "${peft_cpu_step[$kind]}" \
+            "${peft_rss[$kind]} (training ${peft_train_rss[$kind]})" "${peft_cpu[$kind]}"
     done
-    printf "$fmt" "toy generate -n 32 (inference)" "-" "-" "$gen_rss" "$(cpu_pct "$work/toy_gen_default.time")"
-    printf "$fmt" "toy generate -n 32 -c $T (inference)" "-" "-" "$gen_rss_t" "$(cpu_pct "$work/toy_gen_$T.time")"
+    printf "$fmt" "toy generate -n 32 (inference)" "-" "-" "-" "$gen_rss" "$(cpu_pct "$work/toy_gen_default.time")"
+    printf "$fmt" "toy generate -n 32 -c $T (inference)" "-" "-" "-" "$gen_rss_t" "$(cpu_pct "$work/toy_gen_$T.time")"
 }
 echo
 for kind in $TORCHES; do echo "PEFT $kind: ${peft_desc[$kind]}"; done
-awk -v a="$toy_tps" -v b="${peft_tps[$best]}" -v k="$best" \
-    'BEGIN { printf "toy / PEFT (%s torch, the faster) tokens/s: %.2fx\n", k, a / b }'
+awk -v a="$toy_tps" -v a2="$toy_tps2" -v b="${peft_tps[$best]}" -v k="$best" 'BEGIN {
+    printf "toy / PEFT (%s torch, the faster) tokens/s: %.2fx", k, a / b
+    if (a2 != "-") printf " (%.2fx with both leaving the first step out)", a2 / b
+    printf "\n" }'
 awk -v f="$toy_rss" -v g="$gen_rss" -v g2="$gen_rss_t" -v b="$B" -v t="$T" 'BEGIN {
     printf "toy LoRA peak RSS / inference peak RSS: %.2fx (%.2fx of the -c %d run); training adds %.0f MiB over -c %d inference\n",
         f / g, f / g2, t, f - g2, t
