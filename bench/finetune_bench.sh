@@ -88,6 +88,7 @@ for ((round = 1; round <= ROUNDS; ++round)); do
     # and not the 20-batch loss estimate that follows them; --val-fraction 0
     # skips the held-out evaluation.
     echo "round $round: toy finetune (load average $(load)) ..." >&2
+    : >"$work/toy_ft.err" # exists before tail opens it
     /usr/bin/time -v -o "$work/toy_ft.time" "$toy" finetune -m "$model" --data "$data" \
         -o "$work/adapter.gguf" --steps "$N" --batch "$B" -c "$T" -r "$R" --lora-targets "$TARGETS" \
         -t "$THREADS" --val-fraction 0 >"$work/toy_ft.out" 2>"$work/toy_ft.err" &
@@ -103,7 +104,7 @@ for ((round = 1; round <= ROUNDS; ++round)); do
             read -r -a stat <"/proc/${child%% *}/stat" 2>/dev/null || true
             echo "$EPOCHREALTIME $((${stat[13]:-0} + ${stat[14]:-0}))" >>"$work/toy_marks"
         fi
-    done
+    done || true # the marks are extra: toy's own figure stands without them
     wait "$tpid" || { cat "$work/toy_ft.err" >&2; exit 1; }
     tps="$(sed -n 's/^final:.*tokens_per_s \([0-9.]*\).*/\1/p' "$work/toy_ft.out")"
     # tokens/s and CPU s per step over steps 2..N (empty when N is 1 or the marks are missing)
