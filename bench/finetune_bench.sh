@@ -108,9 +108,10 @@ for ((round = 1; round <= ROUNDS; ++round)); do
     wait "$tpid" || { cat "$work/toy_ft.err" >&2; exit 1; }
     tps="$(sed -n 's/^final:.*tokens_per_s \([0-9.]*\).*/\1/p' "$work/toy_ft.out")"
     # tokens/s and CPU s per step over steps 2..N (empty when N is 1 or the marks are missing)
+    tps2="" cpu2=""
     read -r tps2 cpu2 < <(awk -v n="$N" -v bt=$((B * T)) -v hz="$(getconf CLK_TCK)" \
         'NR == 1 { t0 = $1; c0 = $2 } NR == 2 && n > 1 && $1 > t0 {
-             printf "%.1f %.2f\n", (n - 1) * bt / ($1 - t0), ($2 - c0) / hz / (n - 1) }' "$work/toy_marks")
+             printf "%.1f %.2f\n", (n - 1) * bt / ($1 - t0), ($2 - c0) / hz / (n - 1) }' "$work/toy_marks") || true
     echo "  $tps tokens/s (toy's, all steps); steps 2..$N: ${tps2:--} tokens/s, ${cpu2:--} CPU s/step" >&2
     if [[ "$(max "$tps" "$toy_tps")" == "$tps" ]]; then
         toy_tps="$tps" toy_tps2="${tps2:--}" toy_cpu2="${cpu2:--}"
