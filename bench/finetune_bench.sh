@@ -8,6 +8,7 @@
 #
 # Environment (defaults in brackets):
 #   BATCH [4] CTX [256] STEPS [5] RANK [8] TARGETS [q,v] THREADS [2]
+#   COMPUTE [f32]          toy's --compute-type (f32 or bf16; PEFT runs float32)
 #   PEFT_WARMUP [1]        untimed PEFT steps before the STEPS timed ones
 #   PEFT_TORCH [debian pypi]  which PyTorch builds to run (bench/peft_venv.sh)
 #   PEFT_BLAS_THREADS [1]  OPENBLAS_NUM_THREADS for the PEFT runs
@@ -34,7 +35,7 @@ BLAS_THREADS="${PEFT_BLAS_THREADS:-1}" VERIFY="${VERIFY:-1}" ROUNDS="${ROUNDS:-1
 data="${DATA:-$repo/../shared/fixtures/text/tinyshakespeare.txt}"
 [[ -f "$data" ]] || { echo "finetune_bench.sh: no training text at $data (set DATA)" >&2; exit 1; }
 
-model="$("$here/fetch_smollm2.sh")"
+model="$("$here/../scripts/fetch-smollm2.sh")"
 work="$(mktemp -d /tmp/finetune_bench.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 
@@ -85,13 +86,14 @@ declare -A peft_tps peft_rss peft_train_rss peft_cpu peft_cpu_step peft_desc
 toy_tps="" toy_tps2="" toy_cpu2="" toy_rss="" toy_cpu=""
 for ((round = 1; round <= ROUNDS; ++round)); do
     # --- toy finetune. Its tokens_per_s covers all N steps (the first included)
-    # and not the 20-batch loss estimate that follows them; --val-fraction 0
+    # and not the loss estimate that follows them (one batch: --eval-batches 1); --val-fraction 0
     # skips the held-out evaluation.
     echo "round $round: toy finetune (load average $(load)) ..." >&2
     : >"$work/toy_ft.err" # exists before tail opens it
     /usr/bin/time -v -o "$work/toy_ft.time" "$toy" finetune -m "$model" --data "$data" \
         -o "$work/adapter.gguf" --steps "$N" --batch "$B" -c "$T" -r "$R" --lora-targets "$TARGETS" \
-        -t "$THREADS" --val-fraction 0 >"$work/toy_ft.out" 2>"$work/toy_ft.err" &
+        -t "$THREADS" --val-fraction 0 --eval-batches 1 --compute-type "${COMPUTE:-f32}" \
+        >"$work/toy_ft.out" 2>"$work/toy_ft.err" &
     tpid=$!
     # toy's progress line "step k/N ..." reaches stderr as step k ends: stamp the
     # wall clock and toy's CPU ticks (utime + stime of /proc/PID/stat) at step 1
@@ -167,9 +169,9 @@ fmt="%-40s %9s %8s %10s %22s %6s\n"
 # shellcheck disable=SC2059  # the format is a constant
 {
     printf "$fmt" "engine" "tokens/s" "s/step" "CPU s/step" "peak RSS MiB" "CPU"
-    printf "$fmt" "toy finetune (all $N steps)" "$toy_tps" "$(per_step "$toy_tps")" "-" "$toy_rss" "$toy_cpu"
+    printf "$fmt" "toy finetune ${COMPUTE:-f32} (all $N steps)" "$toy_tps" "$(per_step "$toy_tps")" "-" "$toy_rss" "$toy_cpu"
     if [[ "$toy_tps2" != - ]]; then
-        printf "$fmt" "toy finetune (steps 2..$N)" "$toy_tps2" "$(per_step "$toy_tps2")" "$toy_cpu2" "" ""
+        printf "$fmt" "toy finetune ${COMPUTE:-f32} (steps 2..$N)" "$toy_tps2" "$(per_step "$toy_tps2")" "$toy_cpu2" "" ""
     fi
     for kind in $TORCHES; do
         printf "$fmt" "PEFT, $kind torch ($N steps after $WARMUP)" "${peft_tps[$kind]}" \

@@ -1,7 +1,7 @@
 """Hugging Face PEFT + PyTorch reference for bench/finetune_bench.sh.
 
 Loads a llama-family GGUF (SmolLM2-135M-Instruct by default, see
-bench/fetch_smollm2.sh) into a transformers LlamaForCausalLM in float32, wraps it
+scripts/fetch-smollm2.sh) into a transformers LlamaForCausalLM in float32, wraps it
 with a PEFT LoRA adapter and times AdamW steps on B x T token windows of real text:
 the same work as `toy finetune -r R --lora-targets q,v --batch B -c T`.
 
