@@ -1,6 +1,7 @@
 #include "kernels/linear_backward.h"
 
 #include <algorithm>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -76,20 +77,31 @@ void round_panels_to_bf16(float* panels, int64_t n) {
   for (int64_t i = 0; i < n; ++i) panels[i] = quant::bf16_to_f32(quant::f32_to_bf16(panels[i]));
 }
 
+// F32 → BF16 bits, round to nearest even, without quant::f32_to_bf16's NaN branch so the
+// loops below vectorize (a NaN in training has already made the loss NaN).
+inline uint32_t bf16_bits(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof(bits));
+  return (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+}
+
 // F32 micro-panels (panel[k*width + i], kc values of k) as BF16 pairs of k
 // (pairs[p*width + i] = bf16(k = 2p) | bf16(k = 2p+1) << 16; an odd kc pads with zero).
 void pair_panels(uint32_t* pairs, const float* panels, int64_t n_panels, int64_t width,
                  int64_t kc) {
-  const int64_t kp = (kc + 1) / 2;
+  const int64_t kp = (kc + 1) / 2, full = kc / 2;
   for (int64_t q = 0; q < n_panels; ++q) {
     const float* src = panels + q * width * kc;
     uint32_t* dst = pairs + q * width * kp;
-    for (int64_t p = 0; p < kp; ++p)
-      for (int64_t i = 0; i < width; ++i) {
-        const uint32_t lo = quant::f32_to_bf16(src[2 * p * width + i]);
-        const uint32_t hi = 2 * p + 1 < kc ? quant::f32_to_bf16(src[(2 * p + 1) * width + i]) : 0u;
-        dst[p * width + i] = lo | hi << 16;
-      }
+    for (int64_t p = 0; p < full; ++p) {
+      const float* lo = src + 2 * p * width;
+      const float* hi = lo + width;
+      for (int64_t i = 0; i < width; ++i)
+        dst[p * width + i] = bf16_bits(lo[i]) | bf16_bits(hi[i]) << 16;
+    }
+    if (kp > full)
+      for (int64_t i = 0; i < width; ++i)
+        dst[full * width + i] = bf16_bits(src[2 * full * width + i]);
   }
 }
 

@@ -217,7 +217,10 @@ void matmul_int_path(float* y, const float* x, const Tensor& w, int64_t T, const
 // of the F32 path.
 void matmul_train_blocks(float* y, const float* x, const Tensor& w, int64_t T, const Compute& cx,
                          GemmInputs inputs) {
-  constexpr int64_t kRows = 256;
+  // The GEMM packs all of x once per block of weight rows: large blocks keep that copy
+  // small next to the products (the 49152-row output matrix would repack x 192 times in
+  // blocks of 256 rows).
+  constexpr int64_t kRows = 1024;
   const int64_t n_in = w.ne[0], n_out = w.rows();
   static thread_local std::vector<float> buffer;  // the caller's; the workers get `block`
   buffer.resize(static_cast<size_t>(std::min(kRows, n_out) * n_in));
