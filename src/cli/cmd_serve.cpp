@@ -3,6 +3,19 @@
 // Binds loopback by default; logs one line per request on stderr; Ctrl-C or
 // SIGTERM stops taking requests, lets the ones in flight finish (up to
 // --shutdown-timeout seconds, then cancels them) and exits 0.
+#ifdef TOY_NO_SERVER
+#include "cli/commands.h"
+#include "core/error.h"
+
+namespace toy::cli {
+
+int run_serve(int, char**) {
+  fail("this toy was built without the HTTP server (configure with -DTOY_SERVER=ON; it needs ",
+       "Debian's libcpp-httplib-dev)");
+}
+
+}  // namespace toy::cli
+#else
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -224,3 +237,4 @@ int run_serve(int argc, char** argv) {
 }
 
 }  // namespace toy::cli
+#endif  // TOY_NO_SERVER

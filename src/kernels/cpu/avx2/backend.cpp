@@ -22,6 +22,7 @@ const Backend kAvx2 = {
     .exp_shifted = avx2::exp_shifted,
     .f16_to_f32_row = avx2::f16_to_f32_row,
     .gemm_micro = avx2::gemm_micro,
+    .gemm_micro_bf16 = nullptr,  // no BF16 dot products: rounded F32 panels
     .swiglu = avx2::swiglu,
     .swiglu_backward = avx2::swiglu_backward,
 };

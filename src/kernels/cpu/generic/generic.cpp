@@ -162,6 +162,7 @@ const Backend kGeneric = {
     .exp_shifted = exp_shifted,
     .f16_to_f32_row = f16_to_f32_row,
     .gemm_micro = gemm_micro,
+    .gemm_micro_bf16 = nullptr,  // no BF16 dot products: rounded F32 panels
     .swiglu = swiglu,
     .swiglu_backward = swiglu_backward,
 };

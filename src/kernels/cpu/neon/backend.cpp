@@ -21,6 +21,7 @@ const Backend kNeon = {
     .exp_shifted = neon::exp_shifted,
     .f16_to_f32_row = neon::f16_to_f32_row,
     .gemm_micro = neon::gemm_micro,
+    .gemm_micro_bf16 = nullptr,  // no BF16 dot products: rounded F32 panels
     .swiglu = neon::swiglu,
     .swiglu_backward = neon::swiglu_backward,
 };
