@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -117,6 +119,13 @@ void add_training_flags(CommandLine& cl, TrainingFlags& f) {
                  "arithmetic of the weight products: f32, or bf16 (inputs rounded to bf16, f32 "
                  "sums and master weights; bf16 dot products where the CPU has them)")
       ->capture_default_str();
+  app.add_option("--metrics", f.metrics_path,
+                 "JSON lines: one object per step (loss, lr, tokens/s, gradient norm, validation "
+                 "loss when evaluated) with per-tensor statistics every --metrics-every steps");
+  app.add_option("--metrics-every", f.metrics_every,
+                 "steps between per-tensor gradient norm / update ratio / drift (0: none)")
+      ->check(at_least(0))
+      ->capture_default_str();
   app.add_option("--seed", f.seed, "seed of the initialization and batches")->capture_default_str();
   f.eval_opt = app.add_option("--eval-every", f.eval_every, "validation every E steps (0: off)")
                    ->check(at_least(0))
@@ -151,6 +160,11 @@ void check_training_flags(const TrainingFlags& f, const NamedPath& output,
   inputs.push_back({"--data", f.data_path});
   if (!f.val_data_path.empty()) inputs.push_back({"--val-data", f.val_data_path});
   check_output(output, inputs);
+  if (!f.metrics_path.empty()) {
+    std::vector<NamedPath> all = inputs;
+    all.push_back(output);
+    check_output({"--metrics", f.metrics_path}, all);
+  }
   if (!f.dump_tokens.empty()) {
     std::vector<NamedPath> all = inputs;
     all.push_back(output);
@@ -270,6 +284,14 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
                    train::checkpoint_file(f.resume).c_str(), static_cast<long long>(state.step));
   }
   const std::string checkpoint_dir = f.checkpoint_directory(out_path);
+  // --metrics: a log, appended to on --resume, one flushed line per step.
+  std::ofstream metrics;
+  if (!f.metrics_path.empty()) {
+    metrics.open(f.metrics_path, f.resume.empty() ? std::ios::trunc : std::ios::app);
+    if (!metrics) fail("--metrics ", f.metrics_path, ": cannot open for writing");
+    trainer.set_tensor_stats(f.metrics_every);
+  }
+  auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
 
   const bool tty = isatty(fileno(stderr));
   const int64_t line_every = std::max<int64_t>(1, f.steps / 50);
@@ -278,6 +300,26 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
   trainer.run(
       [&](const train::StepReport& r) {
         if (r.val_loss >= 0.0) last_val = r.val_loss, last_val_step = r.step;
+        if (metrics.is_open()) {
+          nlohmann::json line = {{"step", r.step},
+                                 {"loss", number(r.loss)},
+                                 {"lr", r.lr},
+                                 {"tokens_per_s", r.tokens_per_s},
+                                 {"grad_norm", number(r.grad_norm)},
+                                 {"loss_scale", 1},
+                                 {"seconds", r.seconds}};
+          if (r.val_loss >= 0.0) line["val_loss"] = r.val_loss;
+          if (!r.tensors.empty()) {
+            nlohmann::json tensors = nlohmann::json::object();
+            for (const train::TensorStats& t : r.tensors)
+              tensors[t.name] = {
+                  {"grad_norm", number(t.grad_norm)},
+                  {"update_ratio", t.update_ratio >= 0 ? number(t.update_ratio) : nlohmann::json()},
+                  {"drift", t.drift >= 0 ? number(t.drift) : nlohmann::json()}};
+            line["tensors"] = std::move(tensors);
+          }
+          metrics << line.dump() << '\n' << std::flush;
+        }
         if (f.quiet) return;
         const double eta =
             r.tokens_per_s > 0.0 ? r.seconds / double(r.step) * double(f.steps - r.step) : -1.0;
@@ -316,6 +358,15 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
   const double val_loss = data.val_windows() > 0 ? trainer.evaluate_val(0) : NAN;
   save_outputs();
   if (f.save_every > 0) train::save_checkpoint(checkpoint_dir, store, trainer.state(), run);
+  if (metrics.is_open())
+    metrics << nlohmann::json{{"final", true},
+                              {"step", trainer.steps_done()},
+                              {"train_loss", number(train_loss)},
+                              {"val_loss", number(val_loss)},
+                              {"tokens_per_s", tokens_per_s}}
+                   .dump()
+            << '\n'
+            << std::flush;
   if (!f.quiet) {
     std::fprintf(stderr, "%s: wrote %s\n", command.c_str(), out_path.c_str());
     // The periodic evaluations sample --eval-batches batches; the final one reads the whole

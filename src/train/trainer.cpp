@@ -96,7 +96,10 @@ StepReport Trainer::step() {
   const double clip = options_.grad_clip > 0.0 && report.grad_norm > options_.grad_clip
                           ? options_.grad_clip / (report.grad_norm + 1e-6)
                           : 1.0;
+  const bool stats = stats_every_ > 0 && step_ % stats_every_ == 0;
+  if (stats) begin_tensor_stats(report);
   update_parameters(report.lr, clip);
+  if (stats) end_tensor_stats(report);
   report.step = step_;
   report.loss = loss_sum / double(options_.accum);
   train_seconds_ += timer.seconds();
@@ -147,6 +150,37 @@ void Trainer::update_parameters(double lr, double clip) {
     }
     std::fill(grads + first, grads + last, 0.0f);
   });
+}
+
+void Trainer::set_tensor_stats(int64_t every) {
+  stats_every_ = every;
+  if (every > 0) initial_.assign(store_.params(), store_.params() + store_.total());
+}
+
+// Gradient norms (before clipping) and a copy of the parameters before the update.
+void Trainer::begin_tensor_stats(StepReport& report) {
+  report.tensors.clear();
+  for (const ParamTensor& p : store_.tensors())
+    report.tensors.push_back(
+        {p.spec.name, std::sqrt(squared_norm(store_.grads() + p.offset, p.numel)), 0.0, 0.0});
+  snapshot_.assign(store_.params(), store_.params() + store_.total());
+}
+
+void Trainer::end_tensor_stats(StepReport& report) {
+  const float* w = store_.params();
+  for (size_t t = 0; t < store_.tensors().size(); ++t) {
+    const ParamTensor& p = store_.tensors()[t];
+    double update = 0.0, before = 0.0, drift = 0.0, start = 0.0;
+    for (int64_t i = p.offset; i < p.offset + p.numel; ++i) {
+      const double now = w[i], old = snapshot_[size_t(i)], first = initial_[size_t(i)];
+      update += (now - old) * (now - old);
+      before += old * old;
+      drift += (now - first) * (now - first);
+      start += first * first;
+    }
+    report.tensors[t].update_ratio = before > 0.0 ? std::sqrt(update / before) : -1.0;
+    report.tensors[t].drift = start > 0.0 ? std::sqrt(drift / start) : -1.0;
+  }
 }
 
 TrainerState Trainer::state() const {

@@ -44,14 +44,23 @@ struct TrainOptions {
   float lora_dropout = 0.0f;  // PEFT's lora_dropout on the trainable adapters' inputs
 };
 
+// Per-tensor training telemetry of one step (--metrics-every), keyed by GGUF name.
+struct TensorStats {
+  std::string name;     // "blk.3.attn_q.weight", "blk.0.attn_q.weight.lora_a"
+  double grad_norm;     // ‖g‖ before clipping
+  double update_ratio;  // ‖w_after − w_before‖ / ‖w_before‖ (< 0: ‖w_before‖ = 0)
+  double drift;  // ‖w − w₀‖ / ‖w₀‖ since the run began (< 0: ‖w₀‖ = 0, e.g. LoRA B)
+};
+
 struct StepReport {
   int64_t step = 0;        // 1-based, after the update
   double loss = 0.0;       // mean training loss of the step's batches
   double val_loss = -1.0;  // < 0: not evaluated at this step
   double lr = 0.0;
-  double grad_norm = 0.0;     // before clipping
-  double tokens_per_s = 0.0;  // training tokens / training seconds so far
-  double seconds = 0.0;       // wall time so far
+  double grad_norm = 0.0;            // before clipping
+  double tokens_per_s = 0.0;         // training tokens / training seconds so far
+  double seconds = 0.0;              // wall time so far
+  std::vector<TensorStats> tensors;  // filled on the steps set_tensor_stats asks for
 };
 
 // Everything besides the parameters and moments that a resumed run needs to continue
@@ -84,6 +93,9 @@ class Trainer {
            const std::function<void(int64_t)>& on_save);
 
   int64_t steps_done() const { return step_; }
+  // Per-tensor statistics in the report of every `every`-th step (0: never). Keeps a copy of
+  // the parameters as they are now (w₀ of the drift).
+  void set_tensor_stats(int64_t every);
   TrainerState state() const;
   // Continues from `state` (the store's parameters and moments restored separately).
   void restore(const TrainerState& state);
@@ -102,6 +114,9 @@ class Trainer {
   // dropout_stream) of the batch in batch_ over all replicas; returns the loss sum and count.
   CrossEntropyResult run_batch(double grad_scale, uint64_t dropout_stream = 0);
   double reduce_gradients();  // returns the global gradient norm
+  // Before and after update_parameters on a telemetry step.
+  void begin_tensor_stats(StepReport& report);
+  void end_tensor_stats(StepReport& report);
   void update_parameters(double lr, double clip);
 
   static constexpr int64_t kBlock = 1 << 16;  // elements per block of the optimizer regions
@@ -116,6 +131,9 @@ class Trainer {
   std::mt19937_64 eval_rng_;
   Batch batch_;
   int64_t step_ = 0;
+  int64_t stats_every_ = 0;
+  std::vector<float> initial_;   // (total) w₀ for the drift
+  std::vector<float> snapshot_;  // (total) the parameters before a telemetry step's update
   double train_seconds_ = 0.0;
   double wall_seconds_ = 0.0;
 };

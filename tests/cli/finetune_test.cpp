@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "gguf/reader.h"
 #include "support/fixtures.h"
 
@@ -195,6 +197,45 @@ TEST(FinetuneCommand, ResumeFromACheckpointIsBitIdentical) {
   fs::remove_all(ckpt);
 }
 
+// --metrics: a JSON object per step, per-tensor statistics under GGUF names every
+// --metrics-every steps, validation losses when evaluated, and a final object.
+TEST(FinetuneCommand, MetricsJsonLinesPerStepAndPerTensor) {
+  const Corpus corpus;
+  const std::string out = temp_path("-m.gguf"), metrics = temp_path("-metrics.jsonl");
+  std::string output;
+  ASSERT_EQ(toy("finetune -m " + stories() + " --data " + corpus.train + " -o " + out +
+                    " --steps 6 -c 32 --batch 2 --eval-every 3 --eval-batches 2 -q -t 2"
+                    " --metrics " +
+                    metrics + " --metrics-every 3",
+                &output),
+            0)
+      << output;
+  std::ifstream in(metrics);
+  std::string line;
+  std::vector<nlohmann::json> lines;
+  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(lines.size(), 7u);
+  for (int i = 0; i < 6; ++i) {
+    const nlohmann::json& l = lines[size_t(i)];
+    EXPECT_EQ(l["step"], i + 1);
+    for (const char* key : {"loss", "lr", "tokens_per_s", "grad_norm", "loss_scale"})
+      EXPECT_TRUE(l.contains(key)) << key << " " << l.dump();
+    EXPECT_EQ(l.contains("tensors"), (i + 1) % 3 == 0) << l.dump();
+    EXPECT_EQ(l.contains("val_loss"), (i + 1) % 3 == 0) << l.dump();
+  }
+  const nlohmann::json& tensors = lines[2]["tensors"];
+  ASSERT_TRUE(tensors.contains("blk.0.attn_q.weight.lora_a")) << tensors.dump();
+  const nlohmann::json& a = tensors["blk.0.attn_q.weight.lora_a"];
+  EXPECT_GT(a["grad_norm"].get<double>(), 0.0);
+  EXPECT_GT(a["update_ratio"].get<double>(), 0.0);
+  EXPECT_GT(a["drift"].get<double>(), 0.0);
+  EXPECT_TRUE(tensors["blk.0.attn_q.weight.lora_b"]["drift"].is_null());  // B starts at 0
+  EXPECT_EQ(lines[6]["final"], true);
+  EXPECT_TRUE(lines[6].contains("val_loss"));
+  fs::remove(out);
+  fs::remove(metrics);
+}
+
 TEST(FinetuneCommand, BadFlagsAndModelsAreRefusedBeforeAnyWork) {
   const Corpus corpus;
   const std::string out = temp_path("-bad.gguf");
@@ -212,6 +253,7 @@ TEST(FinetuneCommand, BadFlagsAndModelsAreRefusedBeforeAnyWork) {
       {"-m " + stories() + data + " -r 100000", "larger than"},
       {"-m " + stories() + data + " --full --out-type q3_x", "--out-type"},
       {"-m " + stories() + data + " --compute-type f16", "--compute-type must be f32 or bf16"},
+      {"-m " + stories() + data + " --metrics /nonexistent/dir/m.jsonl", "--metrics"},
       {"-m " + fixture_path("models/llama.gguf") + data, "vocabulary"},
       // Said on start, before the model's missing vocabulary stops the run.
       {"-m " + fixture_path("models/mixtral.gguf") + data, "experts and router are frozen"},
