@@ -220,23 +220,11 @@ void matmul_train_blocks(float* y, const float* x, const Tensor& w, int64_t T, c
   // The GEMM packs all of x once per block of weight rows: large blocks keep that copy
   // small next to the products (the 49152-row output matrix would repack x 192 times in
   // blocks of 256 rows).
-  constexpr int64_t kRows = 1024;
   const int64_t n_in = w.ne[0], n_out = w.rows();
-  static thread_local std::vector<float> buffer;  // the caller's; the workers get `block`
-  buffer.resize(static_cast<size_t>(std::min(kRows, n_out) * n_in));
-  float* block = buffer.data();
-  for (int64_t o = 0; o < n_out; o += kRows) {
-    const int64_t rows = std::min(kRows, n_out - o);
-    cx.parallel_for(
-        rows,
-        [&](int64_t begin, int64_t end) {
-          for (int64_t i = begin; i < end; ++i)
-            quant::dequantize_row(w.type, w.row(o + i), block + i * n_in, n_in);
-        },
-        16);
+  for_each_dequantized_block(w, 1024, cx, [&](const float* block, int64_t o, int64_t rows) {
     // y(t, o + j) = Σ_i x(t, i) · W(o + j, i)
     gemm(y + o, n_out, {x, n_in, 1}, {block, 1, n_in}, T, rows, n_in, false, cx, inputs);
-  }
+  });
 }
 
 void check_weight(const Tensor& w, const char* what) {
@@ -246,6 +234,26 @@ void check_weight(const Tensor& w, const char* what) {
 }
 
 }  // namespace
+
+void for_each_dequantized_block(
+    const Tensor& w, int64_t max_rows, const Compute& cx,
+    const std::function<void(const float* block, int64_t row0, int64_t rows)>& fn) {
+  const int64_t n_in = w.ne[0], n_out = w.rows();
+  static thread_local std::vector<float> buffer;  // the caller's; the workers get `block`
+  buffer.resize(static_cast<size_t>(std::min(max_rows, n_out) * n_in));
+  float* block = buffer.data();
+  for (int64_t o = 0; o < n_out; o += max_rows) {
+    const int64_t rows = std::min(max_rows, n_out - o);
+    cx.parallel_for(
+        rows,
+        [&](int64_t begin, int64_t end) {
+          for (int64_t i = begin; i < end; ++i)
+            quant::dequantize_row(w.type, w.row(o + i), block + i * n_in, n_in);
+        },
+        16);
+    fn(block, o, rows);
+  }
+}
 
 void matmul(float* y, const float* x, const Tensor& w, int64_t T, const Compute& cx,
             MatmulMode mode) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "core/tensor.h"
 #include "kernels/compute.h"
@@ -37,6 +38,13 @@ inline bool is_training_mode(MatmulMode mode) {
 // with a given shape the decode loop does not allocate.
 void matmul(float* y, const float* x, const Tensor& w, int64_t T, const Compute& cx,
             MatmulMode mode = MatmulMode::Exact);
+
+// Calls fn(block, row0, rows) for consecutive blocks of at most max_rows rows of w, each
+// dequantized to F32 into block (rows, n_in) by the pool's threads (the buffer is reused
+// and belongs to the calling thread): a frozen quantized weight's products in training.
+void for_each_dequantized_block(
+    const Tensor& w, int64_t max_rows, const Compute& cx,
+    const std::function<void(const float* block, int64_t row0, int64_t rows)>& fn);
 
 // The scalar reference: dequantize each row of W and accumulate in double.
 // Single-threaded; for tests only.

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "kernels/linear_backward.h"
 #include "kernels/lora.h"
+#include "kernels/matmul.h"
 #include "model/linear.h"
 #include "model/lora.h"
 #include "quant/quant.h"
@@ -37,23 +38,11 @@ Real* data_or_null(const Tensor& t) {
 // and multiplied in F32, so the full F32 matrix never exists.
 void add_input_gradient(float* dx, const float* dy, const Tensor& w, int64_t T, const Compute& cx,
                         GemmInputs inputs) {
-  constexpr int64_t kRows = 256;
   const int64_t n_in = w.ne[0], n_out = w.rows();
-  static thread_local std::vector<float> buffer;  // the calling thread's; workers get `block`
-  buffer.resize(static_cast<size_t>(std::min(kRows, n_out) * n_in));
-  float* block = buffer.data();
-  for (int64_t o = 0; o < n_out; o += kRows) {
-    const int64_t rows = std::min(kRows, n_out - o);
-    cx.parallel_for(
-        rows,
-        [&](int64_t begin, int64_t end) {
-          for (int64_t i = begin; i < end; ++i)
-            quant::dequantize_row(w.type, w.row(o + i), block + i * n_in, n_in);
-        },
-        16);
+  for_each_dequantized_block(w, 256, cx, [&](const float* block, int64_t o, int64_t rows) {
     // dx(t, i) += Σ_{o'} dy(t, o + o') · W(o + o', i)
     gemm(dx, n_in, {dy + o, n_out, 1}, {block, n_in, 1}, T, n_in, rows, true, cx, inputs);
-  }
+  });
 }
 
 // The adapter's input: x, or x with the term's dropout mask (model/lora.h LoraDropout).

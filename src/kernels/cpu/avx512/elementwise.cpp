@@ -58,6 +58,26 @@ void swiglu_backward(float* dg, float* du, const float* dh, const float* g, cons
   }
 }
 
+namespace {
+
+// Writes (or adds, unless overwrite) the valid m_valid × n_valid part of a register tile.
+void store_tile(const __m512 (&acc)[kGemmMR][2], float* c, int64_t ldc, int64_t m_valid,
+                int64_t n_valid, bool overwrite) {
+  const __mmask16 m0 = tail_mask(n_valid), m1 = tail_mask(n_valid - 16);
+  for (int i = 0; i < m_valid; ++i) {
+    float* row = c + i * ldc;
+    __m512 lo = acc[i][0], hi = acc[i][1];
+    if (!overwrite) {
+      lo = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), lo);
+      hi = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row + 16), hi);
+    }
+    _mm512_mask_storeu_ps(row, m0, lo);
+    _mm512_mask_storeu_ps(row + 16, m1, hi);
+  }
+}
+
+}  // namespace
+
 // Register tile kGemmMR × kGemmNR = 8 × 32: 16 zmm accumulators.
 void gemm_micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t m_valid,
                 int64_t n_valid, bool overwrite) {
@@ -76,17 +96,7 @@ void gemm_micro(int64_t kc, const float* a, const float* b, float* c, int64_t ld
       acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
     }
   }
-  const __mmask16 m0 = tail_mask(n_valid), m1 = tail_mask(n_valid - 16);
-  for (int i = 0; i < m_valid; ++i) {
-    float* row = c + i * ldc;
-    __m512 lo = acc[i][0], hi = acc[i][1];
-    if (!overwrite) {
-      lo = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), lo);
-      hi = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row + 16), hi);
-    }
-    _mm512_mask_storeu_ps(row, m0, lo);
-    _mm512_mask_storeu_ps(row + 16, m1, hi);
-  }
+  store_tile(acc, c, ldc, m_valid, n_valid, overwrite);
 }
 
 // The same 8 × 32 tile on BF16 pairs: each vdpbf16ps adds two products per lane, so a
@@ -107,17 +117,7 @@ void gemm_micro_bf16(int64_t kp, const uint32_t* a, const uint32_t* b, float* c,
       acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
     }
   }
-  const __mmask16 m0 = tail_mask(n_valid), m1 = tail_mask(n_valid - 16);
-  for (int i = 0; i < m_valid; ++i) {
-    float* row = c + i * ldc;
-    __m512 lo = acc[i][0], hi = acc[i][1];
-    if (!overwrite) {
-      lo = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), lo);
-      hi = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row + 16), hi);
-    }
-    _mm512_mask_storeu_ps(row, m0, lo);
-    _mm512_mask_storeu_ps(row + 16, m1, hi);
-  }
+  store_tile(acc, c, ldc, m_valid, n_valid, overwrite);
 }
 
 }  // namespace toy::cpu::avx512
