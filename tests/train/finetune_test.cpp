@@ -15,7 +15,7 @@
 #include "core/error.h"
 #include "gguf/reader.h"
 #include "grad_check.h"
-#include "infer/session.h"
+#include "inference_logits.h"
 #include "kernels/compute.h"
 #include "kernels/cpu/features.h"
 #include "kernels/lora.h"
@@ -212,22 +212,11 @@ TEST(LinearBackward, InputGradientThroughQuantizedWeightMatchesDequantizedCopy) 
   }
 }
 
-std::vector<float> session_logits(const Model& model, const std::vector<int32_t>& tokens,
-                                  const LoraSet* lora, ThreadPool& pool) {
-  SessionOptions options;
-  options.kv_type = DType::F32;
-  options.mode = MatmulMode::Exact;
-  options.lora = lora;
-  Session session(model, pool, options);
-  std::vector<float> out(tokens.size() * static_cast<size_t>(model.config.n_vocab));
-  session.prefill_all(tokens, out.data());
-  return out;
-}
-
 // Step 0 of LoRA is the base bit for bit (B = 0), on a quantized and a float base; after
 // the adapter is written and read back, toy applies it exactly as training did.
 TEST(LoraAdapter, StepZeroIsTheBaseAndTheWrittenAdapterReadsBack) {
   ThreadPool pool(2);
+  const Compute cx{pool, cpu::host_backend()};
   for (const char* name : {"models/llama-q4_0.gguf", "models/stories260K.gguf"}) {
     const Model model = Model::load(testing::fixture_path(name));
     LoraConfig lora;
@@ -235,9 +224,9 @@ TEST(LoraAdapter, StepZeroIsTheBaseAndTheWrittenAdapterReadsBack) {
     lora.targets = parse_lora_targets("all-linear");
     auto store = make_lora_store<float>(model.config, model.weights, lora);
     const std::vector<int32_t> tokens = {1, 3, 7, 2, 9, 4};
-    const auto base = session_logits(model, tokens, nullptr, pool);
+    const auto base = testing::inference_logits(model, tokens, nullptr, cx);
     auto set = store->lora_over(store->grads());
-    const auto step0 = session_logits(model, tokens, set.get(), pool);
+    const auto step0 = testing::inference_logits(model, tokens, set.get(), cx);
     ASSERT_EQ(base.size(), step0.size());
     EXPECT_EQ(std::memcmp(base.data(), step0.data(), base.size() * sizeof(float)), 0) << name;
 
@@ -253,8 +242,8 @@ TEST(LoraAdapter, StepZeroIsTheBaseAndTheWrittenAdapterReadsBack) {
     EXPECT_EQ(adapter->alpha, float(lora.alpha));
     LoraSet loaded;
     loaded.add(adapter, 1.0f, model);
-    const auto trained = session_logits(model, tokens, set.get(), pool);
-    const auto reloaded = session_logits(model, tokens, &loaded, pool);
+    const auto trained = testing::inference_logits(model, tokens, set.get(), cx);
+    const auto reloaded = testing::inference_logits(model, tokens, &loaded, cx);
     double diff = 0.0;
     for (size_t i = 0; i < trained.size(); ++i)
       diff = std::max(diff, double(std::abs(trained[i] - reloaded[i])));
@@ -269,6 +258,7 @@ TEST(LoraAdapter, StepZeroIsTheBaseAndTheWrittenAdapterReadsBack) {
 // stays in its mapping, and the written model keeps the base's tensor types.
 TEST(FullFinetune, StartsAtTheBaseAndWritesTheBaseTypes) {
   ThreadPool pool(2);
+  const Compute cx{pool, cpu::host_backend()};
   const Model model = Model::load(testing::fixture_path("models/llama-q8_0.gguf"));
   auto store = make_full_store(model, /*train_embeddings=*/false);
   EXPECT_EQ(store->find("token_embd.weight"), nullptr);
@@ -279,8 +269,8 @@ TEST(FullFinetune, StartsAtTheBaseAndWritesTheBaseTypes) {
   Model trained = model;  // the store's weights: F32 blocks over the base's embeddings
   trained.weights = store->weights();
   const std::vector<int32_t> tokens = {1, 3, 7, 2, 9, 4};
-  const auto base = session_logits(model, tokens, nullptr, pool);
-  const auto copy = session_logits(trained, tokens, nullptr, pool);
+  const auto base = testing::inference_logits(model, tokens, nullptr, cx);
+  const auto copy = testing::inference_logits(trained, tokens, nullptr, cx);
   for (size_t i = 0; i < base.size(); ++i)
     ASSERT_NEAR(copy[i], base[i], 1e-4 * (1 + std::abs(base[i])));
 
@@ -289,7 +279,7 @@ TEST(FullFinetune, StartsAtTheBaseAndWritesTheBaseTypes) {
   const Model written = Model::load(path);
   for (const gguf::TensorInfo& info : model.file->tensors())
     EXPECT_EQ(written.file->find_tensor(info.name)->type, info.type) << info.name;
-  const auto reread = session_logits(written, tokens, nullptr, pool);
+  const auto reread = testing::inference_logits(written, tokens, nullptr, cx);
   for (size_t i = 0; i < base.size(); ++i)
     ASSERT_NEAR(reread[i], base[i], 1e-3 * (1 + std::abs(base[i])));
   std::filesystem::remove(path);

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "gguf/reader.h"
+#include "inference_logits.h"
 #include "kernels/compute.h"
 #include "kernels/cpu/features.h"
 #include "model/forward.h"
@@ -27,28 +28,6 @@ namespace toy::train {
 namespace {
 
 constexpr int64_t kSeqs = 2;
-
-// Logits (T, n_vocab) of `tokens` at positions 0..T-1 through the inference forward.
-std::vector<float> inference_logits(const Model& model, const std::vector<int32_t>& tokens,
-                                    const Compute& cx) {
-  const ModelConfig& c = model.config;
-  const int64_t T = static_cast<int64_t>(tokens.size());
-  std::vector<std::vector<float>> rows;
-  std::vector<KvLayer> cache;
-  for (int64_t il = 0; il < c.n_layer; ++il) {
-    rows.emplace_back(static_cast<size_t>(T * c.kv_dim()));
-    KvLayer layer;
-    layer.k = Tensor::view(DType::F32, rows.back().data(), {c.kv_dim(), T});
-    rows.emplace_back(static_cast<size_t>(T * c.v_dim()));
-    layer.v = Tensor::view(DType::F32, rows.back().data(), {c.v_dim(), T});
-    cache.push_back(layer);
-  }
-  ForwardScratch scratch(c, T, T, DType::F32, cx.size());
-  std::vector<float> logits(static_cast<size_t>(T * c.n_vocab));
-  forward(model, tokens, 0, cache, scratch, LogitRows::All, logits.data(),
-          LinearContext{cx, MatmulMode::Exact});
-  return logits;
-}
 
 // Trains nothing: runs the training forward of `store` over kSeqs sequences of
 // `tokens` shifted by one id each, and compares each sequence's logits with the
@@ -66,7 +45,7 @@ void expect_modes_agree(const Model& model, ParamStore<float>& store,
   train.forward(batch.data(), targets.data(), cx);
   for (int64_t s = 0; s < kSeqs; ++s) {
     const std::vector<int32_t> seq(batch.begin() + s * T, batch.begin() + (s + 1) * T);
-    const std::vector<float> ref = inference_logits(model, seq, cx);
+    const std::vector<float> ref = testing::inference_logits(model, seq, nullptr, cx);
     const float* ours = train.logits() + s * T * V;
     double worst = 0.0, scale = 0.0;
     for (int64_t i = 0; i < T * V; ++i) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "grad_check.h"
+#include "inference_logits.h"
 #include "kernels/compute.h"
 #include "kernels/cpu/features.h"
 #include "model/forward.h"
@@ -29,29 +30,6 @@ namespace toy::train {
 namespace {
 
 constexpr int64_t kSeqs = 2, kPos = 12;  // T = 12 > the fixture's window of 8
-
-// Logits (T, n_vocab) of `tokens` at positions 0..T-1 through the inference
-// forward (KV cache), with an optional LoRA set.
-std::vector<float> inference_logits(const Model& model, const std::vector<int32_t>& tokens,
-                                    const LoraSet* lora, const Compute& cx) {
-  const ModelConfig& c = model.config;
-  const int64_t T = static_cast<int64_t>(tokens.size());
-  std::vector<std::vector<float>> rows;
-  std::vector<KvLayer> cache;
-  for (int64_t il = 0; il < c.n_layer; ++il) {
-    rows.emplace_back(static_cast<size_t>(T * c.kv_dim()));
-    KvLayer layer;
-    layer.k = Tensor::view(DType::F32, rows.back().data(), {c.kv_dim(), T});
-    rows.emplace_back(static_cast<size_t>(T * c.v_dim()));
-    layer.v = Tensor::view(DType::F32, rows.back().data(), {c.v_dim(), T});
-    cache.push_back(layer);
-  }
-  ForwardScratch scratch(c, T, T, DType::F32, cx.size());
-  std::vector<float> logits(static_cast<size_t>(T * c.n_vocab));
-  forward(model, tokens, 0, cache, scratch, LogitRows::All, logits.data(),
-          LinearContext{cx, MatmulMode::Exact, lora});
-  return logits;
-}
 
 // (kSeqs, kPos) tokens and next-token targets (the last position ignored).
 void make_batch(int64_t n_vocab, std::vector<int32_t>& tokens, std::vector<int32_t>& targets) {
@@ -70,7 +48,7 @@ double worst_mismatch(const Model& model, const float* train_logits,
   double worst = 0.0;
   for (int64_t s = 0; s < kSeqs; ++s) {
     const std::vector<int32_t> seq(tokens.begin() + s * kPos, tokens.begin() + (s + 1) * kPos);
-    const std::vector<float> ref = inference_logits(model, seq, lora, cx);
+    const std::vector<float> ref = testing::inference_logits(model, seq, lora, cx);
     double diff = 0.0, scale = 0.0;
     for (int64_t i = 0; i < kPos * V; ++i) {
       diff = std::max(diff, std::abs(double(train_logits[s * kPos * V + i]) - ref[i]));
