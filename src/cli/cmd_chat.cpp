@@ -16,6 +16,7 @@
 #include "cli/adapters.h"
 #include "cli/command_line.h"
 #include "cli/commands.h"
+#include "cli/prompt.h"
 #include "cli/sampling.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -33,28 +34,6 @@ namespace {
 
 using tokenizer::ChatMessage;
 using tokenizer::ChatTemplate;
-
-ChatTemplate choose_template(const std::string& requested, const tokenizer::Vocab& vocab,
-                             const std::string& model_path) {
-  if (!requested.empty()) {
-    const ChatTemplate family = tokenizer::detect_chat_template(requested);
-    if (family == ChatTemplate::Unknown)
-      fail("--template '", requested,
-           "' is not a known chat template family (e.g. chatml, llama2, ",
-           "llama3, mistral-v3, gemma, phi3, zephyr, deepseek)");
-    return family;
-  }
-  if (vocab.chat_template().empty()) {
-    std::fprintf(stderr, "toy chat: %s has no tokenizer.chat_template; using chatml\n",
-                 model_path.c_str());
-    return ChatTemplate::ChatML;
-  }
-  const ChatTemplate family = tokenizer::detect_chat_template(vocab.chat_template());
-  if (family == ChatTemplate::Unknown)
-    fail(model_path, ": tokenizer.chat_template is not a supported family; choose one with ",
-         "--template (chatml, llama2, llama3, mistral-v3, gemma, phi3, zephyr, deepseek, ...)");
-  return family;
-}
 
 // The tokens of the part of `formatted` the model has not seen yet.
 std::vector<int32_t> feed_tokens(const tokenizer::Tokenizer& tok, const std::string& formatted,
@@ -150,7 +129,7 @@ int run_chat(int argc, char** argv) {
     fail(model_path, " has no vocabulary (tokenizer.ggml.model is none): it cannot chat; ",
          "use toy generate --tokens");
   const auto tok = tokenizer::Tokenizer::from_gguf(*model.file);
-  const ChatTemplate family = choose_template(template_name, tok->vocab(), model_path);
+  const ChatTemplate family = choose_chat_template("chat", template_name, tok->vocab(), model_path);
   const LoraSet adapters = lora.load(model);
 
   ThreadPool pool(threads);

@@ -32,6 +32,7 @@ int run_serve(int, char**) {
 #include "cli/adapters.h"
 #include "cli/command_line.h"
 #include "cli/commands.h"
+#include "cli/prompt.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
@@ -49,28 +50,6 @@ namespace toy::cli {
 namespace {
 
 using tokenizer::ChatTemplate;
-
-// The model's chat template family, as toy chat chooses it (ChatML when the model has none).
-ChatTemplate serve_template(const std::string& requested, const tokenizer::Vocab& vocab,
-                            const std::string& model_path) {
-  if (!requested.empty()) {
-    const ChatTemplate family = tokenizer::detect_chat_template(requested);
-    if (family == ChatTemplate::Unknown)
-      usage_error("--template '", requested, "' is not a known chat template family (e.g. ",
-                  "chatml, llama2, llama3, mistral-v3, gemma, phi3, zephyr, deepseek)");
-    return family;
-  }
-  if (vocab.chat_template().empty()) {
-    std::fprintf(stderr, "toy serve: %s has no tokenizer.chat_template; chats use chatml\n",
-                 model_path.c_str());
-    return ChatTemplate::ChatML;
-  }
-  const ChatTemplate family = tokenizer::detect_chat_template(vocab.chat_template());
-  if (family == ChatTemplate::Unknown)
-    fail(model_path, ": tokenizer.chat_template is not a supported family; choose one with ",
-         "--template (chatml, llama2, llama3, mistral-v3, gemma, phi3, zephyr, deepseek, ...)");
-  return family;
-}
 
 // Blocks SIGINT and SIGTERM in this thread and every thread started after it, so that
 // only the main thread's sigtimedwait() sees them (no async-signal handler needed).
@@ -165,7 +144,8 @@ int run_serve(int argc, char** argv) {
     fail(model_path, " has no vocabulary (tokenizer.ggml.model is none): the server needs one ",
          "to read prompts and write text");
   const auto tok = tokenizer::Tokenizer::from_gguf(*model.file);
-  const ChatTemplate family = serve_template(template_name, tok->vocab(), model_path);
+  const ChatTemplate family =
+      choose_chat_template("serve", template_name, tok->vocab(), model_path);
   const LoraSet adapters = lora.load(model);
 
   ThreadPool pool(threads);

@@ -1,5 +1,7 @@
 #include "cli/prompt.h"
 
+#include <cstdio>
+
 #include "cli/files.h"
 
 namespace toy::cli {
@@ -63,6 +65,30 @@ std::string PromptOptions::read() const {
     text = prompt_;
   }
   return escapes_ ? process_escapes(text) : text;
+}
+
+tokenizer::ChatTemplate choose_chat_template(const std::string& command,
+                                             const std::string& requested,
+                                             const tokenizer::Vocab& vocab,
+                                             const std::string& model_path) {
+  using tokenizer::ChatTemplate;
+  if (!requested.empty()) {
+    const ChatTemplate family = tokenizer::detect_chat_template(requested);
+    if (family == ChatTemplate::Unknown)
+      usage_error("--template '", requested, "' is not a known chat template family (e.g. ",
+                  "chatml, llama2, llama3, mistral-v3, gemma, phi3, zephyr, deepseek)");
+    return family;
+  }
+  if (vocab.chat_template().empty()) {
+    std::fprintf(stderr, "toy %s: %s has no tokenizer.chat_template; using chatml\n",
+                 command.c_str(), model_path.c_str());
+    return ChatTemplate::ChatML;
+  }
+  const ChatTemplate family = tokenizer::detect_chat_template(vocab.chat_template());
+  if (family == ChatTemplate::Unknown)
+    fail(model_path, ": tokenizer.chat_template is not a supported family; choose one with ",
+         "--template (chatml, llama2, llama3, mistral-v3, gemma, phi3, zephyr, deepseek, ...)");
+  return family;
 }
 
 }  // namespace toy::cli

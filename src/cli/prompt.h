@@ -7,12 +7,22 @@
 #include <string_view>
 
 #include "cli/command_line.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/vocab.h"
 
 namespace toy::cli {
 
 // llama.cpp's string_process_escapes: \n \r \t \' \" \\ \? \a \b \f \v \0 and \xHH; any
 // other backslash sequence is kept as written.
 std::string process_escapes(std::string_view text);
+
+// The chat template family of `toy chat` and `toy serve`: --template's when given (a usage
+// error when unknown), else the model's, else ChatML with a note naming `command` (as
+// llama.cpp does for a model without tokenizer.chat_template).
+tokenizer::ChatTemplate choose_chat_template(const std::string& command,
+                                             const std::string& requested,
+                                             const tokenizer::Vocab& vocab,
+                                             const std::string& model_path);
 
 class PromptOptions {
  public:
