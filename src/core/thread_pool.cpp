@@ -77,6 +77,7 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
     fn(0, 1);
     return;
   }
+  std::lock_guard<std::mutex> turn(run_mutex_);
   task_ = &fn;
   error_ = nullptr;
   pending_.store(n_threads_ - 1, std::memory_order_release);

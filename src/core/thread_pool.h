@@ -24,7 +24,9 @@ class ThreadPool {
   int size() const { return n_threads_; }
 
   // Runs fn(thread_index, n_threads) once on every thread and waits for all.
-  // The first exception thrown by any thread is rethrown here.
+  // The first exception thrown by any thread is rethrown here. Calls from several
+  // threads (a server's scheduler beside another user of the pool) take turns; a call
+  // from inside fn is not allowed.
   void run(const std::function<void(int, int)>& fn);
 
   // Splits [0, n) into contiguous chunks of at least `grain` items, one range per
@@ -41,6 +43,7 @@ class ThreadPool {
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};
+  std::mutex run_mutex_;  // one region at a time: task_ and pending_ describe a single call
   std::mutex error_mutex_;
   std::exception_ptr error_;
 };

@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 #include "core/arena.h"
@@ -57,6 +59,26 @@ TEST(ThreadPool, ParallelForCoversEveryIndexOnce) {
       for (int64_t i = 0; i < n; ++i) EXPECT_EQ(hits[i].load(), 1) << "n=" << n << " i=" << i;
     }
   }
+}
+
+// Two threads sharing one pool (toy serve's scheduler beside another caller): every
+// region still runs once on every pool thread, and neither caller waits forever.
+TEST(ThreadPool, CallsFromSeveralThreadsTakeTurns) {
+  ThreadPool pool(2);
+  constexpr int kRegions = 2000;
+  auto caller = [&pool](std::atomic<int64_t>& total) {
+    for (int r = 0; r < kRegions; ++r) {
+      std::atomic<int> ran{0};
+      pool.run([&](int, int) { ran++; });
+      total += ran.load();
+    }
+  };
+  std::atomic<int64_t> a{0}, b{0};
+  std::thread other(caller, std::ref(b));
+  caller(a);
+  other.join();
+  EXPECT_EQ(a.load(), 2 * kRegions);
+  EXPECT_EQ(b.load(), 2 * kRegions);
 }
 
 TEST(ThreadPool, RethrowsTaskErrors) {

@@ -42,7 +42,9 @@ class SchedulerTest : public ::testing::Test {
     // The one-query-at-a-time attention: a row's arithmetic then does not depend on the rows
     // it is batched with (the tiled kernel splits a lone decode row's keys over the threads,
     // which sums in another order and can flip a greedy near-tie).
-    Session session(*model_, pool_, {.kv_type = DType::F32, .attention = AttentionKernel::Plain});
+    // Its own pool: the scheduler's thread is still decoding the other jobs on pool_.
+    Session session(*model_, alone_pool_,
+                    {.kv_type = DType::F32, .attention = AttentionKernel::Plain});
     std::span<const float> logits = session.prefill(ids);
     tokenizer::StreamingDetokenizer stream(*tok_);
     std::string text;
@@ -72,6 +74,7 @@ class SchedulerTest : public ::testing::Test {
   }
 
   ThreadPool pool_{2};
+  ThreadPool alone_pool_{2};
   std::unique_ptr<Model> model_;
   std::unique_ptr<tokenizer::Tokenizer> tok_;
   Metrics metrics_;
