@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "cli/training.h"
 #include "core/error.h"
 #include "gguf/reader.h"
+#include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "train/dataset.h"
 #include "train/export.h"
@@ -31,7 +33,7 @@ namespace toy::cli {
 namespace {
 
 struct Settings {
-  std::string out_path, vocab = "byte", vocab_from, preset, out_type = "f32";
+  std::string out_path, vocab = "byte", vocab_from, donor_path, preset, out_type = "f32";
   train::ScratchShape shape;
   bool tied = false;
   double init_scale = 1.0;
@@ -56,7 +58,12 @@ int run_train(int argc, char** argv) {
   add_training_flags(cl, s.run);
   auto* preset_opt = app.add_option("--preset", s.preset, "shakespeare-char");
   auto* vocab_opt = app.add_option("--vocab", s.vocab, "byte or chars")->capture_default_str();
-  app.add_option("--vocab-from", s.vocab_from, "use the vocabulary of this GGUF model");
+  auto* vocab_from_opt =
+      app.add_option("--vocab-from", s.vocab_from, "use the vocabulary of this GGUF model");
+  auto* donor_opt = app.add_option(
+      "--donor-embeddings", s.donor_path,
+      "projection lens: this GGUF's vocabulary and frozen token embeddings, mapped into --n-embd "
+      "by a trained lens.proj.weight (folded into token_embd when written)");
   auto* arch_opt = app.add_option("--arch", s.shape.arch, "llama, qwen2, qwen3 or gemma2")
                        ->capture_default_str();
   auto* embd_opt = app.add_option("--n-embd", s.shape.n_embd, "embedding width")->check(positive);
@@ -75,6 +82,7 @@ int run_train(int argc, char** argv) {
       ->check(greater_than(0))
       ->capture_default_str();
   auto* tied_opt = app.add_flag("--tied", s.tied, "tie the output projection to the embeddings");
+  donor_opt->excludes(vocab_from_opt)->excludes(vocab_opt)->excludes(tied_opt);
   app.add_option("--init-scale", s.init_scale, "linear weights ~ N(0, scale/sqrt(fan_in))")
       ->check(at_least(0))
       ->capture_default_str();
@@ -121,7 +129,8 @@ int run_train(int argc, char** argv) {
     usage_error("--rms-eps: must be in (0, inf), got ", s.shape.rms_eps);
   const DType out_type = train::parse_out_type(s.out_type);
   // Everything that can make the end of the run fail is checked before it starts.
-  check_training_flags(r, {"-o", s.out_path}, {{"--vocab-from", s.vocab_from}});
+  check_training_flags(r, {"-o", s.out_path},
+                       {{"--vocab-from", s.vocab_from}, {"--donor-embeddings", s.donor_path}});
 
   // The vocabulary the output file will carry, and the data tokenized by exactly
   // that vocabulary's tokenizer (what `toy tokenize` on the output gives).
@@ -130,11 +139,17 @@ int run_train(int argc, char** argv) {
   std::function<void(gguf::Writer&)> tokenizer_metadata;
   std::shared_ptr<gguf::File> vocab_file;
   std::unique_ptr<train::TrainVocab> vocab;
+  std::optional<Model> donor;  // --donor-embeddings: its table stays mapped while training
+  if (!s.donor_path.empty()) {
+    donor.emplace(Model::load(s.donor_path));
+    s.vocab_from = s.donor_path;
+  }
   if (!s.vocab_from.empty()) {
+    const char* flag = donor ? "--donor-embeddings" : "--vocab-from";
     vocab_file = gguf::File::open(s.vocab_from);
     tok = tokenizer::Tokenizer::from_gguf(*vocab_file);
     if (!tok->has_text())
-      fail("--vocab-from ", s.vocab_from, ": the model has no vocabulary (tokenizer.ggml.model)");
+      fail(flag, " ", s.vocab_from, ": the model has no vocabulary (tokenizer.ggml.model)");
     tokenizer_metadata = [&](gguf::Writer& writer) {
       for (size_t i = 0; i < vocab_file->metadata_count(); ++i) {
         const gguf::ValueRef value = vocab_file->metadata(i);
@@ -163,11 +178,29 @@ int run_train(int argc, char** argv) {
   const TrainingData data =
       tokenize_training_data(r, std::move(source), *tok, s.shape.n_ctx, "train");
 
-  const ModelConfig config = train::scratch_config(s.shape);
-  train::ParamStore<float> store(config, [&](const TensorSpec& spec) {
+  ModelConfig config = train::scratch_config(s.shape);
+  const auto include = [&](const TensorSpec& spec) {
     if (spec.name == "output.weight") return !s.tied;
     return spec.name.ends_with(".bias") && config.arch().qkv_bias;
-  });
+  };
+  std::unique_ptr<train::ParamStore<float>> store_owner;
+  Weights donor_table;  // --donor-embeddings: the frozen token_embd the lens reads
+  if (donor) {
+    const Tensor& table = donor->weights.token_embd;  // [d_donor, n_vocab]
+    if (table.ne[1] != config.n_vocab)
+      fail("--donor-embeddings ", s.donor_path, ": token_embd.weight has ", table.ne[1],
+           " rows but the vocabulary has ", config.n_vocab, " tokens");
+    config.n_embd_lens = table.ne[0];
+    donor_table.layers.resize(static_cast<size_t>(config.n_layer));
+    donor_table.token_embd = table;
+    std::vector<TensorSpec> specs;
+    for (TensorSpec& spec : train::model_specs(config, include))
+      if (spec.name != "token_embd.weight") specs.push_back(std::move(spec));
+    store_owner = std::make_unique<train::ParamStore<float>>(config, specs, &donor_table);
+  } else {
+    store_owner = std::make_unique<train::ParamStore<float>>(config, include);
+  }
+  train::ParamStore<float>& store = *store_owner;
   train::init_random(store, r.seed, s.init_scale);
 
   if (!r.quiet) {
@@ -181,13 +214,23 @@ int run_train(int argc, char** argv) {
         static_cast<long long>(config.n_head_kv), static_cast<long long>(config.n_ff),
         static_cast<long long>(config.n_ctx_train), static_cast<long long>(r.batch),
         static_cast<long long>(r.accum));
+    if (donor)
+      std::fprintf(stderr,
+                   "train: projection lens from %s: its %lld-token vocabulary and frozen %lld-wide "
+                   "embeddings, mapped into %lld by lens.proj.weight\n",
+                   s.donor_path.c_str(), static_cast<long long>(config.n_vocab),
+                   static_cast<long long>(config.n_embd_lens),
+                   static_cast<long long>(config.n_embd));
   }
   const std::string model_name = std::filesystem::path(s.out_path).stem().string();
-  const train::RunDescription run = {
+  train::RunDescription run = {
       {"mode", "train"},
       {"shape",
        str(config.arch().name, " ", config.n_layer, "x", config.n_embd, " heads ", config.n_head,
            "/", config.n_head_kv, " ff ", config.n_ff, " vocab ", config.n_vocab)}};
+  if (donor)
+    run.push_back({"donor-embeddings", str(s.donor_path, " (", donor->file->file_size(), " bytes, ",
+                                           config.n_embd_lens, " wide)")});
   run_training("train", store, data, r, s.shape.n_ctx, s.out_path, run, [&] {
     train::write_model_gguf(s.out_path, store, model_name, out_type, tokenizer_metadata);
   });

@@ -35,8 +35,12 @@ struct ModelConfig {
   int64_t n_vocab = 0;
   int64_t n_ctx_train = 0;  // context_length
   int64_t n_embd = 0;       // embedding_length
-  int64_t n_layer = 0;      // block_count
-  int64_t n_ff = 0;         // feed_forward_length (dense FFN)
+  // Training with a projection lens (toy train --donor-embeddings): token_embd is a donor's
+  // frozen table of this width, mapped into n_embd by lens.proj.weight; 0: no lens. Never in
+  // a GGUF: the export folds the lens into token_embd.
+  int64_t n_embd_lens = 0;
+  int64_t n_layer = 0;  // block_count
+  int64_t n_ff = 0;     // feed_forward_length (dense FFN)
   int64_t n_head = 0;
   int64_t n_head_kv = 0;
   int64_t head_dim = 0;    // attention.key_length (default n_embd / n_head)

@@ -61,19 +61,14 @@ class Pass {
 
   void embed(std::span<const int32_t> tokens, Real* x) {
     const int64_t E = c_.n_embd;
-    const Tensor& table = w_.token_embd;  // [n_embd, n_vocab]
-    for (int64_t t = 0; t < N_; ++t) {
-      const int32_t id = tokens[static_cast<size_t>(t)];
-      if (id < 0 || id >= c_.n_vocab)
-        fail("token id ", id, " (at batch index ", t, ") is outside the vocabulary [0, ",
-             c_.n_vocab, ")");
-      if constexpr (kIsFloat<Real>) {
-        quant::dequantize_row(table.type, table.row(id), &x[t * E], E);
-      } else {
-        TOY_CHECK(table.type == DType::F64, "double forward needs F64 embeddings");
-        std::memcpy(&x[t * E], table.row(id), sizeof(double) * E);
-      }
-    }
+    // Under a projection lens the rows come from the donor's table (N, D) and the lens maps
+    // them into the model's width: x = rows · lens_projᵀ.
+    const bool lens = c_.n_embd_lens > 0;
+    const int64_t D = lens ? c_.n_embd_lens : E;
+    if (lens) lens_rows_.resize(static_cast<size_t>(N_ * D));
+    Real* rows = lens ? lens_rows_.data() : x;
+    gather_embedding_rows(rows, w_.token_embd, tokens, N_, D, c_.n_vocab);
+    if (lens) linear(x, rows, w_.lens_proj, N_, ctx_);
     if (c_.arch().embedding_scale) {
       const Real scale = std::sqrt(static_cast<Real>(E));
       for (int64_t i = 0; i < N_ * E; ++i) x[i] *= scale;
@@ -285,6 +280,7 @@ class Pass {
   RopeParams rope_;
   RopeTable<Real> rope_table_;      // double, or explicit positions
   std::vector<int32_t> positions_;  // (N) position of each row (same cases)
+  std::vector<Real> lens_rows_;     // (N, n_embd_lens) donor rows under a projection lens
 };
 
 }  // namespace
@@ -319,6 +315,28 @@ AttentionParams attention_params(const ModelConfig& c, int64_t il) {
   ap.window = c.layer_uses_window(il) ? c.sliding_window : 0;
   return ap;
 }
+
+template <typename Real>
+void gather_embedding_rows(Real* rows, const Tensor& table, std::span<const int32_t> tokens,
+                           int64_t n, int64_t width, int64_t n_vocab) {
+  for (int64_t t = 0; t < n; ++t) {
+    const int32_t id = tokens[static_cast<size_t>(t)];
+    if (id < 0 || id >= n_vocab)
+      fail("token id ", id, " (at batch index ", t, ") is outside the vocabulary [0, ", n_vocab,
+           ")");
+    if constexpr (kIsFloat<Real>) {
+      quant::dequantize_row(table.type, table.row(id), &rows[t * width], width);
+    } else {
+      TOY_CHECK(table.type == DType::F64, "double forward needs F64 embeddings");
+      std::memcpy(&rows[t * width], table.row(id), sizeof(double) * width);
+    }
+  }
+}
+
+template void gather_embedding_rows<float>(float*, const Tensor&, std::span<const int32_t>, int64_t,
+                                           int64_t, int64_t);
+template void gather_embedding_rows<double>(double*, const Tensor&, std::span<const int32_t>,
+                                            int64_t, int64_t, int64_t);
 
 template <typename Real>
 void run_forward(const ModelConfig& config, const Weights& weights, std::span<const int32_t> tokens,

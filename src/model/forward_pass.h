@@ -112,6 +112,13 @@ RopeParams rope_params(const ModelConfig& config, const Weights& weights);
 // The attention of layer il: heads, the config's scale, softcap and window.
 AttentionParams attention_params(const ModelConfig& config, int64_t il);
 
+// The embedding rows (n, width) of `tokens` from `table` ([width, n_vocab]: token_embd, or
+// a projection lens' donor table), dequantized (F64 rows for double). Throws toy::Error
+// for a token id outside [0, n_vocab).
+template <typename Real>
+void gather_embedding_rows(Real* rows, const Tensor& table, std::span<const int32_t> tokens,
+                           int64_t n, int64_t width, int64_t n_vocab);
+
 // Runs tokens (N = shape.rows(), row order of BatchShape) through the model,
 // leaving the tensors where the sink says and the logits in sink.output().
 // weights: the model's tensors in any stored type for float; F64 for double.

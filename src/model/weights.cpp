@@ -36,7 +36,10 @@ void visit(const ModelConfig& c, W& w, Fn&& fn) {
   TOY_CHECK(static_cast<int64_t>(w.layers.size()) == c.n_layer, "weights hold ", w.layers.size(),
             " layers, config has ", c.n_layer);
   const int64_t E = c.n_embd, V = c.n_vocab;
-  fn(matrix("token_embd.weight", {E, V}), w.token_embd);
+  // A projection lens (training only) reads a donor's table of its own width.
+  const int64_t D = c.n_embd_lens > 0 ? c.n_embd_lens : E;
+  fn(matrix("token_embd.weight", {D, V}), w.token_embd);
+  if (c.n_embd_lens > 0) fn(matrix("lens.proj.weight", {D, E}), w.lens_proj);
   // llama3-style frequency factors are a llama feature; other families never have them.
   if (arch.arch == Arch::Llama) fn(vec("rope_freqs.weight", c.rope.n_rot / 2, false), w.rope_freqs);
   fn(vec("output_norm.weight", E), w.output_norm);

@@ -48,7 +48,8 @@ struct LayerWeights {
 };
 
 struct Weights {
-  Tensor token_embd;                 // [n_embd, n_vocab]
+  Tensor token_embd;                 // [n_embd, n_vocab]; [n_embd_lens, n_vocab] under a lens
+  Tensor lens_proj;                  // [n_embd_lens, n_embd] projection lens (training only)
   Tensor rope_freqs;                 // [n_rot/2] per-pair frequency divisors (llama3), optional
   Tensor output_norm;                // [n_embd]
   Tensor output;                     // [n_embd, n_vocab]; absent when tied to token_embd

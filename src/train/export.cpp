@@ -6,6 +6,9 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
+#include "kernels/cpu/features.h"
+#include "kernels/matmul.h"
 #include "quant/quant.h"
 
 namespace toy::train {
@@ -22,6 +25,26 @@ uint32_t file_type_of(DType type) {
       return 0;  // ALL_F32
   }
 }
+
+namespace {
+
+// The projection lens folded into the table it reads: token_embd[v] = proj · donor[v] for
+// every token (V, n_embd), with the product the training forward used (MatmulMode::Train).
+std::vector<float> fold_lens(const ParamStore<float>& store) {
+  const ModelConfig& c = store.config();
+  const Weights& w = store.weights();
+  const int64_t V = c.n_vocab, D = c.n_embd_lens, E = c.n_embd;
+  std::vector<float> donor(static_cast<size_t>(V * D));  // (V, D)
+  for (int64_t v = 0; v < V; ++v)
+    quant::dequantize_row(w.token_embd.type, w.token_embd.row(v), donor.data() + v * D, D);
+  std::vector<float> folded(static_cast<size_t>(V * E));  // (V, E)
+  ThreadPool pool(default_thread_count());
+  matmul(folded.data(), donor.data(), w.lens_proj, V, Compute{pool, cpu::host_backend()},
+         MatmulMode::Train);
+  return folded;
+}
+
+}  // namespace
 
 DType parse_out_type(const std::string& name) {
   std::string lower = name;
@@ -44,24 +67,37 @@ void write_model_gguf(const std::string& path, const ParamStore<float>& store,
   if (dtype_info(out_type).quantized) writer.set("general.quantization_version", Value::u32(2));
   tokenizer_metadata(writer);
 
-  for (const ParamTensor& p : store.tensors()) {
-    std::vector<int64_t> ne(p.spec.ne.begin(), p.spec.ne.begin() + p.spec.n_dims);
-    const float* data = store.params() + p.offset;
-    // Matrices take the output type when their rows fit its blocks; vectors stay F32.
+  // Matrices take the output type when their rows fit its blocks; vectors stay F32.
+  auto add = [&](const std::string& name, std::vector<int64_t> ne, const float* data) {
     DType type = DType::F32;
-    if (p.spec.n_dims >= 2 && out_type != DType::F32 &&
-        p.spec.ne[0] % dtype_info(out_type).block_size == 0)
+    if (ne.size() >= 2 && out_type != DType::F32 && ne[0] % dtype_info(out_type).block_size == 0)
       type = out_type;
     if (type == DType::F32) {
-      writer.add_tensor(p.spec.name, type, ne, static_cast<const void*>(data));
-      continue;
+      writer.add_tensor(name, type, ne, static_cast<const void*>(data));
+      return;
     }
-    const int64_t n = p.spec.ne[0], rows = p.numel / n;
+    int64_t numel = 1;
+    for (int64_t n : ne) numel *= n;
+    const int64_t n = ne[0], rows = numel / n;
     const size_t row_size = static_cast<size_t>(row_bytes(type, n));
-    writer.add_tensor(p.spec.name, type, ne, [=](uint8_t* dst) {
+    writer.add_tensor(name, type, ne, [=](uint8_t* dst) {
       for (int64_t r = 0; r < rows; ++r)
         quant::quantize_row(type, data + r * n, dst + static_cast<size_t>(r) * row_size, n);
     });
+  };
+  // A projection lens leaves as the table it computes: a standard token_embd [n_embd, V].
+  const ModelConfig& c = store.config();
+  std::vector<float> folded;
+  if (c.n_embd_lens > 0) {
+    folded = fold_lens(store);
+    add("token_embd.weight", {c.n_embd, c.n_vocab}, folded.data());
+  }
+  for (const ParamTensor& p : store.tensors()) {
+    if (c.n_embd_lens > 0 &&
+        (p.spec.name == "lens.proj.weight" || p.spec.name == "token_embd.weight"))
+      continue;
+    add(p.spec.name, std::vector<int64_t>(p.spec.ne.begin(), p.spec.ne.begin() + p.spec.n_dims),
+        store.params() + p.offset);
   }
   // llama3's frequency factors: a constant of the model, carried over as F32.
   if (const Tensor& freqs = store.weights().rope_freqs; freqs.data)

@@ -14,6 +14,7 @@
 #include "kernels/rmsnorm_backward.h"
 #include "kernels/softcap_backward.h"
 #include "kernels/swiglu_backward.h"
+#include "model/forward_pass.h"
 #include "model/linear.h"
 
 namespace toy::train {
@@ -196,6 +197,20 @@ void TrainModel<Real>::backward(double grad_scale, const Compute& cx) {
     parallel_elements(cx, BT_ * E, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) d_x_[i] *= scale;
     });
+  }
+  if (c_.n_embd_lens > 0) {
+    // x = rows · lens_projᵀ over the donor's rows (BT, D), gathered again rather than kept.
+    const int64_t D = c_.n_embd_lens;
+    lens_rows_.resize(static_cast<size_t>(BT_ * D));
+    gather_embedding_rows(lens_rows_.data(), w.token_embd, tokens_, BT_, D, V);
+    Real* d_rows = nullptr;  // the donor's table is frozen unless the store trains it
+    if (g.token_embd.data) {
+      d_lens_rows_.assign(static_cast<size_t>(BT_ * D), Real(0));
+      d_rows = d_lens_rows_.data();
+    }
+    linear_backward(d_rows, g.lens_proj, Tensor{}, d_x_, lens_rows_.data(), w.lens_proj, BT_, ctx);
+    if (d_rows) embedding_backward(grad_of<Real>(g.token_embd), d_rows, tokens_.data(), BT_, D);
+    return;
   }
   if (g.token_embd.data)
     embedding_backward(grad_of<Real>(g.token_embd), d_x_, tokens_.data(), BT_, E);

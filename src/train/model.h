@@ -91,7 +91,8 @@ class TrainModel {
   std::vector<int32_t> positions_;  // (BT) RoPE position of each row (restarts per example)
   std::vector<int32_t> segment_;    // (BT) example of each row of packed rows; empty: plain
   std::vector<int32_t> tokens_, targets_;
-  std::vector<Real> norm_partial_;  // per-block partial norm-weight gradients
+  std::vector<Real> norm_partial_;             // per-block partial norm-weight gradients
+  std::vector<Real> lens_rows_, d_lens_rows_;  // (BT, n_embd_lens) under a projection lens
 
   Arena arena_;     // the gradient scratch below
   Real* d_x_;       // (BT, E) gradient of the residual stream

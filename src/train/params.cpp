@@ -81,8 +81,6 @@ bool ends_with(const std::string& s, std::string_view suffix) {
 
 }  // namespace
 
-namespace {
-
 std::vector<TensorSpec> model_specs(const ModelConfig& config,
                                     const std::function<bool(const TensorSpec&)>& include) {
   std::vector<TensorSpec> specs;
@@ -93,8 +91,6 @@ std::vector<TensorSpec> model_specs(const ModelConfig& config,
   });
   return specs;
 }
-
-}  // namespace
 
 template <typename Real>
 ParamStore<Real>::ParamStore(const ModelConfig& config,

@@ -38,6 +38,11 @@ struct ParamTensor {
   bool decay = false;  // AdamW weight decay applies (2-D weights only)
 };
 
+// The tensor slots of `config` in visitor order: every required one, and each optional one
+// for which include(spec) says yes.
+std::vector<TensorSpec> model_specs(const ModelConfig& config,
+                                    const std::function<bool(const TensorSpec&)>& include);
+
 template <typename Real>
 class ParamStore {
  public:

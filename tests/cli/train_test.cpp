@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <string>
@@ -161,6 +162,53 @@ TEST(TrainCommand, VocabFromAModelUsesItsTokenizerAndCopiesIt) {
   EXPECT_EQ(
       run_command(binary_dir() + "/toy generate -m " + out + " -p \"To be\" -n 4 -t 1", &output), 0)
       << output;
+}
+
+// --donor-embeddings: the donor's vocabulary and frozen table through a trained lens; the
+// written model is a plain GGUF (lens folded into a [n_embd, V] token_embd) that generates,
+// and the checkpoint keeps the lens unfolded for --resume.
+TEST(TrainCommand, ProjectionLensIsFoldedIntoTheWrittenModel) {
+  const std::string out = temp_path(".gguf"), ckpt = temp_path("lens-ckpt");
+  const std::string donor = fixture_path("models/stories260K.gguf");
+  const std::string common = " --data " + small_corpus() + " --donor-embeddings " + donor +
+                             " --n-embd 48 --n-layer 1 --n-head 4 --n-ff 64 --ctx 16 --batch 4"
+                             " --eval-batches 2 -t 1 -q --save-every 2 --checkpoint-dir " +
+                             ckpt;
+  std::string output;
+  ASSERT_EQ(run_command(binary_dir() + "/toy train -o " + out + common + " --steps 2", &output), 0)
+      << output;
+  auto file = toy::gguf::File::open(out);
+  const toy::gguf::TensorInfo* embd = file->find_tensor("token_embd.weight");
+  ASSERT_NE(embd, nullptr);
+  EXPECT_EQ(embd->ne[0], 48);
+  EXPECT_EQ(embd->ne[1], 512);  // the donor's vocabulary
+  EXPECT_EQ(file->find_tensor("lens.proj.weight"), nullptr);
+  EXPECT_EQ(file->get("tokenizer.ggml.tokens").array_size(), 512u);
+  auto state = toy::gguf::File::open(ckpt + "/state.gguf");
+  const toy::gguf::TensorInfo* lens = state->find_tensor("lens.proj.weight");
+  ASSERT_NE(lens, nullptr);
+  EXPECT_EQ(lens->ne[0], 64);  // stories260K is 64 wide
+  EXPECT_EQ(lens->ne[1], 48);
+  EXPECT_EQ(
+      run_command(binary_dir() + "/toy train -o " + out + common + " --steps 4 --resume " + ckpt,
+                  &output),
+      0)
+      << output;
+  EXPECT_EQ(run_command(binary_dir() + "/toy generate -m " + out + " -p \"Once upon\" -n 4 -t 1",
+                        &output),
+            0)
+      << output;
+  // The donor decides the vocabulary and the token table: these flags contradict it.
+  for (const char* flag : {" --tied", " --vocab chars"}) {
+    EXPECT_EQ(
+        run_command(binary_dir() + "/toy train -o " + out + ".2" + common + " --steps 2" + flag,
+                    &output),
+        1)
+        << flag;
+    EXPECT_NE(output.find("--donor-embeddings"), std::string::npos) << output;
+  }
+  std::filesystem::remove_all(ckpt);
+  std::filesystem::remove(out);
 }
 
 TEST(TrainCommand, BadInputFailsWithAMessage) {

@@ -29,6 +29,7 @@ struct Case {
   ScratchShape shape;
   bool tied;
   Rope rope = Rope::Plain;
+  int64_t n_embd_lens = 0;  // a projection lens from a table of this width (donor rows trained too)
 };
 
 ScratchShape shape(const char* arch, int64_t n_head, int64_t n_head_kv, int64_t head_dim) {
@@ -67,11 +68,15 @@ const Case kCases[] = {
     {"llama3_rope_factors", shape("llama", 2, 2, 8), false, Rope::Factors},
     {"qwen2_yarn", shape("qwen2", 2, 1, 8), true, Rope::Yarn},
     {"gemma2", gemma2_shape(), true},
+    // The projection lens (toy train --donor-embeddings), narrower and wider than n_embd.
+    {"llama_lens", shape("llama", 4, 2, 4), false, Rope::Plain, 8},
+    {"qwen3_lens", shape("qwen3", 2, 1, 6), false, Rope::Plain, 17},
 };
 
 template <typename Real>
 std::unique_ptr<ParamStore<Real>> make_store(const Case& c) {
   ModelConfig config = scratch_config(c.shape);
+  config.n_embd_lens = c.n_embd_lens;
   if (c.rope == Rope::Yarn) {
     config.rope.scaling = RopeScaling::Yarn;
     config.rope.freq_scale = 0.25f;
@@ -135,6 +140,7 @@ TEST_P(WholeModelGradient, EveryTensorMatchesFiniteDifferencesInDouble) {
   if (c.tied) {
     EXPECT_EQ(store->find("output.weight"), nullptr);
   }
+  if (c.n_embd_lens > 0) EXPECT_NE(store->find("lens.proj.weight"), nullptr);
   if (std::string(c.name) == "qwen2") EXPECT_NE(store->find("blk.1.attn_v.bias"), nullptr);
   if (std::string(c.name) == "qwen3") EXPECT_NE(store->find("blk.0.attn_k_norm.weight"), nullptr);
   if (std::string(c.name) == "gemma2") {
