@@ -116,8 +116,9 @@ void add_training_flags(CommandLine& cl, TrainingFlags& f) {
       ->check(positive)
       ->capture_default_str();
   app.add_option("--compute-type", f.compute_type,
-                 "arithmetic of the weight products: f32, or bf16 (inputs rounded to bf16, f32 "
-                 "sums and master weights; bf16 dot products where the CPU has them)")
+                 "arithmetic of the weight products: f32, bf16 (inputs rounded to bf16, f32 sums "
+                 "and master weights; bf16 dot products where the CPU has them) or f16 (inputs "
+                 "rounded to f16, with dynamic loss scaling)")
       ->capture_default_str();
   app.add_option("--metrics", f.metrics_path,
                  "JSON lines: one object per step (loss, lr, tokens/s, gradient norm, validation "
@@ -148,8 +149,8 @@ void add_training_flags(CommandLine& cl, TrainingFlags& f) {
 
 void check_training_flags(const TrainingFlags& f, const NamedPath& output,
                           std::vector<NamedPath> inputs) {
-  if (f.compute_type != "f32" && f.compute_type != "bf16")
-    usage_error("--compute-type must be f32 or bf16, got '", f.compute_type, "'");
+  if (f.compute_type != "f32" && f.compute_type != "bf16" && f.compute_type != "f16")
+    usage_error("--compute-type must be f32, bf16 or f16, got '", f.compute_type, "'");
   if (f.schedule != "cosine" && f.schedule != "constant")
     usage_error("--lr-schedule must be cosine or constant, got '", f.schedule, "'");
   for (const CLI::Option* option : {f.prompt_opt, f.pack_opt})
@@ -251,7 +252,10 @@ train::TrainOptions training_options(const TrainingFlags& f, int64_t n_ctx) {
   options.eval_every = f.eval_every;
   options.eval_batches = f.eval_batches;
   options.save_every = f.save_every;
-  options.matmul_mode = f.compute_type == "bf16" ? MatmulMode::TrainBf16 : MatmulMode::Train;
+  options.matmul_mode = f.compute_type == "bf16"  ? MatmulMode::TrainBf16
+                        : f.compute_type == "f16" ? MatmulMode::TrainF16
+                                                  : MatmulMode::Train;
+  options.loss_scaling = f.compute_type == "f16";
   options.lora_dropout = static_cast<float>(f.lora_dropout);
   return options;
 }
@@ -306,8 +310,9 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
                                  {"lr", r.lr},
                                  {"tokens_per_s", r.tokens_per_s},
                                  {"grad_norm", number(r.grad_norm)},
-                                 {"loss_scale", 1},
+                                 {"loss_scale", r.loss_scale},
                                  {"seconds", r.seconds}};
+          if (r.skipped) line["skipped"] = true;
           if (r.val_loss >= 0.0) line["val_loss"] = r.val_loss;
           if (!r.tensors.empty()) {
             nlohmann::json tensors = nlohmann::json::object();
@@ -331,15 +336,21 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
           std::snprintf(val, sizeof(val), "%.4f (step %lld)", last_val,
                         static_cast<long long>(last_val_step));
         }
-        char line[256];
+        // f16's dynamic loss scale, and whether this step's gradients overflowed.
+        char scale[64] = "";
+        if (f.compute_type == "f16")
+          std::snprintf(scale, sizeof(scale), " | scale %g%s", r.loss_scale,
+                        r.skipped ? " (overflow: step skipped)" : "");
+        char line[320];
         std::snprintf(line, sizeof(line),
-                      "step %lld/%lld | loss %.4f | val %s | lr %.2e | grad %.3f | %.0f tok/s | "
+                      "step %lld/%lld | loss %.4f | val %s | lr %.2e | grad %.3f%s | %.0f tok/s | "
                       "ETA %s",
                       static_cast<long long>(r.step), static_cast<long long>(f.steps), r.loss, val,
-                      r.lr, r.grad_norm, r.tokens_per_s, format_duration(eta).c_str());
+                      r.lr, r.grad_norm, scale, r.tokens_per_s, format_duration(eta).c_str());
         if (tty) {
-          std::fprintf(stderr, "\r%-110s%s", line, r.val_loss >= 0.0 ? "\n" : "");
-        } else if (r.step % line_every == 0 || r.val_loss >= 0.0 || r.step == f.steps) {
+          std::fprintf(stderr, "\r%-110s%s", line, r.val_loss >= 0.0 || r.skipped ? "\n" : "");
+        } else if (r.step % line_every == 0 || r.val_loss >= 0.0 || r.skipped ||
+                   r.step == f.steps) {
           std::fprintf(stderr, "%s\n", line);
         }
       },

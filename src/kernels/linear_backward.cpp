@@ -71,10 +71,11 @@ void pack_b(float* dst, MatrixRef<float> b, int64_t k0, int64_t kc, int64_t c0, 
 thread_local std::vector<float> tls_pack_a, tls_pack_b;
 thread_local std::vector<uint32_t> tls_pairs_a, tls_pairs_b;
 
-// Rounds packed F32 panels to BF16 values in place (the products of GemmInputs::BF16 on
-// a backend without BF16 dot products).
-void round_panels_to_bf16(float* panels, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) panels[i] = quant::bf16_to_f32(quant::f32_to_bf16(panels[i]));
+// Rounds packed F32 panels in place to the 16-bit inputs' values (GemmInputs::F16, and
+// BF16 on a backend without BF16 dot products); the sums stay F32.
+void round_panels(const cpu::Backend& cpu, float* panels, int64_t n, GemmInputs inputs) {
+  cpu.round_to_16bit(panels, panels, n,
+                     inputs == GemmInputs::F16 ? FloatWeight::F16 : FloatWeight::BF16);
 }
 
 // F32 → BF16 bits, round to nearest even, without quant::f32_to_bf16's NaN branch so the
@@ -109,8 +110,8 @@ void pair_panels(uint32_t* pairs, const float* panels, int64_t n_panels, int64_t
 void gemm_block(const cpu::Backend& cpu, float* c, int64_t ldc, MatrixRef<float> a,
                 MatrixRef<float> b, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
                 bool accumulate, GemmInputs inputs) {
-  const bool bf16 = inputs == GemmInputs::BF16;
-  const bool pairs = bf16 && cpu.gemm_micro_bf16 != nullptr;
+  const bool pairs = inputs == GemmInputs::BF16 && cpu.gemm_micro_bf16 != nullptr;
+  const bool rounded = inputs != GemmInputs::F32 && !pairs;
   const int64_t cols = n1 - n0;
   const int64_t cols_padded = (cols + kNR - 1) / kNR * kNR;
   tls_pack_b.resize(static_cast<size_t>(kKC * cols_padded));
@@ -125,8 +126,8 @@ void gemm_block(const cpu::Backend& cpu, float* c, int64_t ldc, MatrixRef<float>
     pack_b(tls_pack_b.data(), b, k0, kc, n0, cols);
     if (pairs) {
       pair_panels(tls_pairs_b.data(), tls_pack_b.data(), cols_padded / kNR, kNR, kc);
-    } else if (bf16) {
-      round_panels_to_bf16(tls_pack_b.data(), kc * cols_padded);
+    } else if (rounded) {
+      round_panels(cpu, tls_pack_b.data(), kc * cols_padded, inputs);
     }
     for (int64_t r0 = m0; r0 < m1; r0 += kMC) {
       const int64_t rows = std::min(kMC, m1 - r0);
@@ -134,8 +135,8 @@ void gemm_block(const cpu::Backend& cpu, float* c, int64_t ldc, MatrixRef<float>
       pack_a(tls_pack_a.data(), a, r0, rows, k0, kc);
       if (pairs) {
         pair_panels(tls_pairs_a.data(), tls_pack_a.data(), rows_padded / kMR, kMR, kc);
-      } else if (bf16) {
-        round_panels_to_bf16(tls_pack_a.data(), kc * rows_padded);
+      } else if (rounded) {
+        round_panels(cpu, tls_pack_a.data(), kc * rows_padded, inputs);
       }
       for (int64_t jp = 0; jp < cols; jp += kNR) {
         for (int64_t ip = 0; ip < rows; ip += kMR) {

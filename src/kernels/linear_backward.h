@@ -23,7 +23,7 @@ struct MatrixRef {
 // training (--compute-type bf16): both operands rounded to BF16 (round to nearest even),
 // products summed in F32; through the backend's BF16 dot products where the CPU has them
 // (AVX512_BF16: twice the multiply-adds per instruction), else rounded F32 panels.
-enum class GemmInputs { F32, BF16 };
+enum class GemmInputs { F32, BF16, F16 };
 
 // C (M×N, rows ldc apart) = A (M×K) · B (K×N), or C += A·B when `accumulate`.
 // Each element's sum runs over k in order, whatever the thread count, so the

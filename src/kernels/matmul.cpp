@@ -259,7 +259,7 @@ void matmul(float* y, const float* x, const Tensor& w, int64_t T, const Compute&
             MatmulMode mode) {
   check_weight(w, "matmul");
   if (T <= 0 || w.rows() == 0) return;
-  const GemmInputs inputs = mode == MatmulMode::TrainBf16 ? GemmInputs::BF16 : GemmInputs::F32;
+  const GemmInputs inputs = gemm_inputs(mode);
   if (is_training_mode(mode) && w.type == DType::F32) {
     // y(t, o) = Σ_i x(t, i) · W(o, i): B(i, o) = W[o*row + i].
     const int64_t n_in = w.ne[0], row = static_cast<int64_t>(w.nb[1] / sizeof(float));

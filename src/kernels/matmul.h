@@ -7,6 +7,7 @@
 
 #include "core/tensor.h"
 #include "kernels/compute.h"
+#include "kernels/linear_backward.h"
 
 namespace toy {
 
@@ -25,10 +26,21 @@ enum class MatmulMode {
   // Train with mixed precision (--compute-type bf16): the same products with both
   // inputs rounded to BF16 and F32 sums (kernels/linear_backward.h GemmInputs::BF16).
   TrainBf16,
+  // Train with F16 inputs (--compute-type f16): F16's 11-bit mantissa and narrow range
+  // (|x| <= 65504; a larger gradient becomes inf, which the loss scaling of train/trainer.h
+  // detects and backs off from).
+  TrainF16,
 };
 
 inline bool is_training_mode(MatmulMode mode) {
-  return mode == MatmulMode::Train || mode == MatmulMode::TrainBf16;
+  return mode == MatmulMode::Train || mode == MatmulMode::TrainBf16 || mode == MatmulMode::TrainF16;
+}
+
+// The training GEMM's input rounding of a training mode.
+inline GemmInputs gemm_inputs(MatmulMode mode) {
+  return mode == MatmulMode::TrainBf16  ? GemmInputs::BF16
+         : mode == MatmulMode::TrainF16 ? GemmInputs::F16
+                                        : GemmInputs::F32;
 }
 
 // y: (T, n_out) row-major floats; x: (T, n_in) row-major floats;

@@ -76,7 +76,7 @@ void backward(Real* dx, const Tensor& dw, const Tensor& dbias, const Real* dy, c
   if (dw.data) check_dense<Real>(dw, n_in * n_out, "linear_backward weight gradient");
   if (dbias.data) check_dense<Real>(dbias, n_out, "linear_backward bias gradient");
   // Mixed precision rounds the inputs of the weight products, not the adapters' thin ones.
-  const GemmInputs inputs = ctx.mode == MatmulMode::TrainBf16 ? GemmInputs::BF16 : GemmInputs::F32;
+  const GemmInputs inputs = gemm_inputs(ctx.mode);
   if (w.type == dtype_of<Real>()) {
     check_dense<Real>(w, n_in * n_out, "linear_backward weight");
     linear_backward<Real>(dx, data_or_null<Real>(dw), data_or_null<Real>(dbias), dy, x,

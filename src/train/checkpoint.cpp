@@ -42,6 +42,9 @@ void save_checkpoint(const std::string& dir, const ParamStore<float>& store,
   writer.set(key("eval_rng"), Value::string(state.eval_rng));
   writer.set(key("train_seconds"), Value::f64(state.train_seconds));
   writer.set(key("wall_seconds"), Value::f64(state.wall_seconds));
+  writer.set(key("loss_scale"), Value::f64(state.loss_scale));
+  writer.set(key("loss_scale_clean_steps"), Value::i64(state.clean_steps));
+  writer.set(key("skipped_steps"), Value::i64(state.skipped));
   for (const auto& [name, value] : run)
     writer.set(std::string(kRunPrefix) + name, Value::string(value));
   for (const ParamTensor& p : store.tensors()) {
@@ -95,6 +98,13 @@ TrainerState load_checkpoint(const std::string& dir, ParamStore<float>& store,
   state.eval_rng = std::string(file->get_string(key("eval_rng")));
   state.train_seconds = file->get_number_or(key("train_seconds"), 0.0);
   state.wall_seconds = file->get_number_or(key("wall_seconds"), 0.0);
+  state.loss_scale = file->get_number_or(key("loss_scale"), 1.0);
+  state.clean_steps = file->get_integer_or(key("loss_scale_clean_steps"), 0);
+  state.skipped = file->get_integer_or(key("skipped_steps"), 0);
+  if (!(state.loss_scale > 0.0) || state.clean_steps < 0 || state.skipped < 0 ||
+      state.skipped > state.step)
+    fail(path, ": the loss-scaling state is invalid (scale ", state.loss_scale, ", ",
+         state.clean_steps, " clean and ", state.skipped, " skipped steps)");
   if (state.step < 0) fail(path, ": negative step ", state.step);
   return state;
 }

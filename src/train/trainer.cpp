@@ -23,6 +23,7 @@ Trainer::Trainer(ParamStore<float>& store, const Dataset& data, const TrainOptio
       rng_(options.seed),
       eval_rng_(options.seed ^ 0x5DEECE66Dull) {
   TOY_CHECK(options.accum >= 1 && options.steps >= 0, "accum ", options.accum);
+  if (options.loss_scaling) loss_scale_ = options.loss_scale_init;
   const int64_t n_replicas = options.n_seq >= pool_.size() ? pool_.size() : 1;
   for (int64_t r = 0; r < n_replicas; ++r) {
     Replica replica;
@@ -83,7 +84,7 @@ StepReport Trainer::step() {
     const uint64_t stream = options_.seed * 0x9E3779B97F4A7C15ull ^
                             (uint64_t(step_) << 20 | uint64_t(micro)) * 0xC2B2AE3D27D4EB4Full;
     const CrossEntropyResult r =
-        run_batch(1.0 / (double(counted) * double(options_.accum)), stream);
+        run_batch(loss_scale_ / (double(counted) * double(options_.accum)), stream);
     loss_sum += r.loss_sum / double(r.counted);
   }
   if (!std::isfinite(loss_sum))
@@ -92,14 +93,29 @@ StepReport Trainer::step() {
   StepReport report;
   report.lr = options_.schedule.at(step_);
   ++step_;
-  report.grad_norm = reduce_gradients();
-  const double clip = options_.grad_clip > 0.0 && report.grad_norm > options_.grad_clip
-                          ? options_.grad_clip / (report.grad_norm + 1e-6)
-                          : 1.0;
-  const bool stats = stats_every_ > 0 && step_ % stats_every_ == 0;
-  if (stats) begin_tensor_stats(report);
-  update_parameters(report.lr, clip);
-  if (stats) end_tensor_stats(report);
+  report.grad_norm = reduce_gradients() / loss_scale_;
+  if (options_.loss_scaling && !std::isfinite(report.grad_norm)) {
+    // Overflow somewhere in the scaled backward: drop the step, back off the scale.
+    store_.zero_grads();
+    loss_scale_ /= 2.0;
+    clean_steps_ = 0;
+    ++skipped_;
+    report.skipped = true;
+  } else {
+    // The clip factor also undoes the loss scale, in the one pass over the gradients.
+    const double clip = options_.grad_clip > 0.0 && report.grad_norm > options_.grad_clip
+                            ? options_.grad_clip / (report.grad_norm + 1e-6)
+                            : 1.0;
+    const bool stats = stats_every_ > 0 && step_ % stats_every_ == 0;
+    if (stats) begin_tensor_stats(report);
+    update_parameters(report.lr, clip / loss_scale_);
+    if (stats) end_tensor_stats(report);
+    if (options_.loss_scaling && ++clean_steps_ >= options_.loss_scale_interval) {
+      loss_scale_ *= 2.0;
+      clean_steps_ = 0;
+    }
+  }
+  report.loss_scale = loss_scale_;
   report.step = step_;
   report.loss = loss_sum / double(options_.accum);
   train_seconds_ += timer.seconds();
@@ -146,7 +162,7 @@ void Trainer::update_parameters(double lr, double clip) {
       const int64_t lo = std::max(first, p.offset), hi = std::min(last, p.offset + p.numel);
       if (lo >= hi) continue;
       adamw_update(store_.params() + lo, grads + lo, store_.moment1() + lo, store_.moment2() + lo,
-                   hi - lo, options_.adamw, lr, step_, p.decay);
+                   hi - lo, options_.adamw, lr, step_ - skipped_, p.decay);
     }
     std::fill(grads + first, grads + last, 0.0f);
   });
@@ -157,12 +173,14 @@ void Trainer::set_tensor_stats(int64_t every) {
   if (every > 0) initial_.assign(store_.params(), store_.params() + store_.total());
 }
 
-// Gradient norms (before clipping) and a copy of the parameters before the update.
+// Gradient norms (before clipping, without the loss scale) and a copy of the parameters
+// before the update.
 void Trainer::begin_tensor_stats(StepReport& report) {
   report.tensors.clear();
   for (const ParamTensor& p : store_.tensors())
     report.tensors.push_back(
-        {p.spec.name, std::sqrt(squared_norm(store_.grads() + p.offset, p.numel)), 0.0, 0.0});
+        {p.spec.name, std::sqrt(squared_norm(store_.grads() + p.offset, p.numel)) / loss_scale_,
+         0.0, 0.0});
   snapshot_.assign(store_.params(), store_.params() + store_.total());
 }
 
@@ -193,6 +211,9 @@ TrainerState Trainer::state() const {
   s.eval_rng = eval_rng.str();
   s.train_seconds = train_seconds_;
   s.wall_seconds = wall_seconds_;
+  s.loss_scale = loss_scale_;
+  s.clean_steps = clean_steps_;
+  s.skipped = skipped_;
   return s;
 }
 
@@ -204,6 +225,11 @@ void Trainer::restore(const TrainerState& s) {
   step_ = s.step;
   train_seconds_ = s.train_seconds;
   wall_seconds_ = s.wall_seconds;
+  if (options_.loss_scaling) {
+    loss_scale_ = s.loss_scale;
+    clean_steps_ = s.clean_steps;
+  }
+  skipped_ = s.skipped;
 }
 
 double Trainer::tokens_per_s() const {

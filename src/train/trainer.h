@@ -39,8 +39,14 @@ struct TrainOptions {
   int64_t eval_every = 0;     // 0: no periodic validation
   int64_t eval_batches = 20;  // batches of the periodic validation
   int64_t save_every = 0;     // 0: no periodic checkpoints
-  // Train (F32) or TrainBf16 (--compute-type bf16): the weight products' arithmetic.
+  // Train (F32), TrainBf16 or TrainF16 (--compute-type): the weight products' arithmetic.
   MatmulMode matmul_mode = MatmulMode::Train;
+  // Dynamic loss scaling (PyTorch AMP's GradScaler, on for f16): the loss gradient is scaled
+  // by S so small gradients survive F16's range; a step whose gradients overflow (inf/NaN)
+  // is skipped and S halved; after loss_scale_interval clean steps in a row S doubles.
+  bool loss_scaling = false;
+  double loss_scale_init = 65536.0;
+  int64_t loss_scale_interval = 2000;
   float lora_dropout = 0.0f;  // PEFT's lora_dropout on the trainable adapters' inputs
 };
 
@@ -57,7 +63,9 @@ struct StepReport {
   double loss = 0.0;       // mean training loss of the step's batches
   double val_loss = -1.0;  // < 0: not evaluated at this step
   double lr = 0.0;
-  double grad_norm = 0.0;            // before clipping
+  double grad_norm = 0.0;            // before clipping (unscaled; inf on a skipped step)
+  double loss_scale = 1.0;           // the dynamic loss scale after this step
+  bool skipped = false;              // the gradients overflowed: no update this step
   double tokens_per_s = 0.0;         // training tokens / training seconds so far
   double seconds = 0.0;              // wall time so far
   std::vector<TensorStats> tensors;  // filled on the steps set_tensor_stats asks for
@@ -71,6 +79,11 @@ struct TrainerState {
   std::string eval_rng;  // the final training-loss estimate's sampler
   double train_seconds = 0.0;
   double wall_seconds = 0.0;
+  // Dynamic loss scaling: the scale, clean steps since it last changed, and steps skipped
+  // (AdamW's bias correction counts the updates made: step − skipped).
+  double loss_scale = 1.0;
+  int64_t clean_steps = 0;
+  int64_t skipped = 0;
 };
 
 class Trainer {
@@ -131,6 +144,9 @@ class Trainer {
   std::mt19937_64 eval_rng_;
   Batch batch_;
   int64_t step_ = 0;
+  double loss_scale_ = 1.0;  // the dynamic loss scale (1 without loss scaling)
+  int64_t clean_steps_ = 0;  // steps since the scale last changed
+  int64_t skipped_ = 0;      // steps skipped for overflowing gradients
   int64_t stats_every_ = 0;
   std::vector<float> initial_;   // (total) w₀ for the drift
   std::vector<float> snapshot_;  // (total) the parameters before a telemetry step's update

@@ -109,8 +109,9 @@ TEST(FinetuneCommand, LoraLowersHeldOutPerplexityAndTheAdapterMergesToTheSameMod
   fs::remove(merged);
 }
 
-// Mixed precision (--compute-type bf16) trains to about the same loss as f32.
-TEST(FinetuneCommand, Bf16ComputeTrainsLikeF32) {
+// Mixed precision (--compute-type bf16, and f16 with its loss scaling) trains to about the
+// same loss as f32.
+TEST(FinetuneCommand, Bf16AndF16ComputeTrainLikeF32) {
   const Corpus corpus;
   const std::string out = temp_path("-bf16.gguf");
   auto final_loss = [&](const std::string& type) {
@@ -126,8 +127,9 @@ TEST(FinetuneCommand, Bf16ComputeTrainsLikeF32) {
     EXPECT_TRUE(std::regex_search(output, m, std::regex(R"(train_loss ([0-9.]+))"))) << output;
     return m.size() == 2 ? std::stod(m[1]) : NAN;
   };
-  const double f32 = final_loss("f32"), bf16 = final_loss("bf16");
+  const double f32 = final_loss("f32"), bf16 = final_loss("bf16"), f16 = final_loss("f16");
   EXPECT_NEAR(bf16, f32, 0.03 * f32);
+  EXPECT_NEAR(f16, f32, 0.01 * f32);
   fs::remove(out);
 }
 
@@ -252,7 +254,7 @@ TEST(FinetuneCommand, BadFlagsAndModelsAreRefusedBeforeAnyWork) {
       {"-m " + stories() + data + " -r 0", "--lora-rank"},
       {"-m " + stories() + data + " -r 100000", "larger than"},
       {"-m " + stories() + data + " --full --out-type q3_x", "--out-type"},
-      {"-m " + stories() + data + " --compute-type f16", "--compute-type must be f32 or bf16"},
+      {"-m " + stories() + data + " --compute-type fp8", "--compute-type must be f32, bf16 or f16"},
       {"-m " + stories() + data + " --metrics /nonexistent/dir/m.jsonl", "--metrics"},
       {"-m " + fixture_path("models/llama.gguf") + data, "vocabulary"},
       // Said on start, before the model's missing vocabulary stops the run.

@@ -51,5 +51,64 @@ TEST(Trainer, DataParallelReplicasMatchOneThreadAndAreReproducible) {
   EXPECT_EQ(w2, w2_again);
 }
 
+// --compute-type f16's dynamic loss scaling on an injected overflow: a start scale of 2^40
+// makes the scaled loss gradients overflow F16 (inf), so those steps are skipped — the weights
+// and AdamW moments do not move — and the scale halves each time until the gradients fit;
+// then the steps train, and after loss_scale_interval clean steps the scale doubles again.
+TEST(Trainer, F16LossScalingSkipsOverflowingStepsAndBacksOff) {
+  ScratchShape s;
+  s.n_vocab = 17, s.n_embd = 16, s.n_layer = 2, s.n_head = 4, s.n_head_kv = 2, s.n_ff = 24;
+  s.n_ctx = 8;
+  ParamStore<float> store(scratch_config(s),
+                          [](const TensorSpec& spec) { return spec.name == "output.weight"; });
+  init_random(store, 11, 1.0);
+  std::vector<int32_t> tokens(2000);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t((i * 7 + i / 13) % 17);
+  const Dataset data(tokens, 0.1, 8, "synthetic");
+  TrainOptions o;
+  o.steps = 60;
+  o.n_seq = 4;
+  o.n_pos = 8;
+  o.adamw.lr = 1e-2;
+  o.schedule.lr = 1e-2;
+  o.schedule.cosine = false;
+  o.matmul_mode = MatmulMode::TrainF16;
+  o.loss_scaling = true;
+  o.loss_scale_init = std::ldexp(1.0, 40);
+  o.loss_scale_interval = 5;
+  ThreadPool pool(2);
+  Trainer trainer(store, data, o, pool);
+  const std::vector<float> w0(store.params(), store.params() + store.total());
+
+  StepReport first = trainer.step();
+  EXPECT_TRUE(first.skipped);
+  EXPECT_EQ(first.loss_scale, std::ldexp(1.0, 39));
+  EXPECT_FALSE(std::isfinite(first.grad_norm));
+  EXPECT_EQ(std::vector<float>(store.params(), store.params() + store.total()), w0);
+  for (int64_t i = 0; i < store.total(); ++i) ASSERT_EQ(store.moment1()[i], 0.0f);
+
+  std::vector<StepReport> reports = {first};
+  for (int step = 2; step <= 60; ++step) reports.push_back(trainer.step());
+  // Skipped steps come first, each halving the scale; then clean steps, doubling every 5.
+  size_t skipped = 0;
+  while (skipped < reports.size() && reports[skipped].skipped) ++skipped;
+  ASSERT_GT(skipped, 1u);
+  ASSERT_LT(skipped, 40u);
+  const double settled = reports[skipped - 1].loss_scale;
+  EXPECT_EQ(settled, std::ldexp(1.0, 40 - static_cast<int>(skipped)));
+  EXPECT_TRUE(std::isfinite(reports[skipped].grad_norm));
+  EXPECT_EQ(reports[skipped + 4].loss_scale, 2.0 * settled);  // 5 clean steps
+  int later_skips = 0;
+  for (size_t i = skipped; i < reports.size(); ++i) later_skips += reports[i].skipped;
+  double before = 0.0, after = 0.0;
+  for (size_t i = skipped; i < skipped + 5; ++i) before += reports[i].loss;
+  for (size_t i = reports.size() - 5; i < reports.size(); ++i) after += reports[i].loss;
+  EXPECT_LT(after, before) << later_skips << " later skips";
+  // The state a checkpoint keeps carries the scale and the skipped count.
+  const TrainerState state = trainer.state();
+  EXPECT_EQ(state.loss_scale, reports.back().loss_scale);
+  EXPECT_GE(state.skipped, static_cast<int64_t>(skipped));
+}
+
 }  // namespace
 }  // namespace toy::train
