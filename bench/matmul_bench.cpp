@@ -4,6 +4,8 @@
 //  - Decode: T = 1 through a stack of weights larger than the last-level cache (so
 //    they stream from DRAM, as in a real decode step), reported as GB/s of weight
 //    bytes read.
+//  - DecodeRows: the same with T = 2 and 4 rows (a server decoding a few sequences
+//    together: the block products of the stored weights, kStreamingT rows at most).
 //
 //   build-perf/bench/bench_matmul --benchmark_filter=Prefill
 //   build-perf/bench/bench_matmul --benchmark_filter=Decode
@@ -72,24 +74,33 @@ void Prefill(benchmark::State& state) {
                                                  benchmark::Counter::kIsRate);
 }
 
-void Decode(benchmark::State& state) {
+// T activation rows through weights streamed from DRAM (see the header).
+void decode_rows(benchmark::State& state, int64_t T) {
   const DType type = type_arg(state.range(0));
   const int64_t n_in = state.range(1), n_out = state.range(2);
   const int64_t one = row_bytes(type, n_in) * n_out;
   const int copies = static_cast<int>(std::max<int64_t>(1, (256ll << 20) / one));  // 256 MiB
   std::vector<uint8_t> bytes = make_weights(type, n_in, n_out, copies);
-  const std::vector<float> x = gaussian(n_in, 7);
-  std::vector<float> y(static_cast<size_t>(n_out));
+  const std::vector<float> x = gaussian(T * n_in, 7);
+  std::vector<float> y(static_cast<size_t>(T * n_out));
   int c = 0;
   for (auto _ : state) {
     const Tensor w = Tensor::view(type, bytes.data() + c * one, {n_in, n_out});
-    matmul(y.data(), x.data(), w, 1, compute(), MatmulMode::Fast);
+    matmul(y.data(), x.data(), w, T, compute(), MatmulMode::Fast);
     benchmark::DoNotOptimize(y.data());
     c = (c + 1) % copies;
   }
   state.SetLabel(std::string(dtype_name(type)));
   state.counters["GB/s"] = benchmark::Counter(static_cast<double>(one) * state.iterations() / 1e9,
                                               benchmark::Counter::kIsRate);
+}
+
+void Decode(benchmark::State& state) {
+  decode_rows(state, 1);
+}
+
+void DecodeRows(benchmark::State& state) {
+  decode_rows(state, state.range(3));
 }
 
 const DType kTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
@@ -118,8 +129,14 @@ void decode_args(benchmark::internal::Benchmark* b) {
   }
 }
 
+void decode_rows_args(benchmark::internal::Benchmark* b) {
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q5_0})
+    for (int64_t T : {2, 4}) b->Args({static_cast<int64_t>(t), 576, 1536, T});
+}
+
 BENCHMARK(Prefill)->Apply(prefill_args)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(Decode)->Apply(decode_args)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(DecodeRows)->Apply(decode_rows_args)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 }  // namespace
 }  // namespace toy

@@ -140,6 +140,36 @@ TEST_P(MatmulOn, LargeBatchesCrossTileAndBlockBoundaries) {
   }
 }
 
+// A server decodes a sequence's row beside whatever rows other requests bring: the row's
+// output must not depend on how many rows share the call (or greedy text would change with
+// the load). Decode-sized batches, inference mode, every type, bit for bit.
+TEST_P(MatmulOn, EachRowIsTheSameWhateverTheBatchSize) {
+  ThreadPool pool(2);
+  const Compute cx{pool, cpu()};
+  uint32_t seed = 300;
+  for (DType type : kAllTypes) {
+    for (int64_t n_in : input_sizes(type)) {
+      const int64_t n_out = 29;
+      const Weight w = make_weight(type, n_in, n_out, seed++);
+      constexpr int64_t kMaxRows = 8;
+      const std::vector<float> x = random_floats(kMaxRows * n_in, seed++);
+      std::vector<float> alone(static_cast<size_t>(kMaxRows * n_out));
+      for (int64_t t = 0; t < kMaxRows; ++t)
+        matmul(alone.data() + t * n_out, x.data() + t * n_in, w.tensor, 1, cx, MatmulMode::Fast);
+      for (int64_t T = 2; T <= kMaxRows; ++T) {
+        std::vector<float> y(static_cast<size_t>(T * n_out), NAN);
+        matmul(y.data(), x.data(), w.tensor, T, cx, MatmulMode::Fast);
+        for (int64_t i = 0; i < T * n_out; ++i)
+          ASSERT_EQ(std::bit_cast<uint32_t>(y[static_cast<size_t>(i)]),
+                    std::bit_cast<uint32_t>(alone[static_cast<size_t>(i)]))
+              << dtype_name(type) << " n_in=" << n_in << " T=" << T << " row " << i / n_out
+              << " out " << i % n_out << ": " << y[static_cast<size_t>(i)] << " vs "
+              << alone[static_cast<size_t>(i)];
+      }
+    }
+  }
+}
+
 // The packed weight row reproduces ggml's dequantization element by element.
 TEST(DotPack, PackedWeightsDecodeToTheDequantizedValues) {
   for (DType type : kAllTypes) {

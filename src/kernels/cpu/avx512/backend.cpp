@@ -1,11 +1,15 @@
 // The AVX-512 backend's table (F/BW/DQ/VL). Its int8 GEMM needs VNNI; a CPU with
-// AVX-512 but no VNNI (Skylake-X) gets the AVX2 int8 GEMM in its table. The BF16 GEMM
-// tile needs AVX512_BF16 (Zen 4, Sapphire Rapids, Cooper Lake).
+// AVX-512 but no VNNI (Skylake-X) gets the AVX2 int8 GEMM (and block products) in its table. The
+// BF16 GEMM tile needs AVX512_BF16 (Zen 4, Sapphire Rapids, Cooper Lake).
 #include "kernels/cpu/backend.h"
 
 namespace toy::cpu {
 namespace avx512 {
 #include "kernels/cpu/backend_functions.inc"
+// AVX-512 only (needs VNNI): decode products on stored Q8_0 / Q4_0 / Q5_0 blocks with
+// gemm_int8's arithmetic.
+bool gemm_blocks(float* y, int64_t ldy, const quant::PackedActRow* x, int64_t T, const void* w,
+                 size_t w_stride, int64_t n_rows, int64_t n, DType type);
 // AVX-512 only (needs AVX512_BF16).
 void gemm_micro_bf16(int64_t kp, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc,
                      int64_t m_valid, int64_t n_valid, bool overwrite);
@@ -22,7 +26,9 @@ Backend make(bool vnni, bool bf16) {
       .pack_weight_row = avx512::pack_weight_row,
       .pack_activation_row = avx512::pack_activation_row,
       .gemm_int8 = vnni ? avx512::gemm_int8 : avx2_backend()->gemm_int8,
-      .gemm_blocks = avx2_backend()->gemm_blocks,  // decode on stored blocks: AVX2's (no zmm yet)
+      // The block products must round as gemm_int8 does (a row's output may not depend
+      // on how many rows share the call), so they come from the same instruction set.
+      .gemm_blocks = vnni ? avx512::gemm_blocks : avx2_backend()->gemm_blocks,
       .exp_shifted = avx512::exp_shifted,
       .f16_to_f32_row = avx512::f16_to_f32_row,
       .gemm_micro = avx512::gemm_micro,

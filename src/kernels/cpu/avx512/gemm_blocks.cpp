@@ -1,0 +1,158 @@
+// AVX-512 VNNI products straight on stored Q8_0 / Q4_0 / Q5_0 weight blocks, for a
+// few activation rows (decode): no packed copy of the weights is written, so each
+// weight byte is read once from memory.
+//
+// The arithmetic is the packed GEMM's (gemm_int8.cpp) step for step, so an
+// activation row gets the same bits whether it is decoded alone (here) or with more
+// than kStreamingT other rows (the packed path), which a server batching requests
+// needs for reproducible greedy text. Two stored blocks of 32 make one 64-element
+// chunk, rebuilt in a zmm exactly as quant/dot_pack.h lays out the packed row: the
+// unsigned codes u (Q8_0: q + 128, Q4_0 / Q5_0: the stored codes), lane scales d
+// of the first block in lanes 0..7 and of the second in 8..15. Then per chunk and
+// activation row, as the packed tile does:
+//   dot   = vpdpbusd(x.start, u, x.q)      exact int32 Σ (u - z)·q per 4 elements
+//   scale = w.scale · x.scale              one F32 product per lane
+//   acc   = fma(float(dot), scale, acc)    16 lanes, chunks in order
+// and y = hsum(acc). An odd block count leaves the last chunk's upper half as the
+// packed row's padding: u = 0 and scale = 0 there (x's padding is 0 too).
+#include <cstring>
+#include <type_traits>
+
+#include "kernels/cpu/avx512/simd.h"
+#include "kernels/cpu/backend.h"
+#include "quant/blocks.h"
+
+namespace toy::cpu::avx512 {
+namespace {
+
+using quant::PackedActRow;
+
+constexpr int64_t kMaxT = 4;  // activation rows handled together (matmul's kStreamingT)
+// How far ahead of the chunk being multiplied the weights are prefetched: 256..512
+// bytes measured best from DRAM on Zen 4 (768 and more, or a whole row, were slower).
+constexpr int64_t kPrefetchBytes = 384;
+
+// The packed row's unsigned codes of blocks b[0] and, when kPair, b[1] (zero otherwise,
+// the packed row's padding).
+template <typename Block, bool kPair>
+inline __m512i codes(const Block* b) {
+  if constexpr (std::is_same_v<Block, quant::BlockQ8_0>) {
+    // u = q + 128: flip the sign bit of the stored bytes (not of the padding).
+    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+    const __m256i lo =
+        _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs)), flip);
+    if constexpr (!kPair) return _mm512_zextsi256_si512(lo);
+    const __m256i hi =
+        _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[1].qs)), flip);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+  } else {
+    // 16 bytes of nibbles per block: low nibbles are elements 0..15, high 16..31.
+    // Each block's bytes go to two 128-bit lanes, shifted right by 0 and by 4.
+    const __m256i lo =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].qs)));
+    __m512i v;
+    if constexpr (kPair) {
+      const __m256i hi =
+          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].qs)));
+      v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    } else {
+      v = _mm512_zextsi256_si512(lo);
+    }
+    v = _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4), _mm512_set1_epi8(0x0F));
+    if constexpr (std::is_same_v<Block, quant::BlockQ5_0>) {
+      // Bit j of qh is bit 4 of element j's code: one mask bit per byte of the chunk.
+      uint32_t h0, h1 = 0;
+      std::memcpy(&h0, b[0].qh, 4);
+      if constexpr (kPair) std::memcpy(&h1, b[1].qh, 4);
+      const __mmask64 fifth = static_cast<__mmask64>(h0) | (static_cast<__mmask64>(h1) << 32);
+      v = _mm512_mask_add_epi8(v, fifth, v, _mm512_set1_epi8(0x10));
+    }
+    return v;
+  }
+}
+
+// The packed row's 16 lane scales of the chunk: d of b[0] in lanes 0..7, of b[1]
+// (0 without kPair) in lanes 8..15. F16 -> F32 is exact, as in the packer.
+template <typename Block, bool kPair>
+inline __m512 lane_scales(const Block* b) {
+  const short d1 = kPair ? static_cast<short>(b[1].d) : 0;
+  return _mm512_cvtph_ps(
+      _mm256_set_m128i(_mm_set1_epi16(d1), _mm_set1_epi16(static_cast<short>(b[0].d))));
+}
+
+// One 64-element chunk c of a weight row against T activation rows.
+template <typename Block, bool kPair, int T>
+inline void chunk(__m512 (&acc)[T], const PackedActRow* x, const Block* blocks, int64_t c) {
+  const __m512i u = codes<Block, kPair>(blocks + 2 * c);
+  const __m512 ws = lane_scales<Block, kPair>(blocks + 2 * c);
+  for (int t = 0; t < T; ++t) {
+    const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(x[t].start + 16 * c), u,
+                                            _mm512_loadu_si512(x[t].q + 64 * c));
+    const __m512 scale = _mm512_mul_ps(ws, _mm512_loadu_ps(x[t].scale + 16 * c));
+    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[t]);
+  }
+}
+
+// y[t * ldy + o] for weight rows o < n_rows, nb blocks each. One row at a time, so the
+// weights are read as one sequential stream (two rows in flight together measured
+// slower from DRAM); a prefetch a few cache lines ahead of every chunk keeps that
+// stream's loads in flight across row ends, which the prefetch of a whole row ahead
+// (AVX2's) did less well for Q8_0 here.
+template <typename Block, int T>
+void rows_of(float* y, int64_t ldy, const PackedActRow* x, const uint8_t* w, size_t w_stride,
+             int64_t n_rows, int64_t nb) {
+  for (int64_t o = 0; o < n_rows; ++o) {
+    const Block* blocks = reinterpret_cast<const Block*>(w + o * w_stride);
+    __m512 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    const int64_t pairs = nb / 2;
+    for (int64_t c = 0; c < pairs; ++c) {
+      // Past the matrix's end this touches bytes it does not use; prefetches never fault.
+      const char* ahead = reinterpret_cast<const char*>(blocks + 2 * c) + kPrefetchBytes;
+      _mm_prefetch(ahead, _MM_HINT_T0);
+      if constexpr (2 * sizeof(Block) > 64) _mm_prefetch(ahead + 64, _MM_HINT_T0);
+      chunk<Block, true, T>(acc, x, blocks, c);
+    }
+    if (nb % 2) chunk<Block, false, T>(acc, x, blocks, pairs);
+    for (int t = 0; t < T; ++t) y[t * ldy + o] = hsum(acc[t]);
+  }
+}
+
+template <typename Block>
+void dispatch(float* y, int64_t ldy, const PackedActRow* x, int64_t T, const uint8_t* w,
+              size_t w_stride, int64_t n_rows, int64_t nb) {
+  switch (T) {
+    case 1:
+      return rows_of<Block, 1>(y, ldy, x, w, w_stride, n_rows, nb);
+    case 2:
+      return rows_of<Block, 2>(y, ldy, x, w, w_stride, n_rows, nb);
+    case 3:
+      return rows_of<Block, 3>(y, ldy, x, w, w_stride, n_rows, nb);
+    default:
+      return rows_of<Block, 4>(y, ldy, x, w, w_stride, n_rows, nb);
+  }
+}
+
+}  // namespace
+
+bool gemm_blocks(float* y, int64_t ldy, const PackedActRow* x, int64_t T, const void* w,
+                 size_t w_stride, int64_t n_rows, int64_t n, DType type) {
+  if (T < 1 || T > kMaxT) return false;
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const int64_t nb = n / 32;
+  switch (type) {
+    case DType::Q8_0:
+      dispatch<quant::BlockQ8_0>(y, ldy, x, T, wb, w_stride, n_rows, nb);
+      return true;
+    case DType::Q4_0:
+      dispatch<quant::BlockQ4_0>(y, ldy, x, T, wb, w_stride, n_rows, nb);
+      return true;
+    case DType::Q5_0:
+      dispatch<quant::BlockQ5_0>(y, ldy, x, T, wb, w_stride, n_rows, nb);
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace toy::cpu::avx512
