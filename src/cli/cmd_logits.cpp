@@ -3,6 +3,8 @@
 // of the fixtures' reference logits, for comparing against llama.cpp.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,7 @@
 #include "infer/session.h"
 #include "infer/token_list.h"
 #include "model/model.h"
+#include "model/taps.h"
 
 namespace toy::cli {
 
@@ -27,7 +30,7 @@ int run_logits(int argc, char** argv) {
       "(dequantized weight blocks, f32 accumulation). The cache defaults to f32 here (not f16\n"
       "as in generate) because an f16 cache moves logits by 2-6x the fixture tolerance.");
   CLI::App& app = cl.app();
-  std::string model_path, tokens_text, out_path, kv_type_name = "f32";
+  std::string model_path, tokens_text, out_path, kv_type_name = "f32", taps_list, taps_out;
   bool decode = false, exact = false, fast = false;
   int threads = default_thread_count();
   int64_t n_ctx = 0;
@@ -48,15 +51,32 @@ int run_logits(int argc, char** argv) {
   cl.add_gpu_layers();
   AttentionKernel attention = AttentionKernel::Auto;
   cl.add_flash_attention(attention);
+  auto* tap_opt = app.add_option(
+      "--tap", taps_list,
+      "activation statistics over all the tokens (mean, rms, max |x|, non-finite count): "
+      "comma-separated points of every layer or of one (blk.N.<point>): attn_norm, attn_out, "
+      "resid_mid, ffn_norm, ffn_out, resid_post");
+  auto* tap_out_opt =
+      app.add_option("--tap-out", taps_out, "where --tap writes its JSON lines (one per tap)");
+  tap_opt->needs(tap_out_opt);
+  tap_out_opt->needs(tap_opt);
   LoraOptions lora(cl);
   if (!cl.parse(argc, argv)) return 0;
   lora.check();
+  std::optional<LayerTaps> taps;
+  if (!taps_list.empty()) taps.emplace(taps_list);
 
   const std::vector<int32_t> tokens = parse_token_list(tokens_text);
   std::vector<NamedPath> inputs = lora.inputs();
   inputs.push_back({"-m", model_path});
   check_output({"-o", out_path}, inputs);
+  if (taps) {
+    std::vector<NamedPath> all = inputs;
+    all.push_back({"-o", out_path});
+    check_output({"--tap-out", taps_out}, all);
+  }
   const Model model = Model::load(model_path);
+  if (taps) taps->check_layers(model.config.n_layer);
   cl.check_context(n_ctx, model.config.n_ctx_train);
   const LoraSet adapters = lora.load(model);
   ThreadPool pool(threads);
@@ -67,6 +87,7 @@ int run_logits(int argc, char** argv) {
   options.mode = fast ? MatmulMode::Fast : MatmulMode::Exact;
   if (!adapters.empty()) options.lora = &adapters;
   Session session(model, pool, options);
+  if (taps) session.set_taps(&*taps);
 
   const size_t n_vocab = static_cast<size_t>(model.config.n_vocab);
   std::vector<float> logits(tokens.size() * n_vocab);
@@ -80,6 +101,16 @@ int run_logits(int argc, char** argv) {
   }
 
   write_output_file(out_path, logits.data(), logits.size() * sizeof(float));
+  if (taps) {
+    std::string lines;
+    for (const TapStats& t : taps->stats())
+      lines +=
+          nlohmann::json{{"tap", t.name},        {"mean", t.mean()},         {"rms", t.rms()},
+                         {"max_abs", t.max_abs}, {"nonfinite", t.nonfinite}, {"count", t.count}}
+              .dump() +
+          "\n";
+    write_output_file(taps_out, lines.data(), lines.size());
+  }
   return 0;
 }
 

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "model/taps.h"
 
 namespace toy::cli {
 namespace {
@@ -127,6 +128,10 @@ void add_training_flags(CommandLine& cl, TrainingFlags& f) {
                  "steps between per-tensor gradient norm / update ratio / drift (0: none)")
       ->check(at_least(0))
       ->capture_default_str();
+  app.add_option("--tap", f.taps,
+                 "activation statistics (mean, rms, max |x|, non-finite count) into --metrics "
+                 "every --metrics-every steps: comma-separated points of every layer or of one "
+                 "(blk.N.<point>): attn_norm, attn_out, resid_mid, ffn_norm, ffn_out, resid_post");
   app.add_option("--seed", f.seed, "seed of the initialization and batches")->capture_default_str();
   f.eval_opt = app.add_option("--eval-every", f.eval_every, "validation every E steps (0: off)")
                    ->check(at_least(0))
@@ -161,6 +166,11 @@ void check_training_flags(const TrainingFlags& f, const NamedPath& output,
   inputs.push_back({"--data", f.data_path});
   if (!f.val_data_path.empty()) inputs.push_back({"--val-data", f.val_data_path});
   check_output(output, inputs);
+  if (!f.taps.empty()) {
+    LayerTaps parsed(f.taps);  // the names, before any work
+    if (f.metrics_path.empty() || f.metrics_every == 0)
+      usage_error("--tap records into --metrics every --metrics-every steps: give --metrics FILE");
+  }
   if (!f.metrics_path.empty()) {
     std::vector<NamedPath> all = inputs;
     all.push_back(output);
@@ -294,6 +304,7 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
     metrics.open(f.metrics_path, f.resume.empty() ? std::ios::trunc : std::ios::app);
     if (!metrics) fail("--metrics ", f.metrics_path, ": cannot open for writing");
     trainer.set_tensor_stats(f.metrics_every);
+    trainer.set_taps(f.taps);
   }
   auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
 
@@ -322,6 +333,16 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
                   {"update_ratio", t.update_ratio >= 0 ? number(t.update_ratio) : nlohmann::json()},
                   {"drift", t.drift >= 0 ? number(t.drift) : nlohmann::json()}};
             line["tensors"] = std::move(tensors);
+          }
+          if (!r.taps.empty()) {
+            nlohmann::json taps = nlohmann::json::object();
+            for (const TapStats& t : r.taps)
+              taps[t.name] = {{"mean", t.mean()},
+                              {"rms", t.rms()},
+                              {"max_abs", t.max_abs},
+                              {"nonfinite", t.nonfinite},
+                              {"count", t.count}};
+            line["taps"] = std::move(taps);
           }
           metrics << line.dump() << '\n' << std::flush;
         }

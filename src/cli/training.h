@@ -35,6 +35,7 @@ struct TrainingFlags {
   std::string schedule = "cosine", checkpoint_dir, resume, compute_type = "f32";
   std::string metrics_path;    // --metrics FILE.jsonl
   int64_t metrics_every = 10;  // per-tensor statistics every N steps
+  std::string taps;            // --tap: activation taps recorded on those steps
   uint64_t seed = 1337;
   int threads = 0;
   bool quiet = false;

@@ -62,6 +62,8 @@ class Session {
   void truncate(int64_t n);
   const Model& model() const { return model_; }
   const KvCache& cache() const { return cache_; }
+  // Activation taps (model/taps.h) fed by every forward from now on; null: none.
+  void set_taps(LayerTaps* taps) { scratch_.taps = taps; }
 
  private:
   void check_tokens(std::span<const int32_t> tokens) const;  // ids in range, room in the cache

@@ -79,7 +79,9 @@ class KvCacheSink final : public ForwardSink<float> {
         pos0_(pos0),
         rows_(rows),
         logits_(logits),
-        sequences_(sequences) {}
+        sequences_(sequences) {
+    taps = s.taps;
+  }
 
   LayerTensors<float> layer(int64_t) override {
     float* x = s_.x.data();

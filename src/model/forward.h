@@ -14,6 +14,8 @@
 
 namespace toy {
 
+class LayerTaps;
+
 // One layer's cache: k and v each ne = [n_head_kv*head_dim, n_ctx] (row p = position p),
 // type F32, F16 or Q8_0. Owned by the caller (infer::KvCache).
 struct KvLayer {
@@ -47,6 +49,7 @@ class ForwardScratch {
                  int n_threads);
   int64_t max_tokens() const { return max_tokens_; }
   AttentionKernel attention = AttentionKernel::Auto;
+  LayerTaps* taps = nullptr;  // activation taps fed by every forward through this scratch
 
  private:
   friend class KvCacheSink;

@@ -15,6 +15,7 @@
 #include "kernels/rope_backward.h"
 #include "kernels/softcap_backward.h"
 #include "kernels/swiglu_backward.h"
+#include "model/taps.h"
 #include "quant/quant.h"
 
 namespace toy {
@@ -350,7 +351,11 @@ void run_forward(const ModelConfig& config, const Weights& weights, std::span<co
   for (int64_t il = 0; il < config.n_layer; ++il) {
     const LayerTensors<Real> a = sink.layer(il);
     pass.attention_block(il, a);
+    if constexpr (kIsFloat<Real>)
+      if (sink.taps) sink.taps->after_attention(il, a, shape.rows(), config.n_embd);
     pass.ffn_block(il, a);
+    if constexpr (kIsFloat<Real>)
+      if (sink.taps) sink.taps->after_ffn(il, a, shape.rows(), config.n_embd);
   }
   pass.output(out);
 }

@@ -25,6 +25,8 @@
 
 namespace toy {
 
+class LayerTaps;
+
 // The rows of one forward call: n_seq sequences of n_pos consecutive positions;
 // row s·n_pos + p is position pos0 + p of sequence s. N = n_seq·n_pos rows below.
 struct BatchShape {
@@ -99,6 +101,9 @@ class ForwardSink {
                       const AttentionParams& p, const Compute& cx) = 0;
   // Layer il's mixture-of-experts buffers; null buffers: no MoE in this mode.
   virtual ExpertBuffers<Real> experts(int64_t /*il*/) { return {}; }
+
+  // Activation taps (model/taps.h) fed after each block; null: none (float only).
+  LayerTaps* taps = nullptr;
 
  protected:
   ~ForwardSink() = default;

@@ -63,6 +63,8 @@ class TrainModel {
   // MatmulMode::Train (F32, the default) or TrainBf16 (mixed precision: the weight products
   // of forward and backward on BF16-rounded inputs, F32 sums, F32 master weights).
   void set_matmul_mode(MatmulMode mode) { mode_ = mode; }
+  // Activation taps (model/taps.h) fed by the forward from now on; null: none.
+  void set_taps(LayerTaps* taps) { acts_.taps = taps; }
   // LoRA dropout for the next forward and its backward (model/lora.h LoraDropout): rate p
   // (0: none, as for evaluation), the micro-step's mask stream, and the global row of this
   // model's first row (its replica's place in the batch).

@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -73,6 +74,11 @@ CrossEntropyResult Trainer::run_batch(double grad_scale, uint64_t dropout_stream
 
 StepReport Trainer::step() {
   Timer timer;
+  const bool stats = stats_every_ > 0 && (step_ + 1) % stats_every_ == 0;
+  if (stats && taps_) {
+    taps_->reset();
+    replicas_[0].model->set_taps(taps_.get());
+  }
   double loss_sum = 0.0;  // gradients are zero here (constructor, update_parameters)
   for (int64_t micro = 0; micro < options_.accum; ++micro) {
     data_.sample_train(batch_, options_.n_seq, rng_);
@@ -87,13 +93,14 @@ StepReport Trainer::step() {
         run_batch(loss_scale_ / (double(counted) * double(options_.accum)), stream);
     loss_sum += r.loss_sum / double(r.counted);
   }
-  if (!std::isfinite(loss_sum))
-    fail("the training loss is not finite at step ", step_ + 1, "; lower --lr (", options_.adamw.lr,
-         ") or --init-scale, or enable --grad-clip");
+  if (taps_) replicas_[0].model->set_taps(nullptr);
+  if (!std::isfinite(loss_sum)) fail_nonfinite_loss();
   StepReport report;
+  if (stats && taps_) report.taps = taps_->stats();
   report.lr = options_.schedule.at(step_);
   ++step_;
   report.grad_norm = reduce_gradients() / loss_scale_;
+  if (!options_.loss_scaling && !std::isfinite(report.grad_norm)) fail_nonfinite_gradient();
   if (options_.loss_scaling && !std::isfinite(report.grad_norm)) {
     // Overflow somewhere in the scaled backward: drop the step, back off the scale.
     store_.zero_grads();
@@ -106,7 +113,6 @@ StepReport Trainer::step() {
     const double clip = options_.grad_clip > 0.0 && report.grad_norm > options_.grad_clip
                             ? options_.grad_clip / (report.grad_norm + 1e-6)
                             : 1.0;
-    const bool stats = stats_every_ > 0 && step_ % stats_every_ == 0;
     if (stats) begin_tensor_stats(report);
     update_parameters(report.lr, clip / loss_scale_);
     if (stats) end_tensor_stats(report);
@@ -166,6 +172,47 @@ void Trainer::update_parameters(double lr, double clip) {
     }
     std::fill(grads + first, grads + last, 0.0f);
   });
+}
+
+void Trainer::set_taps(const std::string& list) {
+  taps_ = list.empty() ? nullptr : std::make_unique<LayerTaps>(list);
+  if (taps_) taps_->check_layers(store_.config().n_layer);
+}
+
+void Trainer::fail_nonfinite_loss() {
+  // The batch again with every point tapped in every replica, to say where it began.
+  const std::string at = str("the training loss is not finite at step ", step_ + 1);
+  const std::string hint =
+      str("; lower --lr (", options_.adamw.lr, ") or --init-scale, or enable --grad-clip");
+  std::vector<std::unique_ptr<LayerTaps>> all;
+  for (Replica& r : replicas_) {
+    all.push_back(
+        std::make_unique<LayerTaps>("attn_norm,attn_out,resid_mid,ffn_norm,ffn_out,resid_post"));
+    r.model->set_taps(all.back().get());
+  }
+  run_batch(0.0);
+  for (Replica& r : replicas_) r.model->set_taps(nullptr);
+  const TapStats* first = nullptr;
+  for (const auto& taps : all) {
+    const TapStats* f = taps->first_nonfinite();
+    if (f && (!first || f->before(*first))) first = f;
+  }
+  if (first)
+    fail(at, ": the first non-finite activation is ", first->name, " (", first->nonfinite, " of ",
+         first->count, " values)", hint);
+  fail(at, ": the layers' activations are finite, so the output head or the loss overflowed", hint);
+}
+
+void Trainer::fail_nonfinite_gradient() {
+  for (const ParamTensor& p : store_.tensors()) {
+    const float* g = store_.grads() + p.offset;
+    const int64_t bad = std::count_if(g, g + p.numel, [](float v) { return !std::isfinite(v); });
+    if (bad > 0)
+      fail("the gradient of ", p.spec.name, " is not finite at step ", step_, " (", bad, " of ",
+           p.numel, " values); lower --lr (", options_.adamw.lr,
+           "), enable --grad-clip, or use --compute-type f32");
+  }
+  fail("the gradient norm is not finite at step ", step_, " (a sum overflowed)");
 }
 
 void Trainer::set_tensor_stats(int64_t every) {

@@ -20,6 +20,7 @@
 
 #include "core/thread_pool.h"
 #include "kernels/compute.h"
+#include "model/taps.h"
 #include "train/dataset.h"
 #include "train/model.h"
 #include "train/optimizer.h"
@@ -69,6 +70,7 @@ struct StepReport {
   double tokens_per_s = 0.0;         // training tokens / training seconds so far
   double seconds = 0.0;              // wall time so far
   std::vector<TensorStats> tensors;  // filled on the steps set_tensor_stats asks for
+  std::vector<TapStats> taps;        // activation taps of those steps (set_taps)
 };
 
 // Everything besides the parameters and moments that a resumed run needs to continue
@@ -109,6 +111,9 @@ class Trainer {
   // Per-tensor statistics in the report of every `every`-th step (0: never). Keeps a copy of
   // the parameters as they are now (w₀ of the drift).
   void set_tensor_stats(int64_t every);
+  // Activation taps (model/taps.h: "attn_norm,blk.3.ffn_out") recorded over the first
+  // replica's rows on the steps set_tensor_stats asks for.
+  void set_taps(const std::string& list);
   TrainerState state() const;
   // Continues from `state` (the store's parameters and moments restored separately).
   void restore(const TrainerState& state);
@@ -127,6 +132,10 @@ class Trainer {
   // dropout_stream) of the batch in batch_ over all replicas; returns the loss sum and count.
   CrossEntropyResult run_batch(double grad_scale, uint64_t dropout_stream = 0);
   double reduce_gradients();  // returns the global gradient norm
+  // Stops training with a message naming where the first non-finite value came from: the
+  // first tap of the batch's forward that saw one, or the first tensor whose gradient has one.
+  [[noreturn]] void fail_nonfinite_loss();
+  [[noreturn]] void fail_nonfinite_gradient();
   // Before and after update_parameters on a telemetry step.
   void begin_tensor_stats(StepReport& report);
   void end_tensor_stats(StepReport& report);
@@ -148,8 +157,9 @@ class Trainer {
   int64_t clean_steps_ = 0;  // steps since the scale last changed
   int64_t skipped_ = 0;      // steps skipped for overflowing gradients
   int64_t stats_every_ = 0;
-  std::vector<float> initial_;   // (total) w₀ for the drift
-  std::vector<float> snapshot_;  // (total) the parameters before a telemetry step's update
+  std::unique_ptr<LayerTaps> taps_;  // --tap, fed on telemetry steps
+  std::vector<float> initial_;       // (total) w₀ for the drift
+  std::vector<float> snapshot_;      // (total) the parameters before a telemetry step's update
   double train_seconds_ = 0.0;
   double wall_seconds_ = 0.0;
 };

@@ -199,8 +199,9 @@ TEST(FinetuneCommand, ResumeFromACheckpointIsBitIdentical) {
   fs::remove_all(ckpt);
 }
 
-// --metrics: a JSON object per step, per-tensor statistics under GGUF names every
-// --metrics-every steps, validation losses when evaluated, and a final object.
+// --metrics: a JSON object per step, per-tensor statistics under GGUF names and --tap's
+// activation statistics every --metrics-every steps, validation losses when evaluated, and
+// a final object.
 TEST(FinetuneCommand, MetricsJsonLinesPerStepAndPerTensor) {
   const Corpus corpus;
   const std::string out = temp_path("-m.gguf"), metrics = temp_path("-metrics.jsonl");
@@ -208,7 +209,7 @@ TEST(FinetuneCommand, MetricsJsonLinesPerStepAndPerTensor) {
   ASSERT_EQ(toy("finetune -m " + stories() + " --data " + corpus.train + " -o " + out +
                     " --steps 6 -c 32 --batch 2 --eval-every 3 --eval-batches 2 -q -t 2"
                     " --metrics " +
-                    metrics + " --metrics-every 3",
+                    metrics + " --metrics-every 3 --tap blk.4.resid_post,attn_norm",
                 &output),
             0)
       << output;
@@ -223,6 +224,7 @@ TEST(FinetuneCommand, MetricsJsonLinesPerStepAndPerTensor) {
     for (const char* key : {"loss", "lr", "tokens_per_s", "grad_norm", "loss_scale"})
       EXPECT_TRUE(l.contains(key)) << key << " " << l.dump();
     EXPECT_EQ(l.contains("tensors"), (i + 1) % 3 == 0) << l.dump();
+    EXPECT_EQ(l.contains("taps"), (i + 1) % 3 == 0) << l.dump();
     EXPECT_EQ(l.contains("val_loss"), (i + 1) % 3 == 0) << l.dump();
   }
   const nlohmann::json& tensors = lines[2]["tensors"];
@@ -232,6 +234,10 @@ TEST(FinetuneCommand, MetricsJsonLinesPerStepAndPerTensor) {
   EXPECT_GT(a["update_ratio"].get<double>(), 0.0);
   EXPECT_GT(a["drift"].get<double>(), 0.0);
   EXPECT_TRUE(tensors["blk.0.attn_q.weight.lora_b"]["drift"].is_null());  // B starts at 0
+  const nlohmann::json& taps = lines[2]["taps"];
+  EXPECT_EQ(taps.size(), 6u) << taps.dump();  // attn_norm of 5 layers, resid_post of the last
+  EXPECT_GT(taps["blk.4.resid_post"]["rms"].get<double>(), 0.0) << taps.dump();
+  EXPECT_EQ(taps["blk.0.attn_norm"]["nonfinite"], 0) << taps.dump();
   EXPECT_EQ(lines[6]["final"], true);
   EXPECT_TRUE(lines[6].contains("val_loss"));
   fs::remove(out);
@@ -256,6 +262,8 @@ TEST(FinetuneCommand, BadFlagsAndModelsAreRefusedBeforeAnyWork) {
       {"-m " + stories() + data + " --full --out-type q3_x", "--out-type"},
       {"-m " + stories() + data + " --compute-type fp8", "--compute-type must be f32, bf16 or f16"},
       {"-m " + stories() + data + " --metrics /nonexistent/dir/m.jsonl", "--metrics"},
+      {"-m " + stories() + data + " --tap ffn_out", "--tap records into --metrics"},
+      {"-m " + stories() + data + " --tap ffn --metrics m.jsonl", "unknown tap point"},
       {"-m " + fixture_path("models/llama.gguf") + data, "vocabulary"},
       // Said on start, before the model's missing vocabulary stops the run.
       {"-m " + fixture_path("models/mixtral.gguf") + data, "experts and router are frozen"},

@@ -112,3 +112,43 @@ TEST(ToyLogits, MissingModelIsAnError) {
 }
 
 }  // namespace
+
+namespace {
+
+// --tap / --tap-out: one JSON line per tap, the logits unchanged; a bad point is refused
+// before any file is written.
+TEST(ToyLogits, TapsWriteOneJsonLinePerTap) {
+  const std::string model = fixture_path("models/stories260K.gguf");
+  const std::string out = toy::testing::temp_path(".f32"), taps = toy::testing::temp_path(".jsonl");
+  const std::string plain = toy::testing::temp_path(".f32");
+  int status = -1;
+  std::string log = toy_logits("-m " + model + " --tokens 1,403,407,261 -o " + out +
+                                   " --tap resid_post,blk.1.ffn_out --tap-out " + taps,
+                               &status);
+  ASSERT_EQ(status, 0) << log;
+  log = toy_logits("-m " + model + " --tokens 1,403,407,261 -o " + plain, &status);
+  ASSERT_EQ(status, 0) << log;
+  EXPECT_EQ(read_bytes(out), read_bytes(plain));
+  const std::string text = toy::testing::read_text(taps);
+  size_t lines = 0;
+  for (char c : text) lines += c == '\n';
+  EXPECT_EQ(lines, 6u);  // resid_post of 5 layers and blk.1.ffn_out
+  EXPECT_NE(text.find("\"tap\":\"blk.1.ffn_out\""), std::string::npos) << text;
+  EXPECT_NE(text.find("\"rms\":"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"nonfinite\":0"), std::string::npos) << text;
+  std::filesystem::remove(taps);
+  log = toy_logits(
+      "-m " + model + " --tokens 1,2 -o " + out + " --tap ffn_middle --tap-out " + taps, &status);
+  EXPECT_EQ(status, 1) << log;
+  EXPECT_NE(log.find("ffn_middle"), std::string::npos) << log;
+  EXPECT_FALSE(std::filesystem::exists(taps));
+  log = toy_logits(
+      "-m " + model + " --tokens 1,2 -o " + out + " --tap blk.9.ffn_out --tap-out " + taps,
+      &status);
+  EXPECT_EQ(status, 1) << log;
+  EXPECT_NE(log.find("5 layers"), std::string::npos) << log;
+  std::filesystem::remove(out);
+  std::filesystem::remove(plain);
+}
+
+}  // namespace

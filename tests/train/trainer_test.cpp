@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/error.h"
 #include "train/scratch_config.h"
 #include "train/trainer.h"
 
@@ -108,6 +109,62 @@ TEST(Trainer, F16LossScalingSkipsOverflowingStepsAndBacksOff) {
   const TrainerState state = trainer.state();
   EXPECT_EQ(state.loss_scale, reports.back().loss_scale);
   EXPECT_GE(state.skipped, static_cast<int64_t>(skipped));
+}
+
+// A weight that makes the forward overflow stops training with the first activation tap
+// that saw a non-finite value, not only "the loss is not finite".
+TEST(Trainer, ANonFiniteLossNamesTheFirstActivationThatWentBad) {
+  ScratchShape s;
+  s.n_vocab = 17, s.n_embd = 16, s.n_layer = 3, s.n_head = 4, s.n_head_kv = 2, s.n_ff = 24;
+  s.n_ctx = 8;
+  ParamStore<float> store(scratch_config(s),
+                          [](const TensorSpec& spec) { return spec.name == "output.weight"; });
+  init_random(store, 11, 1.0);
+  const ParamTensor* down = store.find("blk.1.ffn_down.weight");
+  ASSERT_NE(down, nullptr);
+  store.params()[down->offset + 3] = INFINITY;
+  std::vector<int32_t> tokens(500);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t((i * 7 + i / 13) % 17);
+  const Dataset data(tokens, 0.1, 8, "synthetic");
+  TrainOptions o;
+  o.n_seq = 4;
+  o.n_pos = 8;
+  ThreadPool pool(2);
+  Trainer trainer(store, data, o, pool);
+  try {
+    trainer.step();
+    ADD_FAILURE() << "trained through an infinite weight";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("blk.1.ffn_out"), std::string::npos) << e.what();
+  }
+}
+
+// --tap on a telemetry step: the taps asked for, over the first replica's rows.
+TEST(Trainer, TapsAreReportedOnTelemetrySteps) {
+  ScratchShape s;
+  s.n_vocab = 17, s.n_embd = 16, s.n_layer = 2, s.n_head = 4, s.n_head_kv = 2, s.n_ff = 24;
+  s.n_ctx = 8;
+  ParamStore<float> store(scratch_config(s),
+                          [](const TensorSpec& spec) { return spec.name == "output.weight"; });
+  init_random(store, 11, 1.0);
+  std::vector<int32_t> tokens(500);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t((i * 7 + i / 13) % 17);
+  const Dataset data(tokens, 0.1, 8, "synthetic");
+  TrainOptions o;
+  o.n_seq = 4;
+  o.n_pos = 8;
+  ThreadPool pool(1);
+  Trainer trainer(store, data, o, pool);
+  trainer.set_tensor_stats(2);
+  trainer.set_taps("resid_post,blk.0.attn_norm");
+  EXPECT_TRUE(trainer.step().taps.empty());
+  const StepReport second = trainer.step();
+  ASSERT_EQ(second.taps.size(), 3u);
+  EXPECT_EQ(second.taps[0].name, "blk.0.attn_norm");
+  EXPECT_EQ(second.taps[1].name, "blk.0.resid_post");
+  EXPECT_EQ(second.taps[2].name, "blk.1.resid_post");
+  EXPECT_EQ(second.taps[2].count, 4 * 8 * 16);
+  EXPECT_THROW(trainer.set_taps("blk.2.ffn_out"), Error);
 }
 
 }  // namespace
