@@ -54,7 +54,7 @@ if [[ -s "$SMOL" ]]; then
   "$TOY" train --vocab-from "$SMOL" --n-embd 576 --n-layer 30 --n-head 9 --n-head-kv 3 \
     --n-ff 1536 --tied --ctx 256 --batch 4 --steps 3 --data "$DATA" --eval-batches 1 \
     --val-fraction 0.01 -o "$TMP/s.gguf" >"$TMP/out" 2>"$TMP/err" || { cat "$TMP/err" >&2; exit 1; }
-  grep -E '^train: ' "$TMP/err" | head -1
+  grep -E '^train: .* params' "$TMP/err" | head -1
   tps=$(sed -n 's/.*tokens_per_s \([0-9]*\).*/\1/p' "$TMP/out")
   echo "135M shape: $tps tok/s = $(python3 -c "print(f'{1024/$tps:.2f}')") s per step of 1024 tokens"
 else

@@ -30,8 +30,12 @@ void report_error(const std::string& line) {
     std::fprintf(stderr, "%s\n", line.c_str());
     return;
   }
-  if (g.rank() != 0) std::this_thread::sleep_for(std::chrono::seconds(2));
-  std::fprintf(stderr, "rank %d: %s\n", g.rank(), line.c_str());
+  if (g.rank() != 0) {
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    std::fprintf(stderr, "rank %d: %s\n", g.rank(), line.c_str());
+  } else {
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
   std::fflush(stderr);
   g.abort(1);
 }
