@@ -1,5 +1,6 @@
 // toy train / toy finetune under `mpirun -np 2` (issue 14): the per-step losses match
-// one process with the same global batch to 1e-5 relative over 50 steps, the sharded
+// one process with the same global batch to 1e-5 relative over 50 steps (and bit for bit
+// one process whose thread replicas split the batch the same way), the sharded
 // optimizer (ZeRO-1) gives the same run, a checkpoint resumes with another number of
 // ranks, rank 0 alone writes files, a bad --batch is refused, and a rank that dies ends
 // the job within seconds. Skipped when mpirun is not installed.
@@ -113,6 +114,20 @@ TEST_F(DataParallel, TrainLossesMatchOneProcessAndOnlyRankZeroWrites) {
   // The same files, written once: no rank-1 copies or temporaries.
   EXPECT_EQ(two.names(), one.names());
   EXPECT_EQ(two.names(), (std::vector<std::string>{"m.gguf", "m.gguf.checkpoint", "m.jsonl"}));
+}
+
+// The rank-order sum of 2 ranks x 1 thread is the thread-order sum of 1 process x 2 thread
+// replicas over the same rows: the same model, bit for bit.
+TEST_F(DataParallel, TwoRanksWriteTheModelOfTwoThreadReplicas) {
+  Dir one, two;
+  std::string out;
+  const std::string args =
+      "train --n-embd 32 --n-layer 2 --n-head 4 --n-head-kv 2 --n-ff 64 --ctx 32 --lr 3e-3"
+      " --batch 8 --steps 20 -q --data " +
+      corpus();
+  ASSERT_EQ(toy(args + " -t 2 -o " + (one / "m.gguf"), &out), 0) << out;
+  ASSERT_EQ(mpi_toy(2, args + " -t 1 -o " + (two / "m.gguf"), &out), 0) << out;
+  EXPECT_TRUE(read_text(one / "m.gguf") == read_text(two / "m.gguf"));
 }
 
 TEST_F(DataParallel, FinetuneLoraLossesMatchOneProcess) {
