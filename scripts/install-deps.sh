@@ -11,6 +11,7 @@ packages=(
   libcli11-dev                                 # command-line parsing
   libpcre2-dev                                 # Unicode-aware pre-tokenizer regexes
   libcpp-httplib-dev                           # toy serve's HTTP layer
+  libopenmpi-dev openmpi-bin                   # data-parallel training (mpirun) and its tests
   python3-venv                                 # toy serve's tests: the openai client (PyPI)
   chromium                                     # toy serve's chat page, tested headless
 )

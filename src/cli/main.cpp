@@ -6,6 +6,7 @@
 
 #include "cli/command_line.h"
 #include "cli/commands.h"
+#include "cli/process_group.h"
 #include "core/error.h"
 #include "kernels/cpu/features.h"
 
@@ -57,20 +58,25 @@ int main(int argc, char** argv) {
     const char* name = kCommands[i].name;
     // The one error path: every failure is one line on stderr and exit code 1. Messages are
     // printed with control bytes escaped: they can quote values read from a file.
+    std::string error;
     try {
       // A TOY_BACKEND the CPU cannot run is refused before any work or output.
       toy::cpu::host_backend();
+      // Training runs data parallel when mpirun started it (cli/process_group.h).
+      if (!std::strcmp(name, "train") || !std::strcmp(name, "finetune"))
+        connect_process_group(&argc, &argv);
       return kCommands[i].run(argc - 1, argv + 1);
     } catch (const UsageError& e) {
-      std::fprintf(stderr, "toy %s: error: %s (see toy %s --help)\n", name,
-                   toy::printable(e.message()).c_str(), name);
+      error = toy::str("toy ", name, ": error: ", toy::printable(e.message()), " (see toy ", name,
+                       " --help)");
     } catch (const toy::Error& e) {
-      std::fprintf(stderr, "toy %s: error: %s\n", name, toy::printable(e.message()).c_str());
+      error = toy::str("toy ", name, ": error: ", toy::printable(e.message()));
     } catch (const std::bad_alloc&) {
-      std::fprintf(stderr, "toy %s: error: out of memory\n", name);
+      error = toy::str("toy ", name, ": error: out of memory");
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "toy %s: error: %s\n", name, toy::printable(e.what()).c_str());
+      error = toy::str("toy ", name, ": error: ", toy::printable(e.what()));
     }
+    report_error(error);
     return 1;
   }
   std::fprintf(stderr, "toy: error: unknown command '%s' (see toy --help)\n",

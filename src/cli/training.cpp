@@ -9,8 +9,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cli/process_group.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/cpu/features.h"
 #include "model/taps.h"
 
 namespace toy::cli {
@@ -148,12 +150,18 @@ void add_training_flags(CommandLine& cl, TrainingFlags& f) {
   app.add_option("--checkpoint-dir", f.checkpoint_dir,
                  "where --save-every writes checkpoints (default: OUT.checkpoint)");
   app.add_option("--resume", f.resume, "continue from the checkpoint in this directory");
+  app.add_flag("--shard-optimizer", f.shard_optimizer,
+               "under mpirun: split the AdamW moments and update over the ranks (ZeRO-1)");
   cl.add_threads(f.threads, "threads (default: physical cores)");
   app.add_flag("-q,--quiet", f.quiet, "no progress output on stderr");
 }
 
-void check_training_flags(const TrainingFlags& f, const NamedPath& output,
+void check_training_flags(TrainingFlags& f, const NamedPath& output,
                           std::vector<NamedPath> inputs) {
+  const train::Communicator& group = process_group();
+  if (f.batch % group.size() != 0)
+    usage_error("--batch ", f.batch, " is the global batch and must be a multiple of the ",
+                group.size(), " MPI ranks (each rank trains batch/ranks rows of it)");
   if (f.compute_type != "f32" && f.compute_type != "bf16" && f.compute_type != "f16")
     usage_error("--compute-type must be f32, bf16 or f16, got '", f.compute_type, "'");
   if (f.schedule != "cosine" && f.schedule != "constant")
@@ -197,6 +205,10 @@ void check_training_flags(const TrainingFlags& f, const NamedPath& output,
     const auto parent = std::filesystem::absolute(dir, ec).parent_path();
     if (!std::filesystem::is_directory(parent, ec))
       usage_error("--checkpoint-dir ", dir, ": the directory ", parent.string(), " does not exist");
+  }
+  if (group.rank() != 0) {
+    f.quiet = true;
+    f.dump_tokens.clear();
   }
 }
 
@@ -267,6 +279,7 @@ train::TrainOptions training_options(const TrainingFlags& f, int64_t n_ctx) {
                                                   : MatmulMode::Train;
   options.loss_scaling = f.compute_type == "f16";
   options.lora_dropout = static_cast<float>(f.lora_dropout);
+  options.shard_optimizer = f.shard_optimizer;
   return options;
 }
 
@@ -285,8 +298,13 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
            {"train-on-prompt", f.train_on_prompt ? "yes" : "no"}})
     run.push_back({name, value});
 
-  ThreadPool pool(f.threads > 0 ? f.threads : default_thread_count());
-  train::Trainer trainer(store, data, training_options(f, n_ctx), pool);
+  train::Communicator& group = process_group();
+  const bool leader = group.rank() == 0;  // prints and writes (the others are quiet)
+  // The ranks on one machine share its cores.
+  ThreadPool pool(f.threads > 0 ? f.threads
+                                : std::max(1, default_thread_count() / group.local_size()));
+  train::Trainer trainer(store, data, training_options(f, n_ctx),
+                         Compute{pool, cpu::host_backend()}, &group);
   if (!f.resume.empty()) {
     const train::TrainerState state = train::load_checkpoint(f.resume, store, run);
     if (state.step >= f.steps)
@@ -301,8 +319,11 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
   // --metrics: a log, appended to on --resume, one flushed line per step.
   std::ofstream metrics;
   if (!f.metrics_path.empty()) {
-    metrics.open(f.metrics_path, f.resume.empty() ? std::ios::trunc : std::ios::app);
-    if (!metrics) fail("--metrics ", f.metrics_path, ": cannot open for writing");
+    if (leader) {
+      metrics.open(f.metrics_path, f.resume.empty() ? std::ios::trunc : std::ios::app);
+      if (!metrics) fail("--metrics ", f.metrics_path, ": cannot open for writing");
+    }
+    // On every rank: a telemetry step's gradient sum is a different collective.
     trainer.set_tensor_stats(f.metrics_every);
     trainer.set_taps(f.taps);
   }
@@ -376,6 +397,8 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
         }
       },
       [&](int64_t step) {
+        trainer.gather_optimizer_state();
+        if (!leader) return;
         save_outputs();
         train::save_checkpoint(checkpoint_dir, store, trainer.state(), run);
         if (!f.quiet)
@@ -388,6 +411,8 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
   const double tokens_per_s = trainer.tokens_per_s();
   const double train_loss = trainer.estimate_train_loss(f.eval_batches);
   const double val_loss = data.val_windows() > 0 ? trainer.evaluate_val(0) : NAN;
+  if (f.save_every > 0) trainer.gather_optimizer_state();
+  if (!leader) return;
   save_outputs();
   if (f.save_every > 0) train::save_checkpoint(checkpoint_dir, store, trainer.state(), run);
   if (metrics.is_open())
@@ -409,6 +434,14 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
                  command.c_str(), static_cast<long long>(data.val_windows()),
                  static_cast<long long>(f.eval_batches),
                  f.eval_every > 0 ? "; periodic val losses sampled --eval-batches batches" : "");
+    if (group.size() > 1)
+      std::fprintf(stderr,
+                   "%s: data parallel over %d MPI ranks x %d threads%s: %.3f s of %.3f s of "
+                   "training steps in collectives (%.1f %%)\n",
+                   command.c_str(), group.size(), pool.size(),
+                   f.shard_optimizer ? ", optimizer sharded (ZeRO-1)" : "", trainer.comm_seconds(),
+                   trainer.state().train_seconds,
+                   100.0 * trainer.comm_seconds() / std::max(1e-9, trainer.state().train_seconds));
   }
   std::printf("final: steps %lld train_loss %.4f val_loss %.4f tokens_per_s %.0f\n",
               static_cast<long long>(trainer.steps_done()), train_loss, val_loss, tokens_per_s);

@@ -39,7 +39,8 @@ struct TrainingFlags {
   uint64_t seed = 1337;
   int threads = 0;
   bool quiet = false;
-  double lora_dropout = 0.0;  // set by finetune's --lora-dropout
+  double lora_dropout = 0.0;     // set by finetune's --lora-dropout
+  bool shard_optimizer = false;  // --shard-optimizer: ZeRO-1 over the MPI ranks
 
   // The options whose defaults a preset may set (CLI::Option::count() says if given).
   CLI::Option *val_opt, *prompt_opt, *pack_opt, *batch_opt, *steps_opt, *lr_opt, *min_lr_opt,
@@ -56,8 +57,11 @@ struct TrainingFlags {
 void add_training_flags(CommandLine& cl, TrainingFlags& flags);
 
 // Checks after parsing that do not depend on the model: the schedule name, JSON-lines-only
-// flags, the output and every input path (before any work), --resume's directory.
-void check_training_flags(const TrainingFlags& flags, const NamedPath& output,
+// flags, the output and every input path (before any work), --resume's directory, and
+// --batch against the MPI ranks (cli/process_group.h). On ranks other than 0 it then turns
+// off everything that prints or writes files (-q, --dump-tokens; run_training writes --metrics
+// on rank 0): rank 0 alone reports and writes.
+void check_training_flags(TrainingFlags& flags, const NamedPath& output,
                           std::vector<NamedPath> other_inputs);
 
 // The data read and tokenized by `tok` (the output model's tokenizer): --data, with
@@ -80,7 +84,8 @@ train::TrainOptions training_options(const TrainingFlags& flags, int64_t n_ctx);
 // Trains `store` on the data to the end: restores --resume's checkpoint, prints progress
 // (a line per ~2 % of the run on a pipe, a live line on a terminal), every --save-every
 // steps calls save_outputs() and writes the checkpoint, then evaluates and prints the
-// "final:" line. `run` describes what a checkpoint must match.
+// "final:" line. `run` describes what a checkpoint must match. Under mpirun every rank
+// calls it; rank 0 alone prints and writes.
 void run_training(const std::string& command, train::ParamStore<float>& store,
                   const TrainingData& data, const TrainingFlags& flags, int64_t n_ctx,
                   const std::string& out_path, train::RunDescription run,

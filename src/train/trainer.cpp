@@ -15,21 +15,26 @@ Trainer::Trainer(ParamStore<float>& store, const Dataset& data, const TrainOptio
     : Trainer(store, data, options, Compute{pool, cpu::host_backend()}) {}
 
 Trainer::Trainer(ParamStore<float>& store, const Dataset& data, const TrainOptions& options,
-                 const Compute& compute)
+                 const Compute& compute, Communicator* group)
     : store_(store),
       data_(data),
       options_(options),
       pool_(compute.pool),
       cpu_(compute.cpu),
+      alone_(group ? nullptr : single_process()),
+      dp_(group ? *group : *alone_, store.total(), kBlock, options.shard_optimizer),
       rng_(options.seed),
       eval_rng_(options.seed ^ 0x5DEECE66Dull) {
   TOY_CHECK(options.accum >= 1 && options.steps >= 0, "accum ", options.accum);
   if (options.loss_scaling) loss_scale_ = options.loss_scale_init;
-  const int64_t n_replicas = options.n_seq >= pool_.size() ? pool_.size() : 1;
+  // This rank's rows of every batch, split further over its thread replicas.
+  const int64_t rank_first = dp_.first_row(options.n_seq);
+  const int64_t rank_rows = dp_.row_count(options.n_seq);
+  const int64_t n_replicas = rank_rows >= pool_.size() ? pool_.size() : 1;
   for (int64_t r = 0; r < n_replicas; ++r) {
     Replica replica;
-    replica.first_seq = options.n_seq * r / n_replicas;
-    const int64_t n_seq = options.n_seq * (r + 1) / n_replicas - replica.first_seq;
+    replica.first_seq = rank_first + rank_rows * r / n_replicas;
+    const int64_t n_seq = rank_first + rank_rows * (r + 1) / n_replicas - replica.first_seq;
     replica.model = std::make_unique<TrainModel<float>>(store, n_seq, options.n_pos);
     replica.model->set_matmul_mode(options.matmul_mode);
     if (n_replicas > 1) replica.local = std::make_unique<ThreadPool>(1);
@@ -69,6 +74,13 @@ CrossEntropyResult Trainer::run_batch(double grad_scale, uint64_t dropout_stream
     total.loss_sum += r.loss_sum;
     total.counted += r.counted;
   }
+  if (dp_.size() > 1) {
+    // Counts below 2^53 are exact in a double.
+    double sums[2] = {total.loss_sum, double(total.counted)};
+    dp_.sum(sums, 2);
+    total.loss_sum = sums[0];
+    total.counted = static_cast<int64_t>(sums[1]);
+  }
   return total;
 }
 
@@ -79,6 +91,7 @@ StepReport Trainer::step() {
     taps_->reset();
     replicas_[0].model->set_taps(taps_.get());
   }
+  const double comm_before = dp_.comm_seconds();
   double loss_sum = 0.0;  // gradients are zero here (constructor, update_parameters)
   for (int64_t micro = 0; micro < options_.accum; ++micro) {
     data_.sample_train(batch_, options_.n_seq, rng_);
@@ -99,7 +112,8 @@ StepReport Trainer::step() {
   if (stats && taps_) report.taps = taps_->stats();
   report.lr = options_.schedule.at(step_);
   ++step_;
-  report.grad_norm = reduce_gradients() / loss_scale_;
+  // Telemetry reads every tensor's gradient: a sharded run sums all of them on that step.
+  report.grad_norm = reduce_gradients(/*full=*/stats) / loss_scale_;
   if (!options_.loss_scaling && !std::isfinite(report.grad_norm)) fail_nonfinite_gradient();
   if (options_.loss_scaling && !std::isfinite(report.grad_norm)) {
     // Overflow somewhere in the scaled backward: drop the step, back off the scale.
@@ -126,18 +140,21 @@ StepReport Trainer::step() {
   report.loss = loss_sum / double(options_.accum);
   train_seconds_ += timer.seconds();
   wall_seconds_ += timer.seconds();
+  step_comm_seconds_ += dp_.comm_seconds() - comm_before;
   report.tokens_per_s = tokens_per_s();
   report.seconds = wall_seconds_;
   return report;
 }
 
-// One parallel region: sum the replicas' gradients into the store's (in replica
-// order) and zero them, and the squared norm in fixed blocks summed in order.
-double Trainer::reduce_gradients() {
+// Sums the replicas' gradients into the store's (in replica order) and zeros them, then
+// the ranks' (train/data_parallel.h); the squared norm in fixed blocks summed in order.
+// One parallel region for one process.
+double Trainer::reduce_gradients(bool full) {
   const int64_t total = store_.total();
   const int64_t blocks = (total + kBlock - 1) / kBlock;
   std::vector<double> partial(static_cast<size_t>(blocks), 0.0);
   float* grads = store_.grads();
+  const bool alone = dp_.size() == 1;
   pool_.parallel_for(blocks, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       const int64_t first = b * kBlock, last = std::min(total, first + kBlock);
@@ -146,32 +163,59 @@ double Trainer::reduce_gradients() {
         for (int64_t i = first; i < last; ++i) grads[i] += g[i];
         std::fill(g + first, g + last, 0.0f);
       }
-      partial[b] = squared_norm(grads + first, last - first);
+      if (alone) partial[b] = squared_norm(grads + first, last - first);
     }
   });
+  if (!alone) {
+    dp_.reduce_gradients(grads, full);
+    // The blocks whose sums this rank holds; a sharded run adds the other ranks' partials
+    // (exact: every block's partial comes from one rank, the others add zeros).
+    const bool own_only = dp_.sharded() && !full;
+    const int64_t lo = own_only ? dp_.shard_begin() / kBlock : 0;
+    const int64_t hi = own_only ? (dp_.shard_end() + kBlock - 1) / kBlock : blocks;
+    pool_.parallel_for(hi - lo, [&](int64_t begin, int64_t end) {
+      for (int64_t b = lo + begin; b < lo + end; ++b) {
+        const int64_t first = b * kBlock, last = std::min(total, first + kBlock);
+        partial[b] = squared_norm(grads + first, last - first);
+      }
+    });
+    if (own_only) dp_.sum(partial.data(), blocks);
+  }
   double sum = 0.0;
   for (double p : partial) sum += p;
   return std::sqrt(sum);
 }
 
 // One parallel region: clip, AdamW on every tensor's part in the thread's blocks
-// (decay on 2-D tensors), and zero the gradients for the next step.
+// (decay on 2-D tensors), and zero the gradients for the next step. A sharded run
+// updates its own blocks and then gathers the others'.
 void Trainer::update_parameters(double lr, double clip) {
   const int64_t total = store_.total();
-  const int64_t blocks = (total + kBlock - 1) / kBlock;
+  const int64_t lo = dp_.shard_begin(), hi_elem = dp_.shard_end();
+  const int64_t blocks = (hi_elem - lo + kBlock - 1) / kBlock;
   float* grads = store_.grads();
   pool_.parallel_for(blocks, [&](int64_t begin, int64_t end) {
-    const int64_t first = begin * kBlock, last = std::min(total, end * kBlock);
+    const int64_t first = lo + begin * kBlock, last = std::min(hi_elem, lo + end * kBlock);
     if (clip != 1.0)
       for (int64_t i = first; i < last; ++i) grads[i] = float(double(grads[i]) * clip);
     for (const ParamTensor& p : store_.tensors()) {
-      const int64_t lo = std::max(first, p.offset), hi = std::min(last, p.offset + p.numel);
-      if (lo >= hi) continue;
-      adamw_update(store_.params() + lo, grads + lo, store_.moment1() + lo, store_.moment2() + lo,
-                   hi - lo, options_.adamw, lr, step_ - skipped_, p.decay);
+      const int64_t a = std::max(first, p.offset), b = std::min(last, p.offset + p.numel);
+      if (a >= b) continue;
+      adamw_update(store_.params() + a, grads + a, store_.moment1() + a, store_.moment2() + a,
+                   b - a, options_.adamw, lr, step_ - skipped_, p.decay);
     }
     std::fill(grads + first, grads + last, 0.0f);
   });
+  if (dp_.sharded()) {
+    // The other shards' gradients were summed into by this rank's backward too.
+    std::fill(grads, grads + lo, 0.0f);
+    std::fill(grads + hi_elem, grads + total, 0.0f);
+    dp_.gather_params(store_.params());
+  }
+}
+
+void Trainer::gather_optimizer_state() {
+  dp_.gather_moments(store_.moment1(), store_.moment2());
 }
 
 void Trainer::set_taps(const std::string& list) {

@@ -9,6 +9,10 @@
 // thread order) — one synchronization per micro-step instead of one per op,
 // which keeps two threads busy even on a shared, oversubscribed machine.
 // Otherwise the kernels split each op across the pool.
+//
+// Processes: with a Communicator of N ranks (mpirun), each rank trains its B/N rows
+// of the same global batch and the ranks' gradients are summed after the backward
+// (train/data_parallel.h); every rank then holds the same parameters.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +25,8 @@
 #include "core/thread_pool.h"
 #include "kernels/compute.h"
 #include "model/taps.h"
+#include "train/communicator.h"
+#include "train/data_parallel.h"
 #include "train/dataset.h"
 #include "train/model.h"
 #include "train/optimizer.h"
@@ -48,7 +54,8 @@ struct TrainOptions {
   bool loss_scaling = false;
   double loss_scale_init = 65536.0;
   int64_t loss_scale_interval = 2000;
-  float lora_dropout = 0.0f;  // PEFT's lora_dropout on the trainable adapters' inputs
+  float lora_dropout = 0.0f;     // PEFT's lora_dropout on the trainable adapters' inputs
+  bool shard_optimizer = false;  // ZeRO-1 over the ranks of a process group
 };
 
 // Per-tensor training telemetry of one step (--metrics-every), keyed by GGUF name.
@@ -92,9 +99,11 @@ class Trainer {
  public:
   Trainer(ParamStore<float>& store, const Dataset& data, const TrainOptions& options,
           ThreadPool& pool);
-  // With an explicit backend (the ThreadPool form uses cpu::host_backend()).
+  // With an explicit backend (the ThreadPool form uses cpu::host_backend()), and over the
+  // ranks of `group` (null: this process alone). toy::Error when n_seq is not a multiple of
+  // the ranks.
   Trainer(ParamStore<float>& store, const Dataset& data, const TrainOptions& options,
-          const Compute& compute);
+          const Compute& compute, Communicator* group = nullptr);
 
   // One optimizer step.
   StepReport step();
@@ -118,6 +127,10 @@ class Trainer {
   // Continues from `state` (the store's parameters and moments restored separately).
   void restore(const TrainerState& state);
   double tokens_per_s() const;
+  // Before a checkpoint: every rank's shard of the AdamW moments into the store (ZeRO-1).
+  void gather_optimizer_state();
+  // Seconds the training steps spent in collectives between ranks (0 for one process).
+  double comm_seconds() const { return step_comm_seconds_; }
 
  private:
   // One slice of the batch on one thread.
@@ -131,7 +144,9 @@ class Trainer {
   // Forward (and backward when grad_scale > 0, with LoRA dropout masks from
   // dropout_stream) of the batch in batch_ over all replicas; returns the loss sum and count.
   CrossEntropyResult run_batch(double grad_scale, uint64_t dropout_stream = 0);
-  double reduce_gradients();  // returns the global gradient norm
+  // Sums the replicas' and ranks' gradients (all of them when `full`, else this rank's shard)
+  // and returns the global gradient norm.
+  double reduce_gradients(bool full);
   // Stops training with a message naming where the first non-finite value came from: the
   // first tap of the batch's forward that saw one, or the first tensor whose gradient has one.
   [[noreturn]] void fail_nonfinite_loss();
@@ -148,6 +163,8 @@ class Trainer {
   TrainOptions options_;
   ThreadPool& pool_;
   const cpu::Backend& cpu_;
+  std::unique_ptr<Communicator> alone_;  // the group when none was given
+  DataParallel dp_;
   std::vector<Replica> replicas_;
   std::mt19937_64 rng_;
   std::mt19937_64 eval_rng_;
@@ -162,6 +179,7 @@ class Trainer {
   std::vector<float> snapshot_;      // (total) the parameters before a telemetry step's update
   double train_seconds_ = 0.0;
   double wall_seconds_ = 0.0;
+  double step_comm_seconds_ = 0.0;
 };
 
 }  // namespace toy::train
