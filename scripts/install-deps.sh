@@ -13,6 +13,7 @@ packages=(
   libcpp-httplib-dev                           # toy serve's HTTP layer
   python3-venv                                 # toy serve's tests: the openai client (PyPI)
   chromium                                     # toy serve's chat page, tested headless
+  librsvg2-bin libxml2-utils                   # toy plot's SVGs: rendered and parsed in tests
 )
 
 missing=()

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cli/training_plots.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 
@@ -127,6 +128,11 @@ void add_training_flags(CommandLine& cl, TrainingFlags& f) {
                  "steps between per-tensor gradient norm / update ratio / drift (0: none)")
       ->check(at_least(0))
       ->capture_default_str();
+  app.add_option("--plot", f.plot_path,
+                 "SVG of the train/validation loss and learning rate, written at each "
+                 "--save-every and at the end (like toy plot)");
+  app.add_option("--plot-grads", f.plot_grads_path,
+                 "SVG of the per-tensor gradient norms (every --metrics-every steps), log scale");
   app.add_option("--seed", f.seed, "seed of the initialization and batches")->capture_default_str();
   f.eval_opt = app.add_option("--eval-every", f.eval_every, "validation every E steps (0: off)")
                    ->check(at_least(0))
@@ -166,11 +172,19 @@ void check_training_flags(const TrainingFlags& f, const NamedPath& output,
     all.push_back(output);
     check_output({"--metrics", f.metrics_path}, all);
   }
-  if (!f.dump_tokens.empty()) {
+  for (const NamedPath& extra :
+       {NamedPath{"--dump-tokens", f.dump_tokens}, NamedPath{"--plot", f.plot_path},
+        NamedPath{"--plot-grads", f.plot_grads_path}}) {
+    if (extra.path.empty()) continue;
     std::vector<NamedPath> all = inputs;
     all.push_back(output);
-    check_output({"--dump-tokens", f.dump_tokens}, all);
+    if (!f.metrics_path.empty()) all.push_back({"--metrics", f.metrics_path});
+    check_output(extra, all);
   }
+  if (!f.plot_path.empty() && f.plot_path == f.plot_grads_path)
+    usage_error("--plot and --plot-grads name the same file");
+  if (!f.plot_grads_path.empty() && f.metrics_every == 0)
+    usage_error("--plot-grads needs per-tensor statistics: --metrics-every must be at least 1");
   for (const NamedPath& input : inputs)
     if (!input.path.empty()) check_input_file(input);
   if (!f.resume.empty()) {
@@ -295,6 +309,10 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
     if (!metrics) fail("--metrics ", f.metrics_path, ": cannot open for writing");
     trainer.set_tensor_stats(f.metrics_every);
   }
+  // --plot / --plot-grads: kept in memory, so they need no --metrics file.
+  TrainingPlots plots(f.plot_path, f.plot_grads_path, str(command, ": ", out_path));
+  if (!f.resume.empty()) plots.resume_from(f.metrics_path, trainer.steps_done());
+  if (!f.plot_grads_path.empty()) trainer.set_tensor_stats(f.metrics_every);
   auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
 
   const bool tty = isatty(fileno(stderr));
@@ -304,6 +322,7 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
   trainer.run(
       [&](const train::StepReport& r) {
         if (r.val_loss >= 0.0) last_val = r.val_loss, last_val_step = r.step;
+        plots.add(r);
         if (metrics.is_open()) {
           nlohmann::json line = {{"step", r.step},
                                  {"loss", number(r.loss)},
@@ -357,6 +376,7 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
       [&](int64_t step) {
         save_outputs();
         train::save_checkpoint(checkpoint_dir, store, trainer.state(), run);
+        plots.write();
         if (!f.quiet)
           std::fprintf(stderr, "%s%s: step %lld: wrote %s and the checkpoint %s\n", tty ? "\n" : "",
                        command.c_str(), static_cast<long long>(step), out_path.c_str(),
@@ -369,6 +389,8 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
   const double val_loss = data.val_windows() > 0 ? trainer.evaluate_val(0) : NAN;
   save_outputs();
   if (f.save_every > 0) train::save_checkpoint(checkpoint_dir, store, trainer.state(), run);
+  plots.set_final(trainer.steps_done(), train_loss, val_loss);
+  plots.write();
   if (metrics.is_open())
     metrics << nlohmann::json{{"final", true},
                               {"step", trainer.steps_done()},
