@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "cli/files.h"
 #include "core/error.h"
@@ -42,6 +44,18 @@ std::string layer_of(const std::string& name) {
   if (!name.starts_with("blk.")) return name;
   const size_t dot = name.find('.', 4);
   return dot == std::string::npos ? name : name.substr(0, dot);
+}
+
+// The order lines are listed in: the model's (embeddings, blocks by number, the rest), not
+// the order of the records — a --metrics file's objects come back sorted by name, where
+// blk.10 sorts before blk.2 — so a run's plot and its log's plot are the same.
+bool model_order(const std::string& a, const std::string& b) {
+  auto key = [](const std::string& name) {
+    const int rank = name.starts_with("token_embd") ? 0 : name.starts_with("blk.") ? 1 : 2;
+    const long layer = rank == 1 ? std::strtol(name.c_str() + 4, nullptr, 10) : 0;
+    return std::tuple(rank, layer, name);
+  };
+  return key(a) < key(b);
 }
 
 }  // namespace
@@ -169,7 +183,7 @@ PlotFigure loss_figure(const MetricsLog& log, const std::string& title) {
 
 PlotFigure grads_figure(const MetricsLog& log, const std::string& title, int max_lines) {
   max_lines = std::max(max_lines, 1);
-  // Tensors in the order they first appear (the model's order), with their points.
+  // Each tensor's points, the tensors listed in the order they first appear.
   std::vector<std::string> names;
   std::map<std::string, size_t> index;
   std::vector<std::vector<PlotPoint>> points;
@@ -182,17 +196,21 @@ PlotFigure grads_figure(const MetricsLog& log, const std::string& title, int max
       points[it->second].push_back({double(s.step), norm});
     }
   }
+  std::vector<size_t> order(names.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return model_order(names[a], names[b]); });
   std::string note;
   std::vector<PlotSeries> lines;
   if (static_cast<int>(names.size()) <= max_lines) {
-    for (size_t i = 0; i < names.size(); ++i) lines.push_back({names[i], points[i], true, false});
+    for (size_t i : order) lines.push_back({names[i], points[i], true, false});
     note = "per-tensor gradient norm before clipping";
   } else {
     // Too many lines to tell apart: one per layer, the norm over all of the layer's tensors
     // (√Σ‖g‖², so it is the layer's share of the global norm).
     std::vector<std::string> groups;
     std::map<std::string, std::map<double, double>> sums;  // group -> step -> Σ‖g‖²
-    for (size_t i = 0; i < names.size(); ++i) {
+    for (size_t i : order) {
       const std::string group = layer_of(names[i]);
       if (!sums.contains(group)) groups.push_back(group);
       for (const PlotPoint& p : points[i]) sums[group][p.x] += p.y * p.y;
