@@ -27,16 +27,11 @@ std::string num(double v) {
   return s;
 }
 
-// The largest "nice" number (1, 2, 5 or 10 × 10^k) not above x when `round` is false, or
-// the one nearest x when true (Heckbert's nicenum).
-double nice_number(double x, bool round) {
+// The "nice" number (1, 2, 5 or 10 × 10^k) nearest x (Heckbert's nicenum with rounding).
+double nice_number(double x) {
   const double exp = std::floor(std::log10(x));
   const double f = x / std::pow(10.0, exp);
-  double nf;
-  if (round)
-    nf = f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10;
-  else
-    nf = f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10;
+  const double nf = f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10;
   return nf * std::pow(10.0, exp);
 }
 
@@ -361,9 +356,13 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
     lo -= d, hi += d;
   }
   target = std::max(target, 1);
-  const double step = nice_number(nice_number(hi - lo, false) / target, true);
-  const double first = std::floor(lo / step) * step;
-  const double last = std::ceil(hi / step) * step;
+  // The step nearest range/target (Heckbert first rounds the range up to a nice number,
+  // which can halve the tick count: 0..600 would get only 0, 200, 400, 600).
+  const double step = nice_number((hi - lo) / target);
+  // A bound that is a multiple of the step up to rounding (3e-5 / 1e-5 = 3.0000000000000004)
+  // is not widened by a whole step.
+  const double first = std::floor(lo / step + 1e-9) * step;
+  const double last = std::ceil(hi / step - 1e-9) * step;
   std::vector<double> ticks;
   const auto n = static_cast<int64_t>(std::llround((last - first) / step));
   // Multiples of the step computed afresh, so 0.1 + 0.2 does not print as 0.30000000000000004.

@@ -272,4 +272,42 @@ TEST(PlotTraining, PlotWithoutMetricsAndBadPlotFlags) {
   fs::remove_all(dir);
 }
 
+// toy finetune shares the flags: LoRA tensors are plotted under their adapter names, the
+// plots are written at --save-every, and a resumed run's plot continues the curve from the
+// steps its --metrics file already holds.
+TEST(PlotTraining, FinetuneWritesAtSaveEveryAndResumeContinuesTheCurve) {
+  const std::string corpus = temp_path(".txt");
+  std::ofstream(corpus) << read_text(fixture_path("text/tinyshakespeare.txt")).substr(0, 8000);
+  const std::string out = temp_path(".gguf"), ckpt = temp_path("-ckpt"), loss = temp_path(".svg"),
+                    grads = temp_path(".svg"), metrics = temp_path(".jsonl");
+  const std::string common = "finetune -m " + fixture_path("models/stories260K.gguf") + " --data " +
+                             corpus + " -o " + out + " --lora-targets q,v -c 32" +
+                             " --batch 2 --eval-every 4 --eval-batches 2 -q -t 1 --metrics " +
+                             metrics + " --metrics-every 2 --plot " + loss + " --plot-grads " +
+                             grads + " --save-every 4 --checkpoint-dir " + ckpt;
+  std::string output;
+  ASSERT_EQ(toy(common + " --steps 4", &output), 0) << output;
+  expect_renders(grads);
+  EXPECT_NE(read_text(grads).find(">blk.0<"), std::string::npos);  // 5 layers × 4 adapters
+  EXPECT_NE(read_text(grads).find("20 tensors combined per layer"), std::string::npos);
+  EXPECT_NE(read_text(loss).find("step 4: loss"), std::string::npos);
+  ASSERT_EQ(toy(common + " --steps 8 --resume " + ckpt, &output), 0) << output;
+  expect_renders(loss);
+  const std::string text = read_text(loss);
+  EXPECT_NE(text.find("step 8: loss"), std::string::npos);
+  // Steps 1..8 in one line: 8 points, the first at step 1 (x = the left edge of the axis).
+  const size_t at = text.find("<path d=\"M");
+  ASSERT_NE(at, std::string::npos);
+  const std::string d = text.substr(at, text.find('"', at + 9) - at);
+  EXPECT_EQ(count(d, "L"), 7u) << d;
+  std::string again = temp_path(".svg");
+  ASSERT_EQ(toy("plot " + metrics + " -o " + again + " --title 'finetune: " + out + "'", &output),
+            0)
+      << output;
+  EXPECT_EQ(read_text(again), text);
+  ASSERT_EQ(toy("plot " + metrics + " --grads --max-lines 20 -o " + again, &output), 0) << output;
+  EXPECT_NE(read_text(again).find(">blk.0.attn_q.weight.lora_a<"), std::string::npos);
+  fs::remove_all(ckpt);
+}
+
 }  // namespace

@@ -24,10 +24,11 @@ TEST(SvgPlot, NiceTicksCoverTheRangeWithRoundSteps) {
   EXPECT_EQ(
       labels(nice_ticks(0, 2000, 8), false),
       (Labels{"0", "200", "400", "600", "800", "1000", "1200", "1400", "1600", "1800", "2000"}));
-  EXPECT_EQ(labels(nice_ticks(1.43, 4.27, 5), false), (Labels{"1", "2", "3", "4", "5"}));
+  EXPECT_EQ(labels(nice_ticks(1.43, 4.27, 5), false),
+            (Labels{"1.0", "1.5", "2.0", "2.5", "3.0", "3.5", "4.0", "4.5"}));
   EXPECT_EQ(labels(nice_ticks(0.1, 0.3, 2), false), (Labels{"0.1", "0.2", "0.3"}));
-  EXPECT_EQ(labels(nice_ticks(3e-4, 3e-3, 3), false), (Labels{"0", "0.002", "0.004"}));
-  EXPECT_EQ(labels(nice_ticks(3e-6, 3e-5, 3), false), (Labels{"0", "2e-5", "4e-5"}));
+  EXPECT_EQ(labels(nice_ticks(3e-4, 3e-3, 3), false), (Labels{"0", "0.001", "0.002", "0.003"}));
+  EXPECT_EQ(labels(nice_ticks(3e-6, 3e-5, 3), false), (Labels{"0", "1e-5", "2e-5", "3e-5"}));
   EXPECT_EQ(labels(nice_ticks(-2.5, 7.5, 4), false), (Labels{"-4", "-2", "0", "2", "4", "6", "8"}));
   // A single value gets a range around it.
   const auto one = nice_ticks(2.5, 2.5, 5);
