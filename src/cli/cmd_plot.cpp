@@ -1,6 +1,6 @@
 // toy plot: training curves from a --metrics file as an SVG a browser shows.
 //
-//   toy plot METRICS.jsonl -o loss.svg [--title T]
+//   toy plot METRICS.jsonl -o loss.svg [--title T] [--smooth W]
 //   toy plot METRICS.jsonl --grads -o grads.svg [--max-lines N]
 //
 // The loss plot has train and validation loss above and the learning rate below; --grads
@@ -27,6 +27,7 @@ int run_plot(int argc, char** argv) {
   std::string input, out_path, title;
   bool grads = false;
   int max_lines = 10;
+  double smoothing = -1.0;
   app.add_option("metrics", input, "the JSON-lines file toy train --metrics wrote ('-': stdin)")
       ->required();
   app.add_option("-o,--output", out_path, "the SVG file to write")->required();
@@ -37,6 +38,10 @@ int run_plot(int argc, char** argv) {
                  "then the largest kept")
       ->check(at_least(1))
       ->capture_default_str();
+  app.add_option("--smooth", smoothing,
+                 "weight of the exponential moving average drawn over the train loss, in [0, 1) "
+                 "(0: none; default: from the number of steps, none below 100)")
+      ->check(in_range(0, 1, false, /*hi_open=*/true));
   if (!cl.parse(argc, argv)) return 0;
 
   const NamedPath in{"input", input};
@@ -48,7 +53,7 @@ int run_plot(int argc, char** argv) {
   const MetricsLog log = parse_metrics(text, name);
   if (title.empty()) title = (grads ? "gradient norms: " : "training loss: ") + name;
   const std::string svg =
-      render_svg(grads ? grads_figure(log, title, max_lines) : loss_figure(log, title));
+      render_svg(grads ? grads_figure(log, title, max_lines) : loss_figure(log, title, smoothing));
   write_output_file(out_path, svg.data(), svg.size());
   std::fprintf(stderr, "plot: %zu steps from %s; wrote %s\n", log.steps.size(), name.c_str(),
                out_path.c_str());

@@ -224,7 +224,7 @@ class Writer {
             "\" width=\"" + num(plot_width_ + 8) + "\" height=\"" + num(h + 8) +
             "\"/></clipPath>\n<g clip-path=\"url(#" + clip + ")\" fill=\"none\">\n";
     for (const PlotSeries& s : p.series) {
-      const Style style = next_style();
+      const Style style = next_style(s);
       series(s, p.log_y, style, py);
       legend_.push_back({s.name, style, s.line, s.markers || !s.line});
     }
@@ -234,12 +234,24 @@ class Writer {
   }
 
   struct Style {
-    std::string color, dash;
+    std::string color, dash, opacity;  // opacity: "" or an attribute value
   };
-  Style next_style() {
-    const int i = series_count_++;
+  Style next_style(const PlotSeries& s) {
+    const int i = s.color >= 0 ? s.color : series_count_++;
     // Past the palette the colours repeat with a dash pattern, so no two lines look alike.
-    return {kPalette[i % kPaletteSize], i >= kPaletteSize ? "6,3" : ""};
+    return {kPalette[i % kPaletteSize], i >= kPaletteSize ? "6,3" : "",
+            s.opacity < 1.0 ? num_opacity(s.opacity) : ""};
+  }
+  static std::string num_opacity(double v) {
+    char buf[16];
+    std::snprintf(buf, sizeof(buf), "%.2g", std::clamp(v, 0.0, 1.0));
+    return buf;
+  }
+  static std::string attributes(const Style& style, const char* opacity_name) {
+    std::string a;
+    if (!style.dash.empty()) a += " stroke-dasharray=\"" + style.dash + "\"";
+    if (!style.opacity.empty()) a += std::string(" ") + opacity_name + "=\"" + style.opacity + "\"";
+    return a;
   }
 
   template <typename PY>
@@ -292,13 +304,15 @@ class Writer {
     }
     flush_column();
     flush_run();
-    const std::string dash = style.dash.empty() ? "" : " stroke-dasharray=\"" + style.dash + "\"";
     if (!path.empty())
       out_ += "<path d=\"" + path + "\" stroke=\"" + style.color +
-              "\" stroke-width=\"1.6\" stroke-linejoin=\"round\"" + dash + "/>\n";
+              "\" stroke-width=\"1.6\" stroke-linejoin=\"round\"" +
+              attributes(style, "stroke-opacity") + "/>\n";
+    const std::string dot_opacity =
+        style.opacity.empty() ? "" : " fill-opacity=\"" + style.opacity + "\"";
     for (const auto& [x, y] : dots)
       out_ += "<circle cx=\"" + num(x) + "\" cy=\"" + num(y) + "\" r=\"3\" fill=\"" + style.color +
-              "\"/>\n";
+              "\"" + dot_opacity + "/>\n";
   }
 
   struct LegendEntry {
@@ -312,12 +326,10 @@ class Writer {
     double y = top + 12;
     out_ += "<g font-size=\"12\" fill=\"#222\">\n";
     for (const LegendEntry& e : legend_) {
-      const std::string dash =
-          e.style.dash.empty() ? "" : " stroke-dasharray=\"" + e.style.dash + "\"";
       if (e.line)
         out_ += "<line x1=\"" + num(x) + "\" x2=\"" + num(x + 22) + "\" y1=\"" + num(y) +
                 "\" y2=\"" + num(y) + "\" stroke=\"" + e.style.color + "\" stroke-width=\"2\"" +
-                dash + "/>\n";
+                attributes(e.style, "stroke-opacity") + "/>\n";
       if (e.marker)
         out_ += "<circle cx=\"" + num(x + 11) + "\" cy=\"" + num(y) + "\" r=\"3\" fill=\"" +
                 e.style.color + "\"/>\n";

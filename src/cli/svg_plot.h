@@ -25,6 +25,8 @@ struct PlotSeries {
   std::vector<PlotPoint> points;
   bool line = true;      // false: markers only (a sparse series, e.g. a final value)
   bool markers = false;  // a dot at every point (isolated points always get one)
+  int color = -1;        // a palette index; -1: the next colour of the figure
+  double opacity = 1.0;  // < 1: drawn faintly (the raw curve under a smoothed one)
 };
 
 struct PlotPanel {

@@ -147,24 +147,54 @@ MetricsStep metrics_step(const train::StepReport& r) {
   return s;
 }
 
-PlotFigure loss_figure(const MetricsLog& log, const std::string& title) {
+static double auto_smoothing(size_t n_steps) {
+  if (n_steps < 100) return 0.0;
+  // An EMA over about n/60 steps: a curve with a few dozen independent wiggles.
+  return std::clamp(1.0 - 60.0 / double(n_steps), 0.6, 0.995);
+}
+
+PlotFigure loss_figure(const MetricsLog& log, const std::string& title, double smoothing) {
+  if (smoothing < 0.0) smoothing = auto_smoothing(log.steps.size());
   PlotFigure fig;
   fig.title = title;
   fig.x_label = "step";
   PlotPanel loss{"loss", false, 1.0, {}, ""};
-  PlotSeries train{"train loss", {}, true, false};
-  PlotSeries val{"val loss", {}, true, true};
-  PlotSeries lr{"learning rate", {}, true, false};
+  // Colours fixed per meaning: train blue, validation orange (final green), lr red.
+  PlotSeries train{"train loss", {}, true, false, 0};
+  PlotSeries val{"val loss", {}, true, true, 1};
+  PlotSeries lr{"learning rate", {}, true, false, 3};
   for (const MetricsStep& s : log.steps) {
     train.points.push_back({double(s.step), s.loss});
     if (std::isfinite(s.val_loss)) val.points.push_back({double(s.step), s.val_loss});
     lr.points.push_back({double(s.step), s.lr});
   }
-  loss.series.push_back(std::move(train));
+  if (smoothing > 0.0) {
+    // TensorBoard's smoothing: an exponential moving average, debiased so the first steps
+    // are not pulled towards 0; missing values are skipped and stay gaps.
+    char name[48];
+    std::snprintf(name, sizeof(name), "smoothed (EMA %.3g)", smoothing);
+    PlotSeries smooth{name, {}, true, false, 0};
+    double ema = 0.0, weight = 1.0;
+    for (const PlotPoint& p : train.points) {
+      if (std::isfinite(p.y)) {
+        ema = smoothing * ema + (1.0 - smoothing) * p.y;
+        weight *= smoothing;
+      }
+      smooth.points.push_back({p.x, std::isfinite(p.y) ? ema / (1.0 - weight) : kNaN});
+    }
+    train.opacity = 0.3;
+    loss.series.push_back(std::move(train));
+    loss.series.push_back(std::move(smooth));
+  } else {
+    loss.series.push_back(std::move(train));
+  }
   if (!val.points.empty()) loss.series.push_back(std::move(val));
   if (log.final_step >= 0 && std::isfinite(log.final_val_loss))
-    loss.series.push_back(
-        {"final val (whole split)", {{double(log.final_step), log.final_val_loss}}, false, true});
+    loss.series.push_back({"final val (whole split)",
+                           {{double(log.final_step), log.final_val_loss}},
+                           false,
+                           true,
+                           2});
   // The last values in words: what a reader looks for first.
   const MetricsStep& last = log.steps.back();
   loss.note = str("step ", last.step, ": loss ", format_value(last.loss));
@@ -271,7 +301,7 @@ void TrainingPlots::set_final(int64_t step, double train_loss, double val_loss) 
 void TrainingPlots::write() const {
   if (log_.steps.empty()) return;
   if (!loss_path_.empty()) {
-    const std::string svg = render_svg(loss_figure(log_, title_));
+    const std::string svg = render_svg(loss_figure(log_, title_, -1.0));
     write_output_file(loss_path_, svg.data(), svg.size());
   }
   if (!grads_path_.empty()) {

@@ -44,8 +44,10 @@ MetricsLog parse_metrics(std::string_view text, const std::string& path);
 
 MetricsStep metrics_step(const train::StepReport& report);
 
-// Loss (train, validation, final validation) above, learning rate below.
-PlotFigure loss_figure(const MetricsLog& log, const std::string& title);
+// Loss (train, validation, final validation) above, learning rate below. `smoothing` in
+// [0, 1) adds an EMA of the train loss over the raw curve (drawn faintly), as TensorBoard
+// does; < 0 picks one from the number of steps (none below 100 steps).
+PlotFigure loss_figure(const MetricsLog& log, const std::string& title, double smoothing);
 // Gradient norms on a log axis: the global norm and one line per tensor; more than
 // `max_lines` tensors are combined per layer (the norm over blk.N.*), and if that is still
 // too many the `max_lines` largest by their last value are drawn. The legend says which.

@@ -129,6 +129,16 @@ TEST(PlotCommand, LossPlotHasTheSeriesAxesAndLegend) {
   EXPECT_EQ(count(d, "M"), 2u) << d;
   // Validation points are marked: 3 of them, plus the final value.
   EXPECT_GE(count(text, "<circle"), 4u);
+
+  // --smooth: an EMA line over the faint raw curve, with the same gap.
+  ASSERT_EQ(toy("plot " + metrics + " -o " + svg + " --smooth 0.5", &output), 0) << output;
+  expect_renders(svg);
+  const std::string smoothed = read_text(svg);
+  EXPECT_EQ(count(smoothed, "<path "), 4u);
+  EXPECT_NE(smoothed.find(">smoothed (EMA 0.5)<"), std::string::npos);
+  EXPECT_NE(smoothed.find("stroke-opacity=\"0.3\""), std::string::npos);
+  EXPECT_EQ(toy("plot " + metrics + " -o " + svg + " --smooth 1", &output), 1);
+  EXPECT_NE(output.find("--smooth"), std::string::npos) << output;
 }
 
 TEST(PlotCommand, GradsPlotHasOneLinePerTensorOrPerLayer) {
