@@ -313,6 +313,7 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
   TrainingPlots plots(f.plot_path, f.plot_grads_path, str(command, ": ", out_path));
   if (!f.resume.empty()) plots.resume_from(f.metrics_path, trainer.steps_done());
   if (!f.plot_grads_path.empty()) trainer.set_tensor_stats(f.metrics_every);
+  const TrainingPlots::WriteOnError plots_on_error(plots);
   auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
 
   const bool tty = isatty(fileno(stderr));

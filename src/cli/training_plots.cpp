@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -307,6 +308,18 @@ void TrainingPlots::write() const {
   if (!grads_path_.empty()) {
     const std::string svg = render_svg(grads_figure(log_, "gradient norms: " + title_));
     write_output_file(grads_path_, svg.data(), svg.size());
+  }
+}
+
+TrainingPlots::WriteOnError::WriteOnError(const TrainingPlots& plots)
+    : plots_(plots), exceptions_(std::uncaught_exceptions()) {}
+
+TrainingPlots::WriteOnError::~WriteOnError() {
+  if (std::uncaught_exceptions() <= exceptions_ || !plots_.active()) return;
+  try {
+    plots_.write();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "toy: the plots were not written: %s\n", e.what());
   }
 }
 

@@ -66,6 +66,21 @@ class TrainingPlots {
   void set_final(int64_t step, double train_loss, double val_loss);
   void write() const;
 
+  // While alive, an error that stops the run (a loss that is not finite, an interrupted
+  // read) still writes the plots on the way out: the curve up to the failure is what one
+  // wants to see then. Nothing is thrown from it; a failed write is only reported.
+  class WriteOnError {
+   public:
+    explicit WriteOnError(const TrainingPlots& plots);
+    ~WriteOnError();
+    WriteOnError(const WriteOnError&) = delete;
+    WriteOnError& operator=(const WriteOnError&) = delete;
+
+   private:
+    const TrainingPlots& plots_;
+    int exceptions_;
+  };
+
  private:
   std::string loss_path_, grads_path_, title_;
   MetricsLog log_;

@@ -270,6 +270,18 @@ TEST(PlotTraining, PlotWithoutMetricsAndBadPlotFlags) {
   expect_renders(loss);
   EXPECT_NE(read_text(loss).find(">train loss<"), std::string::npos);
 
+  // A run that diverges stops with an error, and its plot shows the steps up to there.
+  const std::string diverged = temp_path(".svg");
+  EXPECT_EQ(toy("train -o " + model + " --data " + small_corpus() +
+                    " --vocab chars --steps 40 --n-embd 32 --n-layer 2 --n-head 4 --n-ff 64"
+                    " --ctx 32 --batch 8 -q -t 1 --lr 1e3 --grad-clip 0 --plot " +
+                    diverged,
+                &output),
+            1);
+  EXPECT_NE(output.find("not finite"), std::string::npos) << output;
+  expect_renders(diverged);
+  EXPECT_NE(read_text(diverged).find(">train loss<"), std::string::npos);
+
   const std::string dir = temp_path("-dir");
   fs::create_directory(dir);
   EXPECT_EQ(toy(base + " --plot " + dir, &output), 1);
