@@ -172,17 +172,24 @@ void check_training_flags(const TrainingFlags& f, const NamedPath& output,
     all.push_back(output);
     check_output({"--metrics", f.metrics_path}, all);
   }
+  // Outputs that do not exist yet cannot be compared by inode: two flags naming the same
+  // path would have one file overwrite the other (a plot replacing the metrics log).
+  std::vector<NamedPath> outputs = {output};
+  if (!f.metrics_path.empty()) outputs.push_back({"--metrics", f.metrics_path});
   for (const NamedPath& extra :
        {NamedPath{"--dump-tokens", f.dump_tokens}, NamedPath{"--plot", f.plot_path},
         NamedPath{"--plot-grads", f.plot_grads_path}}) {
     if (extra.path.empty()) continue;
     std::vector<NamedPath> all = inputs;
-    all.push_back(output);
-    if (!f.metrics_path.empty()) all.push_back({"--metrics", f.metrics_path});
+    all.insert(all.end(), outputs.begin(), outputs.end());
     check_output(extra, all);
+    std::error_code ec;
+    for (const NamedPath& other : outputs)
+      if (std::filesystem::weakly_canonical(extra.path, ec) ==
+          std::filesystem::weakly_canonical(other.path, ec))
+        usage_error(extra.flag, " and ", other.flag, " name the same file ", extra.path);
+    outputs.push_back(extra);
   }
-  if (!f.plot_path.empty() && f.plot_path == f.plot_grads_path)
-    usage_error("--plot and --plot-grads name the same file");
   if (!f.plot_grads_path.empty() && f.metrics_every == 0)
     usage_error("--plot-grads needs per-tensor statistics: --metrics-every must be at least 1");
   for (const NamedPath& input : inputs)

@@ -288,6 +288,10 @@ TEST(PlotTraining, PlotWithoutMetricsAndBadPlotFlags) {
   EXPECT_NE(output.find("--plot"), std::string::npos) << output;
   EXPECT_EQ(toy(base + " --plot " + small_corpus(), &output), 1);
   EXPECT_NE(output.find("same file"), std::string::npos) << output;
+  EXPECT_EQ(toy(base + " --plot " + dir + "/m.jsonl --metrics " + dir + "/m.jsonl", &output), 1);
+  EXPECT_NE(output.find("--plot and --metrics name the same file"), std::string::npos) << output;
+  EXPECT_EQ(toy(base + " --plot " + dir + "/p.svg --plot-grads " + dir + "/./p.svg", &output), 1);
+  EXPECT_NE(output.find("--plot-grads and --plot name the same file"), std::string::npos) << output;
   EXPECT_EQ(toy(base + " --plot-grads " + dir + "/g.svg --metrics-every 0", &output), 1);
   EXPECT_NE(output.find("--metrics-every"), std::string::npos) << output;
   EXPECT_TRUE(fs::is_empty(dir));
