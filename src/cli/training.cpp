@@ -183,11 +183,13 @@ void check_training_flags(const TrainingFlags& f, const NamedPath& output,
     std::vector<NamedPath> all = inputs;
     all.insert(all.end(), outputs.begin(), outputs.end());
     check_output(extra, all);
-    std::error_code ec;
-    for (const NamedPath& other : outputs)
-      if (std::filesystem::weakly_canonical(extra.path, ec) ==
-          std::filesystem::weakly_canonical(other.path, ec))
+    for (const NamedPath& other : outputs) {
+      std::error_code e1, e2;
+      const auto a = std::filesystem::weakly_canonical(extra.path, e1);
+      const auto b = std::filesystem::weakly_canonical(other.path, e2);
+      if (extra.path == other.path || (!e1 && !e2 && a == b))
         usage_error(extra.flag, " and ", other.flag, " name the same file ", extra.path);
+    }
     outputs.push_back(extra);
   }
   if (!f.plot_grads_path.empty() && f.metrics_every == 0)

@@ -33,9 +33,10 @@ struct TrainingFlags {
   double lr = 1e-3, min_lr = -1.0, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.99, eps = 1e-8;
   double grad_clip = 1.0;
   std::string schedule = "cosine", checkpoint_dir, resume, compute_type = "f32";
-  std::string metrics_path;                // --metrics FILE.jsonl
-  int64_t metrics_every = 10;              // per-tensor statistics every N steps
-  std::string plot_path, plot_grads_path;  // --plot loss.svg, --plot-grads grads.svg
+  std::string metrics_path;    // --metrics FILE.jsonl
+  int64_t metrics_every = 10;  // per-tensor statistics every N steps
+  // --plot loss.svg, --plot-grads grads.svg
+  std::string plot_path, plot_grads_path;
   uint64_t seed = 1337;
   int threads = 0;
   bool quiet = false;
