@@ -127,9 +127,16 @@ class Writer {
             "\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">\n";
     // An opaque background: viewers with a dark theme would otherwise show black text on black.
     out_ += "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n";
-    out_ += "<text x=\"" + num(kLeft + plot_width_ / 2) +
-            "\" y=\"28\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\">" +
-            svg_escape(fig_.title) + "</text>\n";
+    // The title is centred over the plot area; a long one over the whole figure, in a smaller
+    // font if it would not fit (text is not measured in SVG: ~0.6 em per character in bold).
+    double title_x = kLeft + plot_width_ / 2, title_size = 16;
+    const double title_width = 0.6 * title_size * double(fig_.title.size());
+    if (title_width > plot_width_) {
+      title_x = width / 2;
+      title_size = std::max(9.0, std::min(16.0, 16.0 * (width - 20) / title_width));
+    }
+    out_ += "<text x=\"" + num(title_x) + "\" y=\"28\" text-anchor=\"middle\" font-size=\"" +
+            num(title_size) + "\" font-weight=\"bold\">" + svg_escape(fig_.title) + "</text>\n";
 
     x_axis();
     double top = kTop;
