@@ -14,6 +14,7 @@ packages=(
   libopenmpi-dev openmpi-bin                   # data-parallel training (mpirun) and its tests
   python3-venv                                 # toy serve's tests: the openai client (PyPI)
   chromium                                     # toy serve's chat page, tested headless
+  librsvg2-bin libxml2-utils                   # toy plot's SVGs: rendered and parsed in tests
 )
 
 missing=()

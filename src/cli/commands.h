@@ -31,5 +31,6 @@ int run_finetune(int argc, char** argv);
 int run_perplexity(int argc, char** argv);
 int run_merge(int argc, char** argv);
 int run_serve(int argc, char** argv);
+int run_plot(int argc, char** argv);
 
 }  // namespace toy::cli

@@ -30,6 +30,7 @@ const Command kCommands[] = {
     {"bench", "prompt-processing and generation tokens/s, like llama-bench", run_bench},
     {"train", "train a llama-family model from scratch on a text file", run_train},
     {"finetune", "fine-tune a GGUF model: LoRA adapters or every weight", run_finetune},
+    {"plot", "draw a --metrics file's loss or gradient norms as an SVG", run_plot},
 };
 const int kCommandCount = sizeof(kCommands) / sizeof(kCommands[0]);
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/process_group.h"
+#include "cli/training_plots.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/features.h"
@@ -134,6 +135,11 @@ void add_training_flags(CommandLine& cl, TrainingFlags& f) {
                  "activation statistics (mean, rms, max |x|, non-finite count) into --metrics "
                  "every --metrics-every steps: comma-separated points of every layer or of one "
                  "(blk.N.<point>): attn_norm, attn_out, resid_mid, ffn_norm, ffn_out, resid_post");
+  app.add_option("--plot", f.plot_path,
+                 "SVG of the train/validation loss and learning rate, written at each "
+                 "--save-every and at the end (like toy plot)");
+  app.add_option("--plot-grads", f.plot_grads_path,
+                 "SVG of the per-tensor gradient norms (every --metrics-every steps), log scale");
   app.add_option("--seed", f.seed, "seed of the initialization and batches")->capture_default_str();
   f.eval_opt = app.add_option("--eval-every", f.eval_every, "validation every E steps (0: off)")
                    ->check(at_least(0))
@@ -184,11 +190,28 @@ void check_training_flags(TrainingFlags& f, const NamedPath& output,
     all.push_back(output);
     check_output({"--metrics", f.metrics_path}, all);
   }
-  if (!f.dump_tokens.empty()) {
+  // Outputs that do not exist yet cannot be compared by inode: two flags naming the same
+  // path would have one file overwrite the other (a plot replacing the metrics log).
+  std::vector<NamedPath> outputs = {output};
+  if (!f.metrics_path.empty()) outputs.push_back({"--metrics", f.metrics_path});
+  for (const NamedPath& extra :
+       {NamedPath{"--dump-tokens", f.dump_tokens}, NamedPath{"--plot", f.plot_path},
+        NamedPath{"--plot-grads", f.plot_grads_path}}) {
+    if (extra.path.empty()) continue;
     std::vector<NamedPath> all = inputs;
-    all.push_back(output);
-    check_output({"--dump-tokens", f.dump_tokens}, all);
+    all.insert(all.end(), outputs.begin(), outputs.end());
+    check_output(extra, all);
+    for (const NamedPath& other : outputs) {
+      std::error_code e1, e2;
+      const auto a = std::filesystem::weakly_canonical(extra.path, e1);
+      const auto b = std::filesystem::weakly_canonical(other.path, e2);
+      if (extra.path == other.path || (!e1 && !e2 && a == b))
+        usage_error(extra.flag, " and ", other.flag, " name the same file ", extra.path);
+    }
+    outputs.push_back(extra);
   }
+  if (!f.plot_grads_path.empty() && f.metrics_every == 0)
+    usage_error("--plot-grads needs per-tensor statistics: --metrics-every must be at least 1");
   for (const NamedPath& input : inputs)
     if (!input.path.empty()) check_input_file(input);
   if (!f.resume.empty()) {
@@ -327,6 +350,11 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
     trainer.set_tensor_stats(f.metrics_every);
     trainer.set_taps(f.taps);
   }
+  // --plot / --plot-grads: kept in memory, so they need no --metrics file.
+  TrainingPlots plots(f.plot_path, f.plot_grads_path, str(command, ": ", out_path));
+  if (!f.resume.empty()) plots.resume_from(f.metrics_path, trainer.steps_done());
+  if (!f.plot_grads_path.empty()) trainer.set_tensor_stats(f.metrics_every);
+  const TrainingPlots::WriteOnError plots_on_error(plots);
   auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
 
   const bool tty = isatty(fileno(stderr));
@@ -336,6 +364,7 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
   trainer.run(
       [&](const train::StepReport& r) {
         if (r.val_loss >= 0.0) last_val = r.val_loss, last_val_step = r.step;
+        plots.add(r);
         if (metrics.is_open()) {
           nlohmann::json line = {{"step", r.step},
                                  {"loss", number(r.loss)},
@@ -401,6 +430,7 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
         if (!leader) return;
         save_outputs();
         train::save_checkpoint(checkpoint_dir, store, trainer.state(), run);
+        plots.write();
         if (!f.quiet)
           std::fprintf(stderr, "%s%s: step %lld: wrote %s and the checkpoint %s\n", tty ? "\n" : "",
                        command.c_str(), static_cast<long long>(step), out_path.c_str(),
@@ -415,6 +445,8 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
   if (!leader) return;
   save_outputs();
   if (f.save_every > 0) train::save_checkpoint(checkpoint_dir, store, trainer.state(), run);
+  plots.set_final(trainer.steps_done(), train_loss, val_loss);
+  plots.write();
   if (metrics.is_open())
     metrics << nlohmann::json{{"final", true},
                               {"step", trainer.steps_done()},

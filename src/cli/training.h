@@ -36,6 +36,8 @@ struct TrainingFlags {
   std::string metrics_path;    // --metrics FILE.jsonl
   int64_t metrics_every = 10;  // per-tensor statistics every N steps
   std::string taps;            // --tap: activation taps recorded on those steps
+  // --plot loss.svg, --plot-grads grads.svg
+  std::string plot_path, plot_grads_path;
   uint64_t seed = 1337;
   int threads = 0;
   bool quiet = false;
