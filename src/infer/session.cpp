@@ -77,7 +77,19 @@ void Session::prefill_all(std::span<const int32_t> tokens, float* out) {
 
 void Session::truncate(int64_t n) {
   if (n < 0 || n > n_past_) fail("cannot keep ", n, " positions of a sequence of ", n_past_);
+  if (cache_.recurrent() && n != 0 && n != n_past_) {
+    if (n != marked_)
+      fail("cannot keep ", n, " of ", n_past_,
+           " positions: the gated delta-net layers' recurrent state cannot be rewound (keep 0 "
+           "or all of them, or mark() the position first)");
+    cache_.restore_recurrent(recurrent_);
+  }
   n_past_ = n;
+}
+
+void Session::mark() {
+  marked_ = n_past_;
+  if (cache_.recurrent()) cache_.save_recurrent(recurrent_);
 }
 
 std::span<const float> Session::decode(int32_t token) {

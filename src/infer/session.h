@@ -58,8 +58,13 @@ class Session {
   int64_t n_ctx() const { return cache_.n_ctx(); }
   int64_t n_vocab() const { return model_.config.n_vocab; }
   void reset() { n_past_ = 0; }  // forget the sequence (the cache is overwritten as it refills)
-  // Keeps the first n positions (a shared prompt prefix) and forgets the rest.
+  // Keeps the first n positions (a shared prompt prefix) and forgets the rest. A
+  // hybrid (gated delta-net layers) keeps 0, all, or the marked positions only:
+  // its recurrent state cannot be rewound (toy::Error otherwise).
   void truncate(int64_t n);
+  // Remembers the recurrent state at n_past() so truncate(n_past()) can return to it
+  // later (a hybrid's shared prefix; a no-op copy for an all-attention model).
+  void mark();
   const Model& model() const { return model_; }
   const KvCache& cache() const { return cache_; }
 
@@ -74,6 +79,8 @@ class Session {
   ForwardScratch scratch_;
   std::vector<float> logits_;  // (n_vocab) of the last position
   int64_t n_past_ = 0;
+  int64_t marked_ = -1;           // position of the saved recurrent state, -1: none
+  std::vector<float> recurrent_;  // the GDN layers' state at marked_
 };
 
 }  // namespace toy
