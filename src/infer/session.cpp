@@ -29,6 +29,7 @@ Session::Session(const Model& model, const Compute& compute, const SessionOption
                cache_.n_ctx(), options.kv_type, compute.size()),
       logits_(static_cast<size_t>(model.config.n_vocab)) {
   scratch_.attention = options.attention;
+  scratch_.chunked_delta_rule = options.chunked_delta_rule;
 }
 
 void Session::check_tokens(std::span<const int32_t> tokens) const {

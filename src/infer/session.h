@@ -33,7 +33,8 @@ struct SessionOptions {
   MatmulMode mode = MatmulMode::Fast;
   int64_t max_batch = 512;  // positions per forward pass (longer prompts are chunked)
   AttentionKernel attention = AttentionKernel::Auto;  // -fa on|off|auto
-  const LoraSet* lora = nullptr;  // adapters (model/lora.h), must outlive the session; null: none
+  const LoraSet* lora = nullptr;    // adapters (model/lora.h), must outlive the session; null: none
+  bool chunked_delta_rule = false;  // GDN layers: the chunked form instead of the faster one
 };
 
 // Not thread-safe: one thread drives a session (the pool parallelizes inside each call).

@@ -16,8 +16,8 @@
 //                  linear transformers with the delta rule over sequence length",
 //                  2024): inside a chunk the deltas solve a unit lower-triangular
 //                  system, so the work is products of (C × d) matrices (prefill).
-// gdn_forward picks between the last two. The backward (training) is in
-// gated_delta_net_backward.h.
+// gdn_forward picks between the last two by measurement (bench/gdn_bench.cpp). The backward
+// (training) is in gated_delta_net_backward.h.
 //
 // Layout (ggml order, ne[0] contiguous). N = n_seq · n_tok rows, row s·n_tok + t:
 //   q, k   (N, row_stride) head kh at offset kh·d_k (q_offset/k_offset already applied)
@@ -76,8 +76,8 @@ void gdn_chunked(float* out, float* state, const float* q, const float* k, const
                  const float* g, const float* beta, const GdnDims& d, int64_t chunk, float* scratch,
                  const Compute& cx);
 
-// The chunked form for batches of more than a few tokens, else the recurrence.
-// scratch: gdn_scratch_floats(d, kGdnChunk, cx.size()) floats.
+// The form measured faster on this CPU (today the recurrence at every batch size;
+// see the .cpp). scratch: gdn_scratch_floats(d, kGdnChunk, cx.size()) floats.
 void gdn_forward(float* out, float* state, const float* q, const float* k, const float* v,
                  const float* g, const float* beta, const GdnDims& d, float* scratch,
                  const Compute& cx);

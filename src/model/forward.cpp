@@ -152,7 +152,8 @@ class KvCacheSink final : public ForwardSink<float> {
             .gate = s_.gdn_gate.data(),
             .core = s_.gdn_core.data(),
             .normed = s_.gdn_core.data(),
-            .scratch = s_.gdn_scratch.data()};
+            .scratch = s_.gdn_scratch.data(),
+            .chunked = s_.chunked_delta_rule};
   }
 
   // The state after the sequence's earlier positions; a sequence at position 0

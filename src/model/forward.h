@@ -56,6 +56,7 @@ class ForwardScratch {
                  int n_threads);
   int64_t max_tokens() const { return max_tokens_; }
   AttentionKernel attention = AttentionKernel::Auto;
+  bool chunked_delta_rule = false;  // GDN layers: the chunked form instead of gdn_forward's
 
  private:
   friend class KvCacheSink;

@@ -197,7 +197,12 @@ class Pass {
         own.resize(static_cast<size_t>(gdn_scratch_floats(d, kGdnChunk, ctx_.compute.size())));
         scratch = own.data();
       }
-      gdn_forward(out, state, qkv, qkv + qk, qkv + 2 * qk, gate, beta, d, scratch, ctx_.compute);
+      if (t.chunked) {
+        gdn_chunked(out, state, qkv, qkv + qk, qkv + 2 * qk, gate, beta, d, kGdnChunk, scratch,
+                    ctx_.compute);
+      } else {
+        gdn_forward(out, state, qkv, qkv + qk, qkv + 2 * qk, gate, beta, d, scratch, ctx_.compute);
+      }
     } else {
       gdn_reference<Real>(out, state, qkv, qkv + qk, qkv + 2 * qk, gate, beta, d);
     }

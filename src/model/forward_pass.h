@@ -103,6 +103,7 @@ struct GdnTensors {
   Real* core;      // (N, D) the delta rule's output
   Real* normed;    // (N, D) rmsnorm(core, per head)·ssm_norm·silu(z): what ssm_out reads
   Real* scratch;   // float forward: gdn_scratch_floats(dims, kGdnChunk, threads) floats
+  bool chunked;    // float forward: the chunked delta rule instead of gdn_forward's choice
 };
 
 // The recurrent memory of one sequence in one GDN layer (inference: the KV cache).

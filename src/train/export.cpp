@@ -47,9 +47,10 @@ void write_model_gguf(const std::string& path, const ParamStore<float>& store,
   for (const ParamTensor& p : store.tensors()) {
     std::vector<int64_t> ne(p.spec.ne.begin(), p.spec.ne.begin() + p.spec.n_dims);
     const float* data = store.params() + p.offset;
-    // Matrices take the output type when their rows fit its blocks; vectors stay F32.
+    // Matrices take the output type when their rows fit its blocks; vectors (and the
+    // plain-F32 GDN convolution kernel) stay F32.
     DType type = DType::F32;
-    if (p.spec.n_dims >= 2 && out_type != DType::F32 &&
+    if (p.spec.n_dims >= 2 && !p.spec.plain_f32 && out_type != DType::F32 &&
         p.spec.ne[0] % dtype_info(out_type).block_size == 0)
       type = out_type;
     if (type == DType::F32) {

@@ -122,8 +122,8 @@ TEST(Hybrid, SaveLoadKeepsTheLogits) {
   EXPECT_EQ(la, lb);
 }
 
-// The chunked delta rule (prefill) and the per-token step (decode) agree through
-// the whole model, across chunk boundaries (150 tokens: chunks of 64) and prompt
+// The chunked delta rule (a whole prompt) and the per-token step (decode) agree
+// through the whole model, across chunk boundaries (150 tokens: chunks of 64) and prompt
 // chunks of the session (max_batch 7).
 TEST(Hybrid, PrefillEqualsTokenByTokenDecode) {
   const Model model = Model::load(write_hybrid("attn,gdn,gdn,gdn", 4));
@@ -131,7 +131,8 @@ TEST(Hybrid, PrefillEqualsTokenByTokenDecode) {
   const auto ids = tokens(150, V);
   for (int n_threads : {1, 2}) {
     ThreadPool pool(n_threads);
-    Session whole(model, pool, {.kv_type = DType::F32, .mode = MatmulMode::Exact});
+    Session whole(model, pool,
+                  {.kv_type = DType::F32, .mode = MatmulMode::Exact, .chunked_delta_rule = true});
     std::vector<float> prefill(ids.size() * V), decode(ids.size() * V), chunked(ids.size() * V);
     whole.prefill_all(ids, prefill.data());
     Session step(model, pool, {.kv_type = DType::F32, .mode = MatmulMode::Exact});

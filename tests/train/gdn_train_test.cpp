@@ -1,7 +1,7 @@
 // Hybrid models in training: every parameter tensor of tiny hybrids (a gated
 // delta-net layer beside an attention layer; also with fewer key than value heads)
-// against central differences of the double-precision model; the float path (the
-// chunked delta rule, T past a chunk of 8) against the double gradients; the
+// against central differences of the double-precision model; the float path
+// against the double gradients; the
 // training forward's logits against the inference forward (KV cache + recurrent
 // state); and a few AdamW steps lowering the loss.
 #include <gtest/gtest.h>
@@ -107,7 +107,7 @@ TEST_P(HybridGradient, FloatPathMatchesDoubleGradients) {
   auto dstore = make_store<double>(h);
   auto fstore = make_store<float>(h);
   for (int64_t i = 0; i < dstore->total(); ++i) dstore->params()[i] = double(fstore->params()[i]);
-  const int64_t B = 2, T = 13;  // the float forward runs the chunked delta rule (T >= 8)
+  const int64_t B = 2, T = 13;
   const auto tokens = ids(B * T, 0, false), targets = ids(B * T, 1, true);
   TrainModel<double> dmodel(*dstore, B, T);
   TrainModel<float> fmodel(*fstore, B, T);
