@@ -183,7 +183,9 @@ void set_layer_kinds(ModelConfig& c, std::vector<LayerKind> kinds) {
   if (c.is_moe()) fail("gated delta-net layers with a mixture of experts are not supported");
   c.gdn.d_conv = 4;
   c.gdn.d_state = c.head_dim;
-  c.gdn.n_k_head = c.n_head;
+  // Fewer key than value heads, as Qwen3-Next (16 and 32) and as the attention's KV
+  // heads: a GDN layer then costs about what a GQA attention layer does.
+  c.gdn.n_k_head = c.n_head_kv;
   c.gdn.n_v_head = c.n_head;
   c.gdn.d_inner = c.n_head * c.head_dim;
 }

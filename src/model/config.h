@@ -113,7 +113,7 @@ struct ModelConfig {
 std::vector<LayerKind> parse_layer_pattern(const std::string& pattern, int64_t n_layer);
 
 // Makes c a hybrid of the given kinds (n_layer of them) with GDN sizes matching
-// its attention: one key and one value head per attention head, d_k = d_v =
+// its attention: a key head per KV head, a value head per query head, d_k = d_v =
 // head_dim, a convolution of 4 (Qwen3-Next's kernel).
 void set_layer_kinds(ModelConfig& c, std::vector<LayerKind> kinds);
 

@@ -27,12 +27,12 @@ namespace {
 struct HybridCase {
   const char* name;
   const char* pattern;
-  int64_t n_k_head;  // 0: one per value head
+  int64_t n_k_head;  // 0: the default (one per KV head: fewer key than value heads)
 };
 
 const HybridCase kHybrids[] = {
-    {"gdn_attn", "gdn,attn", 0},
-    {"attn_gdn_gqa", "attn,gdn", 1},
+    {"gdn_attn", "gdn,attn", 2},
+    {"attn_gdn_gqa", "attn,gdn", 0},
 };
 
 template <typename Real>
