@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "gguf/reader.h"
 #include "gguf/writer.h"
+#include "hybrid_model.h"
 #include "infer/batch_decode.h"
 #include "infer/session.h"
 #include "kernels/cpu/features.h"
@@ -21,53 +22,6 @@
 
 namespace toy {
 namespace {
-
-// A random hybrid written the way `toy init` writes one: metadata from the config,
-// tensors from the one visitor.
-std::string write_hybrid(const std::string& pattern, int64_t n_layer, uint32_t seed = 1) {
-  ModelConfig c;
-  c.traits = &arch_traits("llama");
-  c.n_vocab = 97;
-  c.n_ctx_train = 512;
-  c.n_embd = 48;
-  c.n_layer = n_layer;
-  c.n_ff = 80;
-  c.n_head = 4;
-  c.n_head_kv = 2;
-  c.head_dim = 12;
-  c.head_dim_v = 12;
-  c.rope.n_rot = 12;
-  set_layer_kinds(c, parse_layer_pattern(pattern, n_layer));
-  gguf::Writer writer;
-  c.write_gguf_metadata(writer);
-  writer.set("tokenizer.ggml.model", gguf::Value::string("none"));
-  Weights slots;
-  slots.layers.resize(static_cast<size_t>(n_layer));
-  std::mt19937 rng(seed);
-  std::vector<std::vector<float>> data;
-  data.reserve(200);
-  for_each_tensor(c, slots, [&](const TensorSpec& spec, Tensor&) {
-    if (!spec.required) return;
-    const int64_t n = spec.ne[0] * spec.ne[1] * spec.ne[2] * spec.ne[3];
-    std::vector<float>& v = data.emplace_back(static_cast<size_t>(n));
-    std::normal_distribution<float> normal(0.0f, 1.0f / std::sqrt(float(spec.ne[0])));
-    for (int64_t i = 0; i < n; ++i) {
-      if (auto init = gdn_initial_value(spec.name, i, n)) {
-        v[i] = *init;
-      } else if (spec.plain_f32 && spec.n_dims == 1) {
-        v[i] = 1.0f + 0.1f * normal(rng);  // norms
-      } else {
-        v[i] = normal(rng);
-      }
-    }
-    writer.add_tensor(spec.name, DType::F32,
-                      std::vector<int64_t>(spec.ne.begin(), spec.ne.begin() + spec.n_dims),
-                      v.data());
-  });
-  const std::string path = testing::temp_path("-hybrid.gguf");
-  writer.write(path);
-  return path;
-}
 
 std::vector<int32_t> tokens(int n, int64_t n_vocab) {
   std::vector<int32_t> ids(static_cast<size_t>(n));
@@ -85,7 +39,7 @@ double max_relative(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 TEST(Hybrid, LayerKindsRoundTripThroughGguf) {
-  const Model model = Model::load(write_hybrid("attn,gdn,gdn,gdn", 8));
+  const Model model = Model::load(testing::write_hybrid("attn,gdn,gdn,gdn", 8));
   const ModelConfig& c = model.config;
   ASSERT_EQ(c.layer_kinds.size(), 8u);
   for (int64_t il = 0; il < 8; ++il) EXPECT_EQ(c.is_gdn(il), il % 4 != 0) << il;
@@ -102,7 +56,7 @@ TEST(Hybrid, LayerKindsRoundTripThroughGguf) {
 // Save a loaded hybrid again (every tensor through the visitor) and load it: the
 // same kinds, the same logits.
 TEST(Hybrid, SaveLoadKeepsTheLogits) {
-  const Model a = Model::load(write_hybrid("gdn,attn", 4, 3));
+  const Model a = Model::load(testing::write_hybrid("gdn,attn", 4, 3));
   gguf::Writer writer;
   a.config.write_gguf_metadata(writer);
   writer.set("tokenizer.ggml.model", gguf::Value::string("none"));
@@ -126,7 +80,7 @@ TEST(Hybrid, SaveLoadKeepsTheLogits) {
 // through the whole model, across chunk boundaries (150 tokens: chunks of 64) and prompt
 // chunks of the session (max_batch 7).
 TEST(Hybrid, PrefillEqualsTokenByTokenDecode) {
-  const Model model = Model::load(write_hybrid("attn,gdn,gdn,gdn", 4));
+  const Model model = Model::load(testing::write_hybrid("attn,gdn,gdn,gdn", 4));
   const int64_t V = model.config.n_vocab;
   const auto ids = tokens(150, V);
   for (int n_threads : {1, 2}) {
@@ -149,7 +103,7 @@ TEST(Hybrid, PrefillEqualsTokenByTokenDecode) {
 
 // Reset starts the recurrent state over: the same prompt twice gives the same logits.
 TEST(Hybrid, ResetAndTruncateStartTheStateOver) {
-  const Model model = Model::load(write_hybrid("gdn", 2));
+  const Model model = Model::load(testing::write_hybrid("gdn", 2));
   ThreadPool pool(1);
   Session session(model, pool, {.kv_type = DType::F32});
   const auto ids = tokens(30, model.config.n_vocab);
@@ -182,7 +136,7 @@ int32_t argmax(std::span<const float> logits) {
 // forward_rows over several hybrid sequences at different positions = separate sessions;
 // a slot whose cached tokens are not a prefix of the new prompt starts over.
 TEST(Hybrid, BatchedDecodeEqualsSeparateSessions) {
-  const Model model = Model::load(write_hybrid("attn,gdn", 4, 5));
+  const Model model = Model::load(testing::write_hybrid("attn,gdn", 4, 5));
   ThreadPool pool(2);
   const int64_t V = model.config.n_vocab;
   BatchDecoder batch(model, Compute{pool, cpu::host_backend()},
@@ -222,7 +176,7 @@ TEST(Hybrid, BatchedDecodeEqualsSeparateSessions) {
 
 // llama.cpp's qwen3next key: every full_attention_interval-th layer attends.
 TEST(Hybrid, FullAttentionIntervalKey) {
-  const std::string path = write_hybrid("gdn,gdn,gdn,attn", 4);
+  const std::string path = testing::write_hybrid("gdn,gdn,gdn,attn", 4);
   const auto file = gguf::File::open(path);
   gguf::Writer writer;
   for (size_t i = 0; i < file->metadata_count(); ++i) {
