@@ -164,6 +164,7 @@ int run(const BenchOptions& o) {
   std::vector<int32_t> depth(static_cast<size_t>(o.n_depth));
   for (int32_t& t : depth) t = token(rng);
   if (o.n_depth > 0) session.prefill(depth);
+  session.mark();  // a hybrid's recurrent state at the depth, restored by each truncate
 
   Speed pp, tg;
   if (o.n_prompt > 0) {

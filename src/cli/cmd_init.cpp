@@ -1,5 +1,6 @@
 // toy init --arch llama --n-embd E --n-layer L --n-head H --n-head-kv K --n-ff F
-//          --vocab V [--tied] [--seed S] [-c N] [--rope-base B] -o MODEL.gguf
+//          --vocab V [--tied] [--seed S] [-c N] [--rope-base B]
+//          [--layer-pattern attn,gdn,gdn,gdn] -o MODEL.gguf
 //
 // Writes a random-weight F32 model in llama.cpp's GGUF layout (the tensor names
 // and shapes come from the model layer's for_each_tensor, the one tensor list), for
@@ -42,6 +43,7 @@ struct InitOptions {
   uint64_t seed = 42;
   std::string name = "toy-random";
   std::string output;
+  std::string layer_pattern;  // "attn,gdn,gdn,gdn": gated delta-net layers (empty: all attention)
   int threads = 0;
 };
 
@@ -107,6 +109,7 @@ ModelConfig make_config(const InitOptions& o) {
   c.rms_eps = kRmsEps;
   c.rope.n_rot = static_cast<int>(c.head_dim);
   c.rope.freq_base = o.rope_base;
+  if (!o.layer_pattern.empty()) set_layer_kinds(c, parse_layer_pattern(o.layer_pattern, c.n_layer));
   return c;
 }
 
@@ -137,15 +140,23 @@ int run(const InitOptions& o) {
     const int64_t rows = spec.ne[1] * spec.ne[2] * spec.ne[3];
     n_params += static_cast<uint64_t>(n_in * rows);
     std::vector<int64_t> ne(spec.ne.begin(), spec.ne.begin() + spec.n_dims);
-    const bool is_norm = spec.plain_f32;
+    // Vectors are norm weights (1) or a GDN layer's decay parameters; the GDN
+    // convolution kernel (a plain-F32 matrix) is random like the matrices.
+    const bool gdn_vector = gdn_initial_value(spec.name, 0, 1).has_value();
+    const bool is_norm = spec.plain_f32 && spec.n_dims == 1 && !gdn_vector;
     TOY_CHECK(!is_norm || spec.name.find("norm") != std::string::npos,
               "toy init does not know how to initialise ", spec.name);
+    const std::string name = spec.name;
     const float std = spec.name == "token_embd.weight"
                           ? kEmbeddingStd
                           : static_cast<float>(1.0 / std::sqrt(static_cast<double>(n_in)));
     const uint64_t seed = o.seed;
     writer.add_tensor(spec.name, DType::F32, ne, [=, &pool](uint8_t* dst) {
       float* out = reinterpret_cast<float*>(dst);  // (rows, n_in)
+      if (gdn_vector) {
+        for (int64_t i = 0; i < n_in; ++i) out[i] = *gdn_initial_value(name, i, n_in);
+        return;
+      }
       if (is_norm) {
         for (int64_t i = 0; i < n_in * rows; ++i) out[i] = 1.0f;
         return;
@@ -186,6 +197,9 @@ int run_init(int argc, char** argv) {
       ->check(greater_than(0))
       ->capture_default_str();
   app.add_option("--name", o.name, "general.name")->capture_default_str();
+  app.add_option("--layer-pattern", o.layer_pattern,
+                 "per-layer kind, repeated over the layers: attn,gdn,gdn,gdn (gdn: a gated "
+                 "delta-net layer; default all attention)");
   cl.add_threads(o.threads, "threads (default: physical cores)");
   app.add_option("-o,--output", o.output, "output GGUF file (written atomically)")->required();
   if (!cl.parse(argc, argv)) return 0;

@@ -91,13 +91,15 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 
 // The tensors llama-quantize converts: weight matrices, not norms (1-D in practice, but
 // some architectures have 2-D norms), not the rope frequency factors, and not the MoE
-// router, which llama.cpp keeps in its source type because routing is sensitive to it.
+// router, which llama.cpp keeps in its source type because routing is sensitive to it,
+// and not a gated delta-net layer's convolution kernel.
 bool is_weight_matrix(const gguf::TensorInfo& info) {
   const std::string_view name = info.name;
   return info.n_dims >= 2 && ends_with(name, ".weight") &&
          name.find("norm") == std::string_view::npos &&
          name.find("rope_freqs") == std::string_view::npos &&
-         name.find("ffn_gate_inp.weight") == std::string_view::npos;
+         name.find("ffn_gate_inp.weight") == std::string_view::npos &&
+         name.find("ssm_conv1d.weight") == std::string_view::npos;  // read as F32 (as llama.cpp)
 }
 
 // What happens to one tensor.

@@ -78,6 +78,9 @@ int run_train(int argc, char** argv) {
   app.add_option("--rope-base", s.shape.rope_base, "RoPE base")
       ->check(greater_than(0))
       ->capture_default_str();
+  app.add_option("--layer-pattern", s.shape.layer_pattern,
+                 "per-layer kind, repeated over the layers: attn,gdn,gdn,gdn (gdn: a gated "
+                 "delta-net layer; default all attention)");
   app.add_option("--rms-eps", s.shape.rms_eps, "RMSNorm epsilon")
       ->check(greater_than(0))
       ->capture_default_str();

@@ -49,7 +49,15 @@ std::span<const int32_t> BatchDecoder::tokens(int slot) const {
 int64_t BatchDecoder::common_prefix(int slot, std::span<const int32_t> prompt) const {
   const std::span<const int32_t> have = tokens(slot);
   const auto end = std::mismatch(have.begin(), have.end(), prompt.begin(), prompt.end());
-  return static_cast<int64_t>(end.first - have.begin());
+  const int64_t common = static_cast<int64_t>(end.first - have.begin());
+  // A hybrid's recurrent state holds every cached position: it can be continued (the
+  // whole cache is a prefix of a longer prompt) or started over, never cut back.
+  if (caches_[static_cast<size_t>(slot)].recurrent())
+    return common == static_cast<int64_t>(have.size()) &&
+                   common < static_cast<int64_t>(prompt.size())
+               ? common
+               : 0;
+  return common;
 }
 
 void BatchDecoder::truncate(int slot, int64_t n) {
@@ -57,6 +65,10 @@ void BatchDecoder::truncate(int slot, int64_t n) {
   std::vector<int32_t>& have = cached_[static_cast<size_t>(slot)];
   if (n < 0 || n > static_cast<int64_t>(have.size()))
     fail("cannot keep ", n, " positions of a sequence of ", have.size());
+  if (caches_[static_cast<size_t>(slot)].recurrent() && n != 0 &&
+      n != static_cast<int64_t>(have.size()))
+    fail("cannot keep ", n, " of ", have.size(),
+         " positions: the gated delta-net layers' recurrent state cannot be rewound");
   have.resize(static_cast<size_t>(n));  // the cache rows past n are overwritten as it refills
 }
 

@@ -1,5 +1,7 @@
 #include "infer/kv_cache.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace toy {
@@ -17,15 +19,49 @@ KvCache::KvCache(const ModelConfig& config, int64_t n_ctx, DType type)
   }
   layers_.reserve(static_cast<size_t>(config.n_layer));
   for (int64_t il = 0; il < config.n_layer; ++il) {
-    layers_.push_back({Tensor::zeros(type, {config.kv_dim(), n_ctx}),
-                       Tensor::zeros(type, {config.v_dim(), n_ctx})});
+    KvLayer layer;
+    if (config.is_gdn(il)) {
+      // A fixed-size recurrent memory instead of rows per position (F32: the state
+      // accumulates over the whole sequence, so it is not rounded).
+      recurrent_ = true;
+      const GdnConfig& g = config.gdn;
+      layer.state = Tensor::zeros(DType::F32, {g.d_v(), g.d_state, g.n_v_head});
+      layer.conv =
+          Tensor::zeros(DType::F32, {g.conv_channels(), std::max<int64_t>(1, g.d_conv - 1)});
+    } else {
+      layer.k = Tensor::zeros(type, {config.kv_dim(), n_ctx});
+      layer.v = Tensor::zeros(type, {config.v_dim(), n_ctx});
+    }
+    layers_.push_back(std::move(layer));
   }
 }
 
 size_t KvCache::bytes() const {
   size_t total = 0;
-  for (const KvLayer& l : layers_) total += l.k.bytes() + l.v.bytes();
+  for (const KvLayer& l : layers_) {
+    for (const Tensor* t : {&l.k, &l.v, &l.state, &l.conv})
+      if (t->data) total += t->bytes();
+  }
   return total;
+}
+
+void KvCache::save_recurrent(std::vector<float>& out) const {
+  out.clear();
+  for (const KvLayer& l : layers_)
+    for (const Tensor* t : {&l.state, &l.conv})
+      if (t->data) out.insert(out.end(), t->ptr<const float>(), t->ptr<const float>() + t->numel());
+}
+
+void KvCache::restore_recurrent(const std::vector<float>& in) const {
+  size_t at = 0;
+  for (const KvLayer& l : layers_)
+    for (const Tensor* t : {&l.state, &l.conv})
+      if (t->data) {
+        const size_t n = static_cast<size_t>(t->numel());
+        TOY_CHECK(at + n <= in.size(), "recurrent snapshot of ", in.size(), " floats");
+        std::copy_n(in.data() + at, n, t->ptr<float>());
+        at += n;
+      }
 }
 
 DType parse_kv_type(const std::string& name) {

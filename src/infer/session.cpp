@@ -29,6 +29,7 @@ Session::Session(const Model& model, const Compute& compute, const SessionOption
                cache_.n_ctx(), options.kv_type, compute.size()),
       logits_(static_cast<size_t>(model.config.n_vocab)) {
   scratch_.attention = options.attention;
+  scratch_.chunked_delta_rule = options.chunked_delta_rule;
 }
 
 void Session::check_tokens(std::span<const int32_t> tokens) const {
@@ -77,7 +78,19 @@ void Session::prefill_all(std::span<const int32_t> tokens, float* out) {
 
 void Session::truncate(int64_t n) {
   if (n < 0 || n > n_past_) fail("cannot keep ", n, " positions of a sequence of ", n_past_);
+  if (cache_.recurrent() && n != 0 && n != n_past_) {
+    if (n != marked_)
+      fail("cannot keep ", n, " of ", n_past_,
+           " positions: the gated delta-net layers' recurrent state cannot be rewound (keep 0 "
+           "or all of them, or mark() the position first)");
+    cache_.restore_recurrent(recurrent_);
+  }
   n_past_ = n;
+}
+
+void Session::mark() {
+  marked_ = n_past_;
+  if (cache_.recurrent()) cache_.save_recurrent(recurrent_);
 }
 
 std::span<const float> Session::decode(int32_t token) {

@@ -33,7 +33,8 @@ struct SessionOptions {
   MatmulMode mode = MatmulMode::Fast;
   int64_t max_batch = 512;  // positions per forward pass (longer prompts are chunked)
   AttentionKernel attention = AttentionKernel::Auto;  // -fa on|off|auto
-  const LoraSet* lora = nullptr;  // adapters (model/lora.h), must outlive the session; null: none
+  const LoraSet* lora = nullptr;    // adapters (model/lora.h), must outlive the session; null: none
+  bool chunked_delta_rule = false;  // GDN layers: the chunked form instead of the faster one
 };
 
 // Not thread-safe: one thread drives a session (the pool parallelizes inside each call).
@@ -58,8 +59,13 @@ class Session {
   int64_t n_ctx() const { return cache_.n_ctx(); }
   int64_t n_vocab() const { return model_.config.n_vocab; }
   void reset() { n_past_ = 0; }  // forget the sequence (the cache is overwritten as it refills)
-  // Keeps the first n positions (a shared prompt prefix) and forgets the rest.
+  // Keeps the first n positions (a shared prompt prefix) and forgets the rest. A
+  // hybrid (gated delta-net layers) keeps 0, all, or the marked positions only:
+  // its recurrent state cannot be rewound (toy::Error otherwise).
   void truncate(int64_t n);
+  // Remembers the recurrent state at n_past() so truncate(n_past()) can return to it
+  // later (a hybrid's shared prefix; a no-op copy for an all-attention model).
+  void mark();
   const Model& model() const { return model_; }
   const KvCache& cache() const { return cache_; }
   // Activation taps (model/taps.h) fed by every forward from now on; null: none.
@@ -76,6 +82,8 @@ class Session {
   ForwardScratch scratch_;
   std::vector<float> logits_;  // (n_vocab) of the last position
   int64_t n_past_ = 0;
+  int64_t marked_ = -1;           // position of the saved recurrent state, -1: none
+  std::vector<float> recurrent_;  // the GDN layers' state at marked_
 };
 
 }  // namespace toy

@@ -37,8 +37,15 @@ Activations<Real>::Activations(const ModelConfig& c, int64_t n_seq, int64_t n_po
   const int64_t per_layer = (post_norms ? 6 : 4) * N * E + 3 * N * Q + 2 * N * KV + N * V +
                             ffn_per_layer + B_ * H * T_ * T_;
   const int64_t global = 3 * N * E + N * c.n_vocab + ffn_global;
-  const int64_t n_takes = 22 * L + 10;
-  arena_.reserve(static_cast<size_t>(L * per_layer + global) * sizeof(Real) +
+  // Gated delta-net layers keep their block's tensors (and no attention probabilities).
+  int64_t n_gdn = 0;
+  for (int64_t il = 0; il < L; ++il) n_gdn += c.is_gdn(il) ? 1 : 0;
+  const GdnConfig& g = c.gdn;
+  const int64_t gdn_per_layer =
+      3 * N * g.conv_channels() + 3 * N * g.d_inner + 3 * N * g.n_v_head - B_ * H * T_ * T_;
+  const int64_t n_takes = 31 * L + 10;
+  arena_.reserve(static_cast<size_t>(L * per_layer + n_gdn * gdn_per_layer + global) *
+                     sizeof(Real) +
                  static_cast<size_t>(ints) * sizeof(int32_t) + static_cast<size_t>(n_takes) * 64);
   auto take = [&](int64_t n) { return arena_.take_array<Real>(static_cast<size_t>(n)); };
   auto take_ids = [&](int64_t n) { return arena_.take_array<int32_t>(static_cast<size_t>(n)); };
@@ -56,6 +63,7 @@ Activations<Real>::Activations(const ModelConfig& c, int64_t n_seq, int64_t n_po
   layers_.resize(static_cast<size_t>(L));
   probs_.resize(static_cast<size_t>(L));
   experts_.resize(static_cast<size_t>(L));
+  gdn_.resize(static_cast<size_t>(L));
   for (int64_t il = 0; il < L; ++il) {
     LayerTensors<Real>& a = layers_[static_cast<size_t>(il)];
     a.x = take(N * E);
@@ -74,7 +82,20 @@ Activations<Real>::Activations(const ModelConfig& c, int64_t n_seq, int64_t n_po
     a.gate = moe ? gate : take(N * F);
     a.up = moe ? up : take(N * F);
     a.act = moe ? act : take(N * F);
-    probs_[static_cast<size_t>(il)] = take(B_ * H * T_ * T_);
+    if (c.is_gdn(il)) {
+      GdnTensors<Real>& t = gdn_[static_cast<size_t>(il)];
+      t.qkv = take(N * g.conv_channels());
+      t.conv_pre = take(N * g.conv_channels());
+      t.conv = take(N * g.conv_channels());
+      t.z = take(N * g.d_inner);
+      t.beta = take(N * g.n_v_head);
+      t.alpha = take(N * g.n_v_head);
+      t.gate = take(N * g.n_v_head);
+      t.core = take(N * g.d_inner);
+      t.normed = take(N * g.d_inner);
+    } else {
+      probs_[static_cast<size_t>(il)] = take(B_ * H * T_ * T_);
+    }
     if (moe) {
       ExpertBuffers<Real>& x = experts_[static_cast<size_t>(il)];
       x = scratch;
@@ -104,6 +125,9 @@ template <typename Real>
 void forward_train(const ModelConfig& config, const Weights& weights, const int32_t* tokens,
                    Activations<Real>& acts, const LinearContext& ctx, const int32_t* positions,
                    const int32_t* segment) {
+  // A recurrent state would carry one packed example into the next.
+  if (segment && config.has_gdn_layers())
+    fail("packed rows (--pack) are not supported for models with gated delta-net layers");
   const BatchShape shape{acts.n_seq(), acts.n_pos(), 0, positions};
   acts.set_segment(segment);
   run_forward<Real>(config, weights, {tokens, static_cast<size_t>(acts.rows())}, shape, acts, ctx);

@@ -38,6 +38,9 @@ class Activations final : public ForwardSink<Real> {
   const ExpertBuffers<Real>& saved_experts(int64_t il) const {
     return experts_[static_cast<size_t>(il)];
   }
+  // Layer il's gated delta-net tensors (null for an attention layer); its scratch is null
+  // (the forward sizes the delta rule's scratch for the call's threads).
+  const GdnTensors<Real>& saved_gdn(int64_t il) const { return gdn_[static_cast<size_t>(il)]; }
   // Layer il's attention: the config's scale, softcap and (sliding-window layers) window.
   const AttentionDims& attention_dims(int64_t il) const { return dims_[static_cast<size_t>(il)]; }
   const Real* x_final() const { return x_final_; }  // (N, E)
@@ -52,6 +55,7 @@ class Activations final : public ForwardSink<Real> {
   void attend(int64_t il, Real* att, const Real* q, const Real* k, const Real* v,
               const AttentionParams& p, const Compute& cx) override;
   ExpertBuffers<Real> experts(int64_t il) override { return experts_[static_cast<size_t>(il)]; }
+  GdnTensors<Real> gdn(int64_t il) override { return gdn_[static_cast<size_t>(il)]; }
   void set_segment(const int32_t* segment) { segment_ = segment; }
 
  private:
@@ -62,6 +66,7 @@ class Activations final : public ForwardSink<Real> {
   std::vector<LayerTensors<Real>> layers_;
   std::vector<Real*> probs_;                  // per layer (B, H, T, T)
   std::vector<ExpertBuffers<Real>> experts_;  // per layer (MoE only)
+  std::vector<GdnTensors<Real>> gdn_;         // per layer (GDN layers only)
   Real* x_final_;                             // (N, E)
   Real* xf_;                                  // (N, E)
   Real* logits_;                              // (N, n_vocab)

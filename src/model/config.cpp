@@ -1,9 +1,11 @@
 #include "model/config.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
 #include "gguf/reader.h"
+#include "gguf/value.h"
 #include "kernels/attention.h"
 
 namespace toy {
@@ -92,7 +94,107 @@ RopeConfig read_rope(const gguf::File& file, const ArchKeys& keys, const ArchTra
   return rope;
 }
 
+// The per-layer kinds and, for a hybrid, the GDN sizes. head_count_kv may be a
+// per-layer array whose zeros mark recurrent layers; its non-zero entries must
+// agree (one attention shape for the whole model).
+void read_layer_kinds(const gguf::File& file, const ArchKeys& keys, ModelConfig& c) {
+  c.layer_kinds.assign(static_cast<size_t>(c.n_layer), LayerKind::Attention);
+  const std::string kv_key = keys.key("attention.head_count_kv");
+  if (auto kv = file.find(kv_key); kv && kv->type() == gguf::ValueType::ARRAY) {
+    const std::vector<uint32_t> per_layer = kv->u32s();
+    if (static_cast<int64_t>(per_layer.size()) != c.n_layer)
+      fail(file.path(), ": ", kv_key, " has ", per_layer.size(), " entries for ", c.n_layer,
+           " layers");
+    c.n_head_kv = 0;
+    for (int64_t il = 0; il < c.n_layer; ++il) {
+      const int64_t n = per_layer[static_cast<size_t>(il)];
+      if (n == 0) {
+        c.layer_kinds[static_cast<size_t>(il)] = LayerKind::GatedDeltaNet;
+      } else if (c.n_head_kv == 0) {
+        c.n_head_kv = n;
+      } else if (n != c.n_head_kv) {
+        fail(file.path(), ": ", kv_key, " differs between attention layers (", c.n_head_kv, " and ",
+             n, " at layer ", il, "); only one attention shape is supported");
+      }
+    }
+    if (c.n_head_kv == 0) c.n_head_kv = c.n_head;  // no attention layer at all
+  } else if (file.has(keys.key("full_attention_interval"))) {
+    const int64_t interval = keys.required("full_attention_interval");
+    require_positive(file, keys.key("full_attention_interval"), interval);
+    for (int64_t il = 0; il < c.n_layer; ++il)
+      if ((il + 1) % interval != 0)
+        c.layer_kinds[static_cast<size_t>(il)] = LayerKind::GatedDeltaNet;
+  }
+  if (!c.has_gdn_layers()) return;
+  GdnConfig& g = c.gdn;
+  auto size = [&](const char* suffix, int64_t& out) {
+    out = keys.required(suffix);
+    require_positive(file, keys.key(suffix), out);
+  };
+  size("ssm.conv_kernel", g.d_conv);
+  size("ssm.state_size", g.d_state);
+  size("ssm.group_count", g.n_k_head);
+  size("ssm.time_step_rank", g.n_v_head);
+  size("ssm.inner_size", g.d_inner);
+  if (g.n_v_head % g.n_k_head != 0)
+    fail(file.path(), ": ", keys.key("ssm.time_step_rank"), " (", g.n_v_head,
+         " value heads) must be a multiple of ", keys.key("ssm.group_count"), " (", g.n_k_head,
+         ")");
+  if (g.d_inner % g.n_v_head != 0)
+    fail(file.path(), ": ", keys.key("ssm.inner_size"), " (", g.d_inner, ") must be a multiple of ",
+         keys.key("ssm.time_step_rank"), " (", g.n_v_head, ")");
+  if (c.is_moe())
+    fail(file.path(), ": gated delta-net layers with a mixture of experts are not supported");
+}
+
 }  // namespace
+
+std::vector<LayerKind> parse_layer_pattern(const std::string& pattern, int64_t n_layer) {
+  std::vector<LayerKind> kinds;
+  size_t begin = 0;
+  while (begin <= pattern.size()) {
+    const size_t end = std::min(pattern.find(',', begin), pattern.size());
+    const std::string entry = pattern.substr(begin, end - begin);
+    if (entry == "attn" || entry == "attention") {
+      kinds.push_back(LayerKind::Attention);
+    } else if (entry == "gdn") {
+      kinds.push_back(LayerKind::GatedDeltaNet);
+    } else {
+      fail("--layer-pattern entry ", kinds.size() + 1, " is '", entry,
+           "' (expected attn or gdn, comma-separated)");
+    }
+    begin = end + 1;
+  }
+  const int64_t n = static_cast<int64_t>(kinds.size());
+  if (n_layer % n != 0)
+    fail("--layer-pattern has ", n, " entries, which do not repeat evenly over ", n_layer,
+         " layers");
+  std::vector<LayerKind> all;
+  for (int64_t il = 0; il < n_layer; ++il) all.push_back(kinds[static_cast<size_t>(il % n)]);
+  return all;
+}
+
+void set_layer_kinds(ModelConfig& c, std::vector<LayerKind> kinds) {
+  TOY_CHECK(static_cast<int64_t>(kinds.size()) == c.n_layer, "layer kinds for ", kinds.size(),
+            " of ", c.n_layer, " layers");
+  c.layer_kinds = std::move(kinds);
+  c.gdn = {};
+  if (!c.has_gdn_layers()) return;
+  if (c.is_moe()) fail("gated delta-net layers with a mixture of experts are not supported");
+  c.gdn.d_conv = 4;
+  c.gdn.d_state = c.head_dim;
+  // Fewer key than value heads, as Qwen3-Next (16 and 32) and as the attention's KV
+  // heads: a GDN layer then costs about what a GQA attention layer does.
+  c.gdn.n_k_head = c.n_head_kv;
+  c.gdn.n_v_head = c.n_head;
+  c.gdn.d_inner = c.n_head * c.head_dim;
+}
+
+bool ModelConfig::has_gdn_layers() const {
+  for (LayerKind k : layer_kinds)
+    if (k == LayerKind::GatedDeltaNet) return true;
+  return false;
+}
 
 ModelConfig ModelConfig::from_gguf(const gguf::File& file) {
   ModelConfig c;
@@ -113,11 +215,13 @@ ModelConfig ModelConfig::from_gguf(const gguf::File& file) {
     fail(file.path(), ": ", keys.key("block_count"), " = ", c.n_layer, " but the file has only ",
          file.tensors().size(), " tensors (each layer needs its own blk.N.* tensors)");
   require_positive(file, keys.key("attention.head_count"), c.n_head);
-  c.n_head_kv = keys.integer_or("attention.head_count_kv", c.n_head);
+  if (auto kv = file.find(keys.key("attention.head_count_kv"));
+      kv && kv->type() == gguf::ValueType::ARRAY) {
+    c.n_head_kv = c.n_head;  // per layer: read_layer_kinds below
+  } else {
+    c.n_head_kv = keys.integer_or("attention.head_count_kv", c.n_head);
+  }
   require_positive(file, keys.key("attention.head_count_kv"), c.n_head_kv);
-  if (c.n_head % c.n_head_kv != 0)
-    fail(file.path(), ": ", keys.key("attention.head_count"), " (", c.n_head,
-         ") must be a multiple of ", keys.key("attention.head_count_kv"), " (", c.n_head_kv, ")");
   c.n_ctx_train = keys.integer_or("context_length", 2048);
   require_positive(file, keys.key("context_length"), c.n_ctx_train);
   c.n_ff = keys.integer_or("feed_forward_length", 0);
@@ -170,6 +274,11 @@ ModelConfig ModelConfig::from_gguf(const gguf::File& file) {
     c.n_ff_shexp = keys.integer_or("expert_shared_feed_forward_length", c.n_ff_exp);
   if (c.n_expert > 0) require_positive(file, keys.key("expert_feed_forward_length"), c.n_ff_exp);
   if (c.n_expert == 0) require_positive(file, keys.key("feed_forward_length"), c.n_ff);
+
+  read_layer_kinds(file, keys, c);
+  if (c.n_head % c.n_head_kv != 0)
+    fail(file.path(), ": ", keys.key("attention.head_count"), " (", c.n_head,
+         ") must be a multiple of ", keys.key("attention.head_count_kv"), " (", c.n_head_kv, ")");
 
   c.n_vocab = vocab_size(file, keys);
   require_positive(file, keys.key("vocab_size"), c.n_vocab);

@@ -17,7 +17,20 @@ void ModelConfig::write_gguf_metadata(gguf::Writer& writer) const {
   writer.set(a + "block_count", u32(n_layer));
   writer.set(a + "feed_forward_length", u32(n_ff));
   writer.set(a + "attention.head_count", u32(n_head));
-  writer.set(a + "attention.head_count_kv", u32(n_head_kv));
+  if (has_gdn_layers()) {
+    // Per layer, 0 for a gated delta-net layer (how llama.cpp marks recurrent layers).
+    std::vector<uint32_t> per_layer;
+    for (int64_t il = 0; il < n_layer; ++il)
+      per_layer.push_back(is_gdn(il) ? 0u : static_cast<uint32_t>(n_head_kv));
+    writer.set(a + "attention.head_count_kv", Value::u32s(per_layer));
+    writer.set(a + "ssm.conv_kernel", u32(gdn.d_conv));
+    writer.set(a + "ssm.state_size", u32(gdn.d_state));
+    writer.set(a + "ssm.group_count", u32(gdn.n_k_head));
+    writer.set(a + "ssm.time_step_rank", u32(gdn.n_v_head));
+    writer.set(a + "ssm.inner_size", u32(gdn.d_inner));
+  } else {
+    writer.set(a + "attention.head_count_kv", u32(n_head_kv));
+  }
   // llama.cpp derives the head width from n_embd / n_head unless these are present.
   if (head_dim * n_head != n_embd || head_dim_v != head_dim) {
     writer.set(a + "attention.key_length", u32(head_dim));

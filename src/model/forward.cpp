@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "core/error.h"
 #include "kernels/attention.h"
@@ -60,6 +61,23 @@ ForwardScratch::ForwardScratch(const ModelConfig& c, int64_t max_tokens, int64_t
     sized(shared_gate, T);
   }
   row_pos.assign(static_cast<size_t>(T), 0);
+  if (c.has_gdn_layers()) {
+    const GdnConfig& g = c.gdn;
+    sized(gdn_qkv, T * g.conv_channels());
+    sized(gdn_conv, T * g.conv_channels());
+    sized(gdn_z, T * g.d_inner);
+    sized(gdn_beta, T * g.n_v_head);
+    sized(gdn_alpha, T * g.n_v_head);
+    sized(gdn_gate, T * g.n_v_head);
+    sized(gdn_core, T * g.d_inner);
+    sized(gdn_scratch, gdn_scratch_floats(gdn_dims(c, 1, T), kGdnChunk, n_threads));
+  }
+}
+
+int64_t cache_context_length(std::span<const KvLayer> cache) {
+  for (const KvLayer& l : cache)
+    if (l.k.data) return l.k.ne[1];
+  return std::numeric_limits<int64_t>::max();
 }
 
 // Inference mode of the one forward (model/forward_pass.h): the layer tensors
@@ -124,6 +142,37 @@ class KvCacheSink final : public ForwardSink<float> {
       return;
     }
     attend_rows(cache_[static_cast<size_t>(il)], att, q, k, v, T_, pos0_, p, cx);
+  }
+
+  GdnTensors<float> gdn(int64_t) override {
+    return {.qkv = s_.gdn_qkv.data(),
+            .conv_pre = s_.gdn_conv.data(),
+            .conv = s_.gdn_conv.data(),
+            .z = s_.gdn_z.data(),
+            .beta = s_.gdn_beta.data(),
+            .alpha = s_.gdn_alpha.data(),
+            .gate = s_.gdn_gate.data(),
+            .core = s_.gdn_core.data(),
+            .normed = s_.gdn_core.data(),
+            .scratch = s_.gdn_scratch.data(),
+            .chunked = s_.chunked_delta_rule};
+  }
+
+  // The state after the sequence's earlier positions; a sequence at position 0
+  // starts from zeros (what reset and truncate(0) rely on).
+  GdnState<float> gdn_state(int64_t il, int64_t seq) override {
+    const bool rows = !sequences_.empty();
+    const KvLayer& kv = rows ? sequences_[static_cast<size_t>(seq)].cache[static_cast<size_t>(il)]
+                             : cache_[static_cast<size_t>(il)];
+    const int64_t pos = rows ? sequences_[static_cast<size_t>(seq)].pos : pos0_;
+    float* state = kv.state.ptr<float>();
+    float* conv = kv.conv.ptr<float>();
+    TOY_CHECK(state && conv, "layer ", il, " has no recurrent state in the cache");
+    if (pos == 0) {
+      std::fill(state, state + kv.state.numel(), 0.0f);
+      std::fill(conv, conv + kv.conv.numel(), 0.0f);
+    }
+    return {state, conv};
   }
 
   ExpertBuffers<float> experts(int64_t) override {
@@ -200,7 +249,7 @@ void forward(const Model& model, std::span<const int32_t> tokens, int64_t pos0,
   TOY_CHECK(T > 0 && T <= scratch.max_tokens(), "batch of ", T, " tokens, scratch holds ",
             scratch.max_tokens());
   TOY_CHECK(static_cast<int64_t>(cache.size()) == c.n_layer, "cache has ", cache.size(), " layers");
-  const int64_t n_ctx = cache[0].k.ne[1];
+  const int64_t n_ctx = cache_context_length(cache);
   if (pos0 < 0 || pos0 + T > n_ctx)
     fail("context full: positions ", pos0, "..", pos0 + T - 1, " do not fit a context of ", n_ctx,
          " tokens (raise it with -c, up to the model's ", c.n_ctx_train, ")");
@@ -219,7 +268,7 @@ void forward_rows(const Model& model, std::span<const int32_t> tokens,
     const SequenceRow& row = rows[static_cast<size_t>(r)];
     TOY_CHECK(static_cast<int64_t>(row.cache.size()) == c.n_layer, "cache has ", row.cache.size(),
               " layers");
-    const int64_t n_ctx = row.cache[0].k.ne[1];
+    const int64_t n_ctx = cache_context_length(row.cache);
     if (row.pos < 0 || row.pos >= n_ctx)
       fail("context full: position ", row.pos, " (row ", r, ") does not fit a context of ", n_ctx,
            " tokens");

@@ -16,12 +16,21 @@ namespace toy {
 
 class LayerTaps;
 
-// One layer's cache: k and v each ne = [n_head_kv*head_dim, n_ctx] (row p = position p),
-// type F32, F16 or Q8_0. Owned by the caller (infer::KvCache).
+// One layer's cache, owned by the caller (infer::KvCache). An attention layer has k
+// and v, each ne = [n_head_kv*head_dim, n_ctx] (row p = position p), type F32, F16
+// or Q8_0. A gated delta-net layer has instead its recurrent memory after the
+// sequence's last position, F32: state ne = [d_v, d_k, n_v_head] and conv, the last
+// d_conv − 1 rows of its convolution input, ne = [conv_channels, d_conv − 1].
 struct KvLayer {
   Tensor k;
   Tensor v;
+  Tensor state;
+  Tensor conv;
 };
+
+// The positions a cache holds: its attention layers' rows (unbounded when every
+// layer is recurrent).
+int64_t cache_context_length(std::span<const KvLayer> cache);
 
 // One row of a multi-sequence decode step (continuous batching): one token at
 // position `pos` of a sequence whose cache is `cache` (its rows < pos hold that
@@ -49,7 +58,8 @@ class ForwardScratch {
                  int n_threads);
   int64_t max_tokens() const { return max_tokens_; }
   AttentionKernel attention = AttentionKernel::Auto;
-  LayerTaps* taps = nullptr;  // activation taps fed by every forward through this scratch
+  LayerTaps* taps = nullptr;        // activation taps fed by every forward through this scratch
+  bool chunked_delta_rule = false;  // GDN layers: the chunked form instead of gdn_forward's
 
  private:
   friend class KvCacheSink;
@@ -77,6 +87,15 @@ class ForwardScratch {
   std::vector<float> expert_out;    // (T, n_embd)
   std::vector<float> shared_gate;   // (T)
   std::vector<int32_t> row_pos;     // (T) RoPE position of each row of a multi-sequence step
+  // Gated delta-net layers (C = conv_channels, D = d_inner, H = n_v_head).
+  std::vector<float> gdn_qkv;      // (T, C)
+  std::vector<float> gdn_conv;     // (T, C) conv output, SiLU in place
+  std::vector<float> gdn_z;        // (T, D)
+  std::vector<float> gdn_beta;     // (T, H)
+  std::vector<float> gdn_alpha;    // (T, H)
+  std::vector<float> gdn_gate;     // (T, H)
+  std::vector<float> gdn_core;     // (T, D) delta-rule output, gated norm in place
+  std::vector<float> gdn_scratch;  // the delta rule's per-thread scratch
 };
 
 // Runs tokens[0..T) at positions pos0..pos0+T-1 (T <= scratch.max_tokens()).

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "kernels/activations.h"
+#include "kernels/gdn_block.h"
 #include "kernels/geglu_backward.h"
 #include "kernels/moe.h"
 #include "kernels/rmsnorm.h"
@@ -104,6 +105,49 @@ class Pass {
     add(a.x_mid, a.x, post_norm(a.proj, a.attn_out, l.post_attn_norm), N_ * E);
   }
 
+  // A gated delta-net layer in place of attention (Qwen3-Next's linear attention):
+  // projections, causal conv + SiLU on q | k | v, the β and decay gates, the delta
+  // rule over each sequence's recurrent state, the gated RMSNorm and ssm_out.
+  void gdn_block(int64_t il, const LayerTensors<Real>& a) {
+    const LayerWeights& l = w_.layers[static_cast<size_t>(il)];
+    const GdnConfig& g = c_.gdn;
+    const GdnTensors<Real> t = sink_.gdn(il);
+    TOY_CHECK(t.qkv, "this forward mode has no gated delta-net buffers");
+    const int64_t E = c_.n_embd, C = g.conv_channels(), H = g.n_v_head;
+    const int64_t T = shape_.n_pos, K = g.d_conv;
+    norm(a.xn, a.x, l.attn_norm, N_, E);
+    linear(t.qkv, a.xn, l.attn_qkv, N_, ctx_);
+    linear(t.z, a.xn, l.attn_gate, N_, ctx_);
+    linear(t.beta, a.xn, l.ssm_beta, N_, ctx_);
+    linear(t.alpha, a.xn, l.ssm_alpha, N_, ctx_);
+    for (int64_t i = 0; i < N_ * H; ++i) t.beta[i] = Real(1) / (Real(1) + std::exp(-t.beta[i]));
+    gdn_decay_forward(t.gate, t.alpha, l.ssm_dt.ptr<const Real>(), l.ssm_a.ptr<const Real>(), N_,
+                      H);
+    const Real* w_conv = l.ssm_conv1d.ptr<const Real>();  // [K, C]
+    const GdnDims one = gdn_dims(c_, 1, T);
+    bool carried = false;  // inference: each sequence continues its own state
+    for (int64_t s = 0; s < shape_.n_seq; ++s) {
+      const GdnState<Real> st = sink_.gdn_state(il, s);
+      carried = st.state != nullptr;
+      const Real* x = t.qkv + s * T * C;
+      Real* pre = t.conv_pre + s * T * C;
+      Real* post = t.conv + s * T * C;
+      causal_conv_forward(pre, x, st.conv_tail, w_conv, T, C, K);
+      if (st.conv_tail) causal_conv_tail(st.conv_tail, x, T, C, K);
+      for (int64_t i = 0; i < T * C; ++i) post[i] = pre[i] / (Real(1) + std::exp(-pre[i]));  // SiLU
+      if (carried) delta_rule(t, st.state, one, s * T);
+    }
+    if (!carried) {
+      // Training: every sequence starts empty; one call spreads all heads of all of them.
+      std::vector<Real> zero(static_cast<size_t>(shape_.n_seq * g.state_floats()), Real(0));
+      delta_rule(t, zero.data(), gdn_dims(c_, shape_.n_seq, T), 0);
+    }
+    gated_rmsnorm_forward(t.normed, t.core, t.z, l.ssm_norm.ptr<const Real>(), N_ * H, g.d_v(),
+                          c_.rms_eps);
+    linear(a.attn_out, t.normed, l.ssm_out, N_, ctx_);
+    add(a.x_mid, a.x, post_norm(a.proj, a.attn_out, l.post_attn_norm), N_ * E);
+  }
+
   void ffn_block(int64_t il, const LayerTensors<Real>& a) {
     const LayerWeights& l = w_.layers[static_cast<size_t>(il)];
     const int64_t E = c_.n_embd;
@@ -133,6 +177,32 @@ class Pass {
  private:
   // Rows that are one position each of their own sequence, at explicit positions.
   bool decode_rows() const { return kIsFloat<Real> && shape_.positions && shape_.n_pos == 1; }
+
+  // The delta rule over rows row0.. of the conv output (q | k | v per row) into core.
+  void delta_rule(const GdnTensors<Real>& t, Real* state, const GdnDims& d, int64_t row0) {
+    const int64_t C = c_.gdn.conv_channels(), qk = c_.gdn.qk_dim();
+    const int64_t H = c_.gdn.n_v_head, D = c_.gdn.d_inner;
+    const Real* qkv = t.conv + row0 * C;
+    Real* out = t.core + row0 * D;
+    const Real* gate = t.gate + row0 * H;
+    const Real* beta = t.beta + row0 * H;
+    if constexpr (kIsFloat<Real>) {
+      float* scratch = t.scratch;
+      std::vector<float> own;  // training: sized here for this call's threads
+      if (!scratch) {
+        own.resize(static_cast<size_t>(gdn_scratch_floats(d, kGdnChunk, ctx_.compute.size())));
+        scratch = own.data();
+      }
+      if (t.chunked) {
+        gdn_chunked(out, state, qkv, qkv + qk, qkv + 2 * qk, gate, beta, d, kGdnChunk, scratch,
+                    ctx_.compute);
+      } else {
+        gdn_forward(out, state, qkv, qkv + qk, qkv + 2 * qk, gate, beta, d, scratch, ctx_.compute);
+      }
+    } else {
+      gdn_reference<Real>(out, state, qkv, qkv + qk, qkv + 2 * qk, gate, beta, d);
+    }
+  }
 
   // RMSNorm of `rows` rows of n values with an F32 (F64 for double) weight.
   void norm(Real* out, const Real* x, const Tensor& weight, int64_t rows, int64_t n) {
@@ -306,6 +376,19 @@ RopeParams rope_params(const ModelConfig& c, const Weights& w) {
   return p;
 }
 
+GdnDims gdn_dims(const ModelConfig& c, int64_t n_seq, int64_t n_tok) {
+  GdnDims d;
+  d.n_seq = n_seq;
+  d.n_tok = n_tok;
+  d.n_k_head = c.gdn.n_k_head;
+  d.n_v_head = c.gdn.n_v_head;
+  d.d_k = c.gdn.d_state;
+  d.d_v = c.gdn.d_v();
+  d.row_stride = c.gdn.conv_channels();
+  d.eps = c.rms_eps;  // llama.cpp's qwen3next L2-normalises q and k with the RMS epsilon
+  return d;
+}
+
 AttentionParams attention_params(const ModelConfig& c, int64_t il) {
   AttentionParams ap;
   ap.n_head = c.n_head;
@@ -350,7 +433,15 @@ void run_forward(const ModelConfig& config, const Weights& weights, std::span<co
   pass.embed(tokens, config.n_layer > 0 ? sink.layer(0).x : out.x);
   for (int64_t il = 0; il < config.n_layer; ++il) {
     const LayerTensors<Real> a = sink.layer(il);
-    pass.attention_block(il, a);
+    // The one place a layer's kind is dispatched.
+    switch (config.layer_kind(il)) {
+      case LayerKind::Attention:
+        pass.attention_block(il, a);
+        break;
+      case LayerKind::GatedDeltaNet:
+        pass.gdn_block(il, a);
+        break;
+    }
     if constexpr (kIsFloat<Real>)
       if (sink.taps) sink.taps->after_attention(il, a, shape.rows(), config.n_embd);
     pass.ffn_block(il, a);

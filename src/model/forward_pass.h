@@ -18,6 +18,7 @@
 #include <span>
 
 #include "kernels/attention.h"
+#include "kernels/gated_delta_net.h"
 #include "kernels/rope.h"
 #include "model/config.h"
 #include "model/linear.h"
@@ -89,6 +90,34 @@ struct ExpertBuffers {
   Real* shared_gate;    // (N) ffn_gate_inp_shexp · x, before the sigmoid (Qwen2-MoE)
 };
 
+// Buffers of a gated delta-net layer, N rows; C = gdn.conv_channels(), D = d_inner,
+// H = n_v_head. Inference reuses one set for every layer (conv_pre = conv,
+// normed = core); training keeps each layer's for the backward.
+template <typename Real>
+struct GdnTensors {
+  Real* qkv;       // (N, C) xn·attn_qkvᵀ: q | k | v before the convolution
+  Real* conv_pre;  // (N, C) causal depthwise convolution of qkv (after the carried tail)
+  Real* conv;      // (N, C) silu(conv_pre): the q | k | v the delta rule reads
+  Real* z;         // (N, D) xn·attn_gateᵀ
+  Real* beta;      // (N, H) sigmoid(xn·ssm_betaᵀ)
+  Real* alpha;     // (N, H) xn·ssm_alphaᵀ
+  Real* gate;      // (N, H) log-decay g = ssm_a·softplus(alpha + ssm_dt)
+  Real* core;      // (N, D) the delta rule's output
+  Real* normed;    // (N, D) rmsnorm(core, per head)·ssm_norm·silu(z): what ssm_out reads
+  Real* scratch;   // float forward: gdn_scratch_floats(dims, kGdnChunk, threads) floats
+  bool chunked;    // float forward: the chunked delta rule instead of gdn_forward's choice
+};
+
+// The recurrent memory of one sequence in one GDN layer (inference: the KV cache).
+template <typename Real>
+struct GdnState {
+  Real* state;      // (n_v_head, d_k, d_v) S, read and overwritten
+  Real* conv_tail;  // (d_conv − 1, C) the qkv rows just before this batch, read and overwritten
+};
+
+// The op's dimensions for n_seq sequences of n_tok rows of a GDN layer's conv output.
+GdnDims gdn_dims(const ModelConfig& config, int64_t n_seq, int64_t n_tok);
+
 template <typename Real>
 class ForwardSink {
  public:
@@ -101,6 +130,12 @@ class ForwardSink {
                       const AttentionParams& p, const Compute& cx) = 0;
   // Layer il's mixture-of-experts buffers; null buffers: no MoE in this mode.
   virtual ExpertBuffers<Real> experts(int64_t /*il*/) { return {}; }
+  // Layer il's gated delta-net buffers; null buffers: no GDN layers in this mode.
+  virtual GdnTensors<Real> gdn(int64_t /*il*/) { return {}; }
+  // Sequence seq's recurrent memory in layer il, zeroed by the sink when the sequence
+  // starts in this batch. Null pointers: every sequence starts empty and its final
+  // state is dropped (training).
+  virtual GdnState<Real> gdn_state(int64_t /*il*/, int64_t /*seq*/) { return {}; }
 
   // Activation taps (model/taps.h) fed after each block; null: none (float only).
   LayerTaps* taps = nullptr;

@@ -1,5 +1,7 @@
 #include "model/weights.h"
 
+#include <cmath>
+
 #include "core/error.h"
 
 namespace toy {
@@ -45,29 +47,8 @@ void visit(const ModelConfig& c, W& w, Fn&& fn) {
   fn(vec("output_norm.weight", E), w.output_norm);
   fn(matrix("output.weight", {E, V}, /*required=*/false), w.output);
 
-  const int64_t Q = c.q_dim(), KV = c.kv_dim();
-  for (int64_t il = 0; il < c.n_layer; ++il) {
-    auto& l = w.layers[static_cast<size_t>(il)];
-    fn(vec(blk(il, "attn_norm.weight"), E), l.attn_norm);
-    fn(matrix(blk(il, "attn_q.weight"), {E, Q}), l.attn_q);
-    fn(matrix(blk(il, "attn_k.weight"), {E, KV}), l.attn_k);
-    fn(matrix(blk(il, "attn_v.weight"), {E, c.v_dim()}), l.attn_v);
-    fn(matrix(blk(il, "attn_output.weight"), {Q, E}), l.attn_output);
-    // Qwen2 always has q/k/v biases; llama.cpp also accepts them on llama files.
-    const bool bias_allowed = arch.qkv_bias || arch.arch == Arch::Llama;
-    if (bias_allowed) {
-      fn(vec(blk(il, "attn_q.bias"), Q, arch.qkv_bias), l.attn_q_bias);
-      fn(vec(blk(il, "attn_k.bias"), KV, arch.qkv_bias), l.attn_k_bias);
-      fn(vec(blk(il, "attn_v.bias"), c.v_dim(), arch.qkv_bias), l.attn_v_bias);
-    }
-    if (arch.qk_norm == QkNorm::PerHead) {
-      fn(vec(blk(il, "attn_q_norm.weight"), c.head_dim), l.attn_q_norm);
-      fn(vec(blk(il, "attn_k_norm.weight"), c.head_dim), l.attn_k_norm);
-    } else if (arch.qk_norm == QkNorm::FullWidth) {
-      fn(vec(blk(il, "attn_q_norm.weight"), Q), l.attn_q_norm);
-      fn(vec(blk(il, "attn_k_norm.weight"), KV), l.attn_k_norm);
-    }
-    if (arch.post_norms) fn(vec(blk(il, "post_attention_norm.weight"), E), l.post_attn_norm);
+  // The FFN half of a layer: the same for attention and gated delta-net layers.
+  auto ffn = [&](int64_t il, auto& l) {
     fn(vec(blk(il, "ffn_norm.weight"), E), l.ffn_norm);
     if (c.is_moe()) {
       const int64_t F = c.n_ff_exp, X = c.n_expert;
@@ -88,10 +69,60 @@ void visit(const ModelConfig& c, W& w, Fn&& fn) {
       fn(matrix(blk(il, "ffn_down.weight"), {c.n_ff, E}), l.ffn_down);
     }
     if (arch.post_norms) fn(vec(blk(il, "post_ffw_norm.weight"), E), l.post_ffn_norm);
+  };
+  const int64_t Q = c.q_dim(), KV = c.kv_dim();
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    auto& l = w.layers[static_cast<size_t>(il)];
+    fn(vec(blk(il, "attn_norm.weight"), E), l.attn_norm);
+    if (c.is_gdn(il)) {
+      const GdnConfig& g = c.gdn;
+      const int64_t C = g.conv_channels(), H = g.n_v_head, D = g.d_inner;
+      fn(matrix(blk(il, "attn_qkv.weight"), {E, C}), l.attn_qkv);
+      fn(matrix(blk(il, "attn_gate.weight"), {E, D}), l.attn_gate);
+      fn(matrix(blk(il, "ssm_beta.weight"), {E, H}), l.ssm_beta);
+      fn(matrix(blk(il, "ssm_alpha.weight"), {E, H}), l.ssm_alpha);
+      fn(spec(blk(il, "ssm_conv1d.weight"), {g.d_conv, C}, true, true), l.ssm_conv1d);
+      fn(vec(blk(il, "ssm_dt.bias"), H), l.ssm_dt);
+      fn(vec(blk(il, "ssm_a"), H), l.ssm_a);
+      fn(vec(blk(il, "ssm_norm.weight"), g.d_v()), l.ssm_norm);
+      fn(matrix(blk(il, "ssm_out.weight"), {D, E}), l.ssm_out);
+      ffn(il, l);
+      continue;
+    }
+    fn(matrix(blk(il, "attn_q.weight"), {E, Q}), l.attn_q);
+    fn(matrix(blk(il, "attn_k.weight"), {E, KV}), l.attn_k);
+    fn(matrix(blk(il, "attn_v.weight"), {E, c.v_dim()}), l.attn_v);
+    fn(matrix(blk(il, "attn_output.weight"), {Q, E}), l.attn_output);
+    // Qwen2 always has q/k/v biases; llama.cpp also accepts them on llama files.
+    const bool bias_allowed = arch.qkv_bias || arch.arch == Arch::Llama;
+    if (bias_allowed) {
+      fn(vec(blk(il, "attn_q.bias"), Q, arch.qkv_bias), l.attn_q_bias);
+      fn(vec(blk(il, "attn_k.bias"), KV, arch.qkv_bias), l.attn_k_bias);
+      fn(vec(blk(il, "attn_v.bias"), c.v_dim(), arch.qkv_bias), l.attn_v_bias);
+    }
+    if (arch.qk_norm == QkNorm::PerHead) {
+      fn(vec(blk(il, "attn_q_norm.weight"), c.head_dim), l.attn_q_norm);
+      fn(vec(blk(il, "attn_k_norm.weight"), c.head_dim), l.attn_k_norm);
+    } else if (arch.qk_norm == QkNorm::FullWidth) {
+      fn(vec(blk(il, "attn_q_norm.weight"), Q), l.attn_q_norm);
+      fn(vec(blk(il, "attn_k_norm.weight"), KV), l.attn_k_norm);
+    }
+    if (arch.post_norms) fn(vec(blk(il, "post_attention_norm.weight"), E), l.post_attn_norm);
+    ffn(il, l);
   }
 }
 
 }  // namespace
+
+std::optional<float> gdn_initial_value(std::string_view name, int64_t i, int64_t n) {
+  const double u = (double(i) + 0.5) / double(n);  // evenly over (0, 1)
+  if (name.ends_with(".ssm_a")) return static_cast<float>(-(1.0 + 15.0 * u));
+  if (name.ends_with(".ssm_dt.bias")) {
+    const double dt = std::exp(std::log(1e-3) + u * (std::log(0.1) - std::log(1e-3)));
+    return static_cast<float>(std::log(std::expm1(dt)));  // softplus⁻¹(dt)
+  }
+  return std::nullopt;
+}
 
 std::string TensorSpec::shape_string() const {
   std::string s = "[";

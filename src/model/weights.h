@@ -9,7 +9,9 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/tensor.h"
@@ -29,7 +31,18 @@ struct LayerWeights {
   Tensor attn_q_norm;     // [head_dim] per head (qwen3) or [n_head*head_dim] (olmoe)
   Tensor attn_k_norm;     // [head_dim] per head (qwen3) or [n_head_kv*head_dim] (olmoe)
   Tensor post_attn_norm;  // [n_embd]                    (gemma2)
-  Tensor ffn_norm;        // [n_embd]
+  // Gated delta-net layers (instead of attn_q/k/v/output; llama.cpp's qwen3next
+  // names). C = conv_channels = 2·n_k_head·d_k + d_inner, H = n_v_head, D = d_inner.
+  Tensor attn_qkv;    // [n_embd, C] q | k | v before the convolution
+  Tensor attn_gate;   // [n_embd, D] z, the output gate
+  Tensor ssm_beta;    // [n_embd, H] β before the sigmoid
+  Tensor ssm_alpha;   // [n_embd, H] decay input a
+  Tensor ssm_conv1d;  // [d_conv, C] causal depthwise kernel (F32)
+  Tensor ssm_dt;      // [H] ssm_dt.bias, added to a before the softplus
+  Tensor ssm_a;       // [H] −exp(A_log) as llama.cpp's converter stores it
+  Tensor ssm_norm;    // [d_v] gated RMSNorm weight, shared by the heads
+  Tensor ssm_out;     // [D, n_embd]
+  Tensor ffn_norm;    // [n_embd]
   // Dense FFN: down(act(gate x) * up x).
   Tensor ffn_gate;       // [n_embd, n_ff]
   Tensor ffn_up;         // [n_embd, n_ff]
@@ -72,6 +85,12 @@ struct TensorSpec {
 
 using TensorVisitor = std::function<void(const TensorSpec& spec, Tensor& tensor)>;
 using ConstTensorVisitor = std::function<void(const TensorSpec& spec, const Tensor& tensor)>;
+
+// The starting value of element i (of n) of a gated delta-net vector that is not
+// a norm weight — ssm_a (−A) and ssm_dt.bias, spread over the heads as Mamba-2
+// initialises them: A in [1, 16], softplus(dt_bias) in [0.001, 0.1] — or nullopt
+// for any other tensor. `toy init` and `toy train` both start from it.
+std::optional<float> gdn_initial_value(std::string_view name, int64_t i, int64_t n);
 
 // THE list of a model's tensors: calls fn for every tensor slot the config
 // implies, in GGUF order (globals, then layers). Load, save, training and

@@ -67,10 +67,13 @@ void write_model_gguf(const std::string& path, const ParamStore<float>& store,
   if (dtype_info(out_type).quantized) writer.set("general.quantization_version", Value::u32(2));
   tokenizer_metadata(writer);
 
-  // Matrices take the output type when their rows fit its blocks; vectors stay F32.
-  auto add = [&](const std::string& name, std::vector<int64_t> ne, const float* data) {
+  // Matrices take the output type when their rows fit its blocks; vectors (and the
+  // plain-F32 GDN convolution kernel) stay F32.
+  auto add = [&](const std::string& name, std::vector<int64_t> ne, const float* data,
+                 bool plain_f32) {
     DType type = DType::F32;
-    if (ne.size() >= 2 && out_type != DType::F32 && ne[0] % dtype_info(out_type).block_size == 0)
+    if (ne.size() >= 2 && !plain_f32 && out_type != DType::F32 &&
+        ne[0] % dtype_info(out_type).block_size == 0)
       type = out_type;
     if (type == DType::F32) {
       writer.add_tensor(name, type, ne, static_cast<const void*>(data));
@@ -90,14 +93,14 @@ void write_model_gguf(const std::string& path, const ParamStore<float>& store,
   std::vector<float> folded;
   if (c.n_embd_lens > 0) {
     folded = fold_lens(store);
-    add("token_embd.weight", {c.n_embd, c.n_vocab}, folded.data());
+    add("token_embd.weight", {c.n_embd, c.n_vocab}, folded.data(), false);
   }
   for (const ParamTensor& p : store.tensors()) {
     if (c.n_embd_lens > 0 &&
         (p.spec.name == "lens.proj.weight" || p.spec.name == "token_embd.weight"))
       continue;
     add(p.spec.name, std::vector<int64_t>(p.spec.ne.begin(), p.spec.ne.begin() + p.spec.n_dims),
-        store.params() + p.offset);
+        store.params() + p.offset, p.spec.plain_f32);
   }
   // llama3's frequency factors: a constant of the model, carried over as F32.
   if (const Tensor& freqs = store.weights().rope_freqs; freqs.data)

@@ -86,7 +86,16 @@ std::unique_ptr<ParamStore<Real>> make_lora_store(const ModelConfig& config, con
   });
   for (int64_t il = 0; il < config.n_layer; ++il)
     for (const std::string& target : lora.targets) {
-      const std::string name = block_tensor(il, target);
+      std::string name = block_tensor(il, target);
+      if (config.is_gdn(il)) {
+        // A gated delta-net layer's counterparts: the fused q|k|v projection and ssm_out.
+        if (target == "attn_q" || target == "attn_k" || target == "attn_v")
+          name = block_tensor(il, "attn_qkv");
+        if (target == "attn_output") name = block_tensor(il, "ssm_out");
+        const bool seen = std::any_of(targets.begin(), targets.end(),
+                                      [&](const Target& t) { return t.name == name; });
+        if (seen) continue;
+      }
       const auto it = matrices.find(name);
       if (it == matrices.end())
         fail(config.source, ": --lora-targets names ", target, ", but the model has no ", name,
@@ -184,10 +193,11 @@ void write_finetuned_model(const std::string& path, const ParamStore<float>& sto
       writer.add_tensor(name, info.type, std::move(ne), file.tensor(info).data);
       continue;
     }
-    // Vectors (norms, biases) stay in their type (F32 in llama.cpp's files); matrices take
-    // --out-type or the base's type.
-    const DType type =
-        info.n_dims >= 2 ? written_type(name, info.ne[0], info.type, out_type) : info.type;
+    // Vectors (norms, biases) and plain-F32 kernels (a GDN layer's conv) stay in their type
+    // (F32 in llama.cpp's files); matrices take --out-type or the base's type.
+    const DType type = info.n_dims >= 2 && !p->spec.plain_f32
+                           ? written_type(name, info.ne[0], info.type, out_type)
+                           : info.type;
     const float* data = store.params() + p->offset;
     const int64_t n = info.ne[0], rows = p->numel / n;
     const auto row_size = static_cast<size_t>(row_bytes(type, n));

@@ -91,6 +91,7 @@ TrainModel<Real>::TrainModel(ParamStore<Real>& store, int64_t n_seq, int64_t n_p
   if (c_.is_moe()) {
     moe_ = std::make_unique<MoeBackward<Real>>(c_, n_seq * n_pos);
   }
+  if (c_.has_gdn_layers()) gdn_ = std::make_unique<GdnBackward<Real>>(c_, n_seq, n_pos);
   // The dense FFN's gradient scratch (a MoE layer's lives in moe_).
   const int64_t E = c_.n_embd, Q = c_.q_dim(), KV = c_.kv_dim(), V = c_.n_vocab;
   const int64_t F = c_.is_moe() ? 0 : c_.n_ff;
@@ -189,7 +190,11 @@ void TrainModel<Real>::backward(double grad_scale, const Compute& cx) {
                 data_of<Real>(w.output_norm), BT_, E, c_.rms_eps, cx, norm_partial_);
   for (int64_t il = c_.n_layer - 1; il >= 0; --il) {
     ffn_block_backward(il, cx);
-    attention_block_backward(il, cx);
+    if (c_.is_gdn(il)) {
+      gdn_block_backward(il, cx);
+    } else {
+      attention_block_backward(il, cx);
+    }
   }
   // x = embd·sqrt(n_embd) (Gemma 2), with the forward's rounding of the scale.
   if (c_.arch().embedding_scale) {
@@ -314,6 +319,23 @@ void TrainModel<Real>::attention_block_backward(int64_t il, const Compute& cx) {
   linear_backward(d_norm_, lg.attn_q, lg.attn_q_bias, dq, a.xn, lw.attn_q, BT_, ctx);
   linear_backward(d_norm_, lg.attn_k, lg.attn_k_bias, dk, a.xn, lw.attn_k, BT_, ctx);
   linear_backward(d_norm_, lg.attn_v, lg.attn_v_bias, d_v_, a.xn, lw.attn_v, BT_, ctx);
+  // xn = attn_norm(x)
+  norm_backward(d_x_, grad_of<Real>(lg.attn_norm), d_norm_, a.x, data_of<Real>(lw.attn_norm), BT_,
+                E, c_.rms_eps, cx, norm_partial_);
+}
+
+template <typename Real>
+void TrainModel<Real>::gdn_block_backward(int64_t il, const Compute& cx) {
+  const LayerWeights& lw = store_.weights().layers[il];
+  const LayerWeights& lg = grads_.layers[il];
+  const LayerTensors<Real>& a = acts_.saved(il);
+  const int64_t E = c_.n_embd;
+  // x_mid = x + block(attn_norm(x)): d_x_ flows to x unchanged, and into the block
+  // (a GDN layer has no post norm, so d_out is d_x_ itself).
+  const Real* d_out = post_norm_backward(lw.post_attn_norm, lg.post_attn_norm, a.attn_out, cx);
+  TOY_CHECK(d_out != d_norm_, "a gated delta-net layer with a post norm");
+  zero(d_norm_, BT_ * E);
+  gdn_->backward(d_norm_, d_out, acts_.saved_gdn(il), a.xn, lw, lg, context(cx));
   // xn = attn_norm(x)
   norm_backward(d_x_, grad_of<Real>(lg.attn_norm), d_norm_, a.x, data_of<Real>(lw.attn_norm), BT_,
                 E, c_.rms_eps, cx, norm_partial_);

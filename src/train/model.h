@@ -23,6 +23,7 @@
 #include "kernels/cross_entropy_backward.h"
 #include "kernels/rope_backward.h"
 #include "model/activations.h"
+#include "train/gdn_backward.h"
 #include "train/moe_backward.h"
 #include "train/params.h"
 
@@ -74,6 +75,7 @@ class TrainModel {
 
  private:
   void attention_block_backward(int64_t il, const Compute& cx);
+  void gdn_block_backward(int64_t il, const Compute& cx);
   void ffn_block_backward(int64_t il, const Compute& cx);
   void rope_backward(Real* dx, int64_t n_heads, const Compute& cx);
   const Real* post_norm_backward(const Tensor& w, const Tensor& g, const Real* in,
@@ -85,6 +87,7 @@ class TrainModel {
   Weights grads_;                           // where backward accumulates (the store's by default)
   std::unique_ptr<LoraSet> lora_;           // the store's trainable adapters over grads_, or null
   std::unique_ptr<MoeBackward<Real>> moe_;  // the frozen-expert FFN backward (MoE models)
+  std::unique_ptr<GdnBackward<Real>> gdn_;  // the gated delta-net block backward (hybrids)
   MatmulMode mode_ = MatmulMode::Train;
   const ModelConfig& c_;
   int64_t B_, T_, BT_;

@@ -216,6 +216,10 @@ void init_random(ParamStore<Real>& store, uint64_t seed, double init_scale) {
     const ParamTensor& p = store.tensors()[index];
     Real* data = store.params() + p.offset;
     const std::string& name = p.spec.name;
+    if (gdn_initial_value(name, 0, 1)) {  // a GDN layer's decay parameters (model/weights.h)
+      for (int64_t i = 0; i < p.numel; ++i) data[i] = Real(*gdn_initial_value(name, i, p.numel));
+      continue;
+    }
     if (ends_with(name, ".bias")) {
       std::fill(data, data + p.numel, Real(0));
       continue;

@@ -62,6 +62,7 @@ ModelConfig scratch_config(const ScratchShape& s) {
     c.n_ff_exp = s.n_ff_exp > 0 ? s.n_ff_exp : s.n_ff;
     if (c.traits->shared_expert) c.n_ff_shexp = s.n_ff_shexp > 0 ? s.n_ff_shexp : s.n_ff;
   }
+  if (!s.layer_pattern.empty()) set_layer_kinds(c, parse_layer_pattern(s.layer_pattern, c.n_layer));
   c.has_vocab = true;
   check_trainable(c);
   return c;

@@ -35,6 +35,9 @@ struct ScratchShape {
   int64_t n_expert_used = 0;
   int64_t n_ff_exp = 0;
   int64_t n_ff_shexp = 0;
+  // Per-layer kinds, repeated over the layers ("attn,gdn,gdn,gdn"; empty: all
+  // attention): gated delta-net layers sized as model/config.h set_layer_kinds.
+  std::string layer_pattern;
 };
 
 // Validates the shape (toy::Error naming the flag at fault) and builds the config.

@@ -12,6 +12,7 @@
 #include <new>
 #include <vector>
 
+#include "hybrid_model.h"
 #include "infer/session.h"
 #include "kernels/matmul.h"
 #include "model/lora.h"
@@ -41,7 +42,10 @@ namespace {
 int64_t weight_products_per_token(const ModelConfig& c) {
   int64_t ffn = 3;
   if (c.is_moe()) ffn = 1 + 3 * c.n_expert_used + (c.arch().shared_expert ? 4 : 0);
-  return c.n_layer * (4 + ffn) + 1;
+  int64_t products = 1;
+  // Attention: q, k, v, output; a gated delta-net layer: qkv, gate, beta, alpha, ssm_out.
+  for (int64_t il = 0; il < c.n_layer; ++il) products += (c.is_gdn(il) ? 5 : 4) + ffn;
+  return products;
 }
 
 // toy::matmul belongs to the matmul layer, whose thread-pool dispatch may allocate
@@ -60,7 +64,10 @@ long allocations_per_matmul(const Model& model, MatmulMode mode, const Compute& 
 // weight adds two products (A·x, then B·(A·x)).
 void expect_no_allocation(const char* fixture, DType kv_type, MatmulMode mode, int threads,
                           const char* adapter = nullptr) {
-  const Model model = Model::load(testing::fixture_path(std::string("models/") + fixture));
+  // "hybrid": attention and gated delta-net layers (its recurrent state in the cache).
+  const Model model = Model::load(std::string(fixture) == "hybrid"
+                                      ? testing::write_hybrid("attn,gdn", 4)
+                                      : testing::fixture_path(std::string("models/") + fixture));
   ThreadPool pool(threads);
   const Compute cx{pool, cpu::host_backend()};
   LoraSet lora;
@@ -93,6 +100,7 @@ TEST(Decode, AllocatesNothingOutsideMatmul) {
   expect_no_allocation("qwen3moe.gguf", DType::Q8_0, MatmulMode::Exact, 1);
   expect_no_allocation("llama-q4_k_m.gguf", DType::F16, MatmulMode::Fast, 1);
   expect_no_allocation("llama.gguf", DType::F16, MatmulMode::Fast, 2, "lora/llama-lora.gguf");
+  expect_no_allocation("hybrid", DType::F16, MatmulMode::Fast, 2);
 }
 
 }  // namespace

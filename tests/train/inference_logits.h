@@ -20,6 +20,16 @@ inline std::vector<float> inference_logits(const Model& model, std::span<const i
   std::vector<std::vector<float>> rows;
   std::vector<KvLayer> cache;
   for (int64_t il = 0; il < c.n_layer; ++il) {
+    if (c.is_gdn(il)) {  // a recurrent layer: its state and conv tail instead of rows
+      KvLayer layer;
+      const GdnConfig& g = c.gdn;
+      rows.emplace_back(static_cast<size_t>(g.state_floats()));
+      layer.state = Tensor::view(DType::F32, rows.back().data(), {g.d_v(), g.d_state, g.n_v_head});
+      rows.emplace_back(static_cast<size_t>(g.conv_tail_floats()));
+      layer.conv = Tensor::view(DType::F32, rows.back().data(), {g.conv_channels(), g.d_conv - 1});
+      cache.push_back(layer);
+      continue;
+    }
     rows.emplace_back(static_cast<size_t>(T * c.kv_dim()));
     KvLayer layer;
     layer.k = Tensor::view(DType::F32, rows.back().data(), {c.kv_dim(), T});
