@@ -178,66 +178,48 @@ TEST_P(WholeModelGradient, FloatPathMatchesDoubleGradients) {
   }
 }
 
+// Mixed precision against double: the loss within loss_tol and the gradients (norm of the
+// difference) within grad_tol, relative. The float backward runs under `loss_scale`, as the
+// trainer's loss scaling applies it, and its gradients are divided back.
+void expect_16bit_gradients(const Case& c, MatmulMode mode, double loss_scale, double loss_tol,
+                            double grad_tol) {
+  ThreadPool pool(2);
+  const Compute cx{pool, cpu::host_backend()};
+  auto dstore = make_store<double>(c);
+  auto fstore = make_store<float>(c);
+  for (int64_t i = 0; i < dstore->total(); ++i) dstore->params()[i] = double(fstore->params()[i]);
+  TrainModel<double> dmodel(*dstore, 2, 5);
+  TrainModel<float> fmodel(*fstore, 2, 5);
+  fmodel.set_matmul_mode(mode);
+  const CrossEntropyResult dr = dmodel.forward(kTokens.data(), kTargets.data(), cx);
+  const CrossEntropyResult fr = fmodel.forward(kTokens.data(), kTargets.data(), cx);
+  EXPECT_NEAR(fr.loss_sum, dr.loss_sum, loss_tol * dr.loss_sum);
+  EXPECT_NE(fr.loss_sum, float(dr.loss_sum));  // the rounding did happen
+  dstore->zero_grads();
+  fstore->zero_grads();
+  dmodel.backward(1.0 / 8.0, cx);
+  fmodel.backward(loss_scale / 8.0, cx);
+  double diff = 0.0, norm = 0.0;
+  for (int64_t i = 0; i < dstore->total(); ++i) {
+    const double d = dstore->grads()[i], f = double(fstore->grads()[i]) / loss_scale;
+    diff += (d - f) * (d - f);
+    norm += d * d;
+  }
+  EXPECT_LE(std::sqrt(diff), grad_tol * std::sqrt(norm)) << c.name;
+}
+
 // --compute-type bf16: the weight products' inputs rounded to BF16 (F32 sums, F32 master
 // weights): gradients within BF16's rounding (8 mantissa bits) of the double ones.
 TEST_P(WholeModelGradient, Bf16ComputeStaysWithinBf16RoundingOfDouble) {
-  const Case& c = GetParam();
-  ThreadPool pool(2);
-  const Compute cx{pool, cpu::host_backend()};
-  auto dstore = make_store<double>(c);
-  auto fstore = make_store<float>(c);
-  for (int64_t i = 0; i < dstore->total(); ++i) dstore->params()[i] = double(fstore->params()[i]);
-  TrainModel<double> dmodel(*dstore, 2, 5);
-  TrainModel<float> fmodel(*fstore, 2, 5);
-  fmodel.set_matmul_mode(MatmulMode::TrainBf16);
-  const CrossEntropyResult dr = dmodel.forward(kTokens.data(), kTargets.data(), cx);
-  const CrossEntropyResult fr = fmodel.forward(kTokens.data(), kTargets.data(), cx);
-  EXPECT_NEAR(fr.loss_sum, dr.loss_sum, 2e-2 * dr.loss_sum);
-  EXPECT_NE(fr.loss_sum, float(dr.loss_sum));  // the rounding did happen
-  dstore->zero_grads();
-  fstore->zero_grads();
-  dmodel.backward(1.0 / 8.0, cx);
-  fmodel.backward(1.0 / 8.0, cx);
-  double diff = 0.0, norm = 0.0;
-  for (int64_t i = 0; i < dstore->total(); ++i) {
-    const double d = dstore->grads()[i], f = double(fstore->grads()[i]);
-    diff += (d - f) * (d - f);
-    norm += d * d;
-  }
-  EXPECT_LE(std::sqrt(diff), 3e-2 * std::sqrt(norm)) << c.name;
+  expect_16bit_gradients(GetParam(), MatmulMode::TrainBf16, 1.0, 2e-2, 3e-2);
 }
 
 // --compute-type f16: the same with F16 inputs (11-bit mantissa against BF16's 8), so a
-// tighter bound, under a loss scale as the trainer applies.
+// tighter bound. Without a loss scale the small gradients fall into F16's subnormals and
+// lose their precision (the reason loss scaling exists); these tiny models' largest ones
+// would overflow the trainer's starting 65536, after which it would back off to about 1024.
 TEST_P(WholeModelGradient, F16ComputeStaysWithinF16RoundingOfDouble) {
-  const Case& c = GetParam();
-  // Without a loss scale the small gradients fall into F16's subnormals and lose their
-  // precision (the reason loss scaling exists); these tiny models' largest ones would
-  // overflow the trainer's starting 65536, after which it would back off to about this.
-  constexpr double kLossScale = 1024.0;
-  ThreadPool pool(2);
-  const Compute cx{pool, cpu::host_backend()};
-  auto dstore = make_store<double>(c);
-  auto fstore = make_store<float>(c);
-  for (int64_t i = 0; i < dstore->total(); ++i) dstore->params()[i] = double(fstore->params()[i]);
-  TrainModel<double> dmodel(*dstore, 2, 5);
-  TrainModel<float> fmodel(*fstore, 2, 5);
-  fmodel.set_matmul_mode(MatmulMode::TrainF16);
-  const CrossEntropyResult dr = dmodel.forward(kTokens.data(), kTargets.data(), cx);
-  const CrossEntropyResult fr = fmodel.forward(kTokens.data(), kTargets.data(), cx);
-  EXPECT_NEAR(fr.loss_sum, dr.loss_sum, 2.5e-3 * dr.loss_sum);
-  EXPECT_NE(fr.loss_sum, float(dr.loss_sum));  // the rounding did happen
-  dstore->zero_grads();
-  fstore->zero_grads();
-  dmodel.backward(1.0 / 8.0, cx);
-  fmodel.backward(kLossScale / 8.0, cx);
-  double diff = 0.0, norm = 0.0;
-  for (int64_t i = 0; i < dstore->total(); ++i) {
-    const double d = dstore->grads()[i], f = double(fstore->grads()[i]) / kLossScale;
-    diff += (d - f) * (d - f);
-    norm += d * d;
-  }
-  EXPECT_LE(std::sqrt(diff), 1e-2 * std::sqrt(norm)) << c.name;
+  expect_16bit_gradients(GetParam(), MatmulMode::TrainF16, 1024.0, 2.5e-3, 1e-2);
 }
 
 INSTANTIATE_TEST_SUITE_P(TinyModels, WholeModelGradient, ::testing::ValuesIn(kCases),

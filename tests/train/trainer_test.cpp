@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "core/error.h"
@@ -13,16 +14,30 @@
 namespace toy::train {
 namespace {
 
-std::vector<double> run(int threads, std::vector<float>* weights) {
+// A tiny untied llama (vocab 17, width 16, context 8) and a periodic token stream.
+struct Tiny {
+  std::unique_ptr<ParamStore<float>> store;
+  std::unique_ptr<Dataset> data;
+};
+
+Tiny make_tiny(int64_t n_layer = 2) {
   ScratchShape s;
-  s.n_vocab = 17, s.n_embd = 16, s.n_layer = 2, s.n_head = 4, s.n_head_kv = 2, s.n_ff = 24;
+  s.n_vocab = 17, s.n_embd = 16, s.n_layer = n_layer, s.n_head = 4, s.n_head_kv = 2, s.n_ff = 24;
   s.n_ctx = 8;
-  ParamStore<float> store(scratch_config(s),
-                          [](const TensorSpec& spec) { return spec.name == "output.weight"; });
-  init_random(store, 11, 1.0);
+  Tiny t;
+  t.store = std::make_unique<ParamStore<float>>(
+      scratch_config(s), [](const TensorSpec& spec) { return spec.name == "output.weight"; });
+  init_random(*t.store, 11, 1.0);
   std::vector<int32_t> tokens(2000);
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t((i * 7 + i / 13) % 17);
-  const Dataset data(tokens, 0.1, 8, "synthetic");
+  t.data = std::make_unique<Dataset>(tokens, 0.1, 8, "synthetic");
+  return t;
+}
+
+std::vector<double> run(int threads, std::vector<float>* weights) {
+  Tiny tiny = make_tiny();
+  ParamStore<float>& store = *tiny.store;
+  const Dataset& data = *tiny.data;
   TrainOptions o;
   o.steps = 6;
   o.n_seq = 5;  // odd: the replicas get 2 and 3 sequences
@@ -57,15 +72,9 @@ TEST(Trainer, DataParallelReplicasMatchOneThreadAndAreReproducible) {
 // and AdamW moments do not move — and the scale halves each time until the gradients fit;
 // then the steps train, and after loss_scale_interval clean steps the scale doubles again.
 TEST(Trainer, F16LossScalingSkipsOverflowingStepsAndBacksOff) {
-  ScratchShape s;
-  s.n_vocab = 17, s.n_embd = 16, s.n_layer = 2, s.n_head = 4, s.n_head_kv = 2, s.n_ff = 24;
-  s.n_ctx = 8;
-  ParamStore<float> store(scratch_config(s),
-                          [](const TensorSpec& spec) { return spec.name == "output.weight"; });
-  init_random(store, 11, 1.0);
-  std::vector<int32_t> tokens(2000);
-  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t((i * 7 + i / 13) % 17);
-  const Dataset data(tokens, 0.1, 8, "synthetic");
+  Tiny tiny = make_tiny();
+  ParamStore<float>& store = *tiny.store;
+  const Dataset& data = *tiny.data;
   TrainOptions o;
   o.steps = 60;
   o.n_seq = 4;
@@ -114,18 +123,12 @@ TEST(Trainer, F16LossScalingSkipsOverflowingStepsAndBacksOff) {
 // A weight that makes the forward overflow stops training with the first activation tap
 // that saw a non-finite value, not only "the loss is not finite".
 TEST(Trainer, ANonFiniteLossNamesTheFirstActivationThatWentBad) {
-  ScratchShape s;
-  s.n_vocab = 17, s.n_embd = 16, s.n_layer = 3, s.n_head = 4, s.n_head_kv = 2, s.n_ff = 24;
-  s.n_ctx = 8;
-  ParamStore<float> store(scratch_config(s),
-                          [](const TensorSpec& spec) { return spec.name == "output.weight"; });
-  init_random(store, 11, 1.0);
+  Tiny tiny = make_tiny(3);
+  ParamStore<float>& store = *tiny.store;
+  const Dataset& data = *tiny.data;
   const ParamTensor* down = store.find("blk.1.ffn_down.weight");
   ASSERT_NE(down, nullptr);
   store.params()[down->offset + 3] = INFINITY;
-  std::vector<int32_t> tokens(500);
-  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t((i * 7 + i / 13) % 17);
-  const Dataset data(tokens, 0.1, 8, "synthetic");
   TrainOptions o;
   o.n_seq = 4;
   o.n_pos = 8;
@@ -141,15 +144,9 @@ TEST(Trainer, ANonFiniteLossNamesTheFirstActivationThatWentBad) {
 
 // --tap on a telemetry step: the taps asked for, over the first replica's rows.
 TEST(Trainer, TapsAreReportedOnTelemetrySteps) {
-  ScratchShape s;
-  s.n_vocab = 17, s.n_embd = 16, s.n_layer = 2, s.n_head = 4, s.n_head_kv = 2, s.n_ff = 24;
-  s.n_ctx = 8;
-  ParamStore<float> store(scratch_config(s),
-                          [](const TensorSpec& spec) { return spec.name == "output.weight"; });
-  init_random(store, 11, 1.0);
-  std::vector<int32_t> tokens(500);
-  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t((i * 7 + i / 13) % 17);
-  const Dataset data(tokens, 0.1, 8, "synthetic");
+  Tiny tiny = make_tiny();
+  ParamStore<float>& store = *tiny.store;
+  const Dataset& data = *tiny.data;
   TrainOptions o;
   o.n_seq = 4;
   o.n_pos = 8;
