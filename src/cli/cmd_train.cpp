@@ -140,7 +140,7 @@ int run_train(int argc, char** argv) {
   train::DataSource source = read_data_file(r);
   std::unique_ptr<tokenizer::Tokenizer> tok;
   std::function<void(gguf::Writer&)> tokenizer_metadata;
-  std::shared_ptr<gguf::File> vocab_file;
+  std::shared_ptr<const gguf::File> vocab_file;
   std::unique_ptr<train::TrainVocab> vocab;
   std::optional<Model> donor;  // --donor-embeddings: its table stays mapped while training
   if (!s.donor_path.empty()) {
@@ -149,7 +149,8 @@ int run_train(int argc, char** argv) {
   }
   if (!s.vocab_from.empty()) {
     const char* flag = donor ? "--donor-embeddings" : "--vocab-from";
-    vocab_file = gguf::File::open(s.vocab_from);
+    // The donor's file is already open and validated: its vocabulary is read from it.
+    vocab_file = donor ? donor->file : gguf::File::open(s.vocab_from);
     tok = tokenizer::Tokenizer::from_gguf(*vocab_file);
     if (!tok->has_text())
       fail(flag, " ", s.vocab_from, ": the model has no vocabulary (tokenizer.ggml.model)");

@@ -114,8 +114,8 @@ StepReport Trainer::step() {
   ++step_;
   // Telemetry reads every tensor's gradient: a sharded run sums all of them on that step.
   report.grad_norm = reduce_gradients(/*full=*/stats) / loss_scale_;
-  if (!options_.loss_scaling && !std::isfinite(report.grad_norm)) fail_nonfinite_gradient();
-  if (options_.loss_scaling && !std::isfinite(report.grad_norm)) {
+  if (!std::isfinite(report.grad_norm)) {
+    if (!options_.loss_scaling) fail_nonfinite_gradient();
     // Overflow somewhere in the scaled backward: drop the step, back off the scale.
     store_.zero_grads();
     loss_scale_ /= 2.0;
