@@ -38,12 +38,33 @@ std::string read_text(const std::string& path) {
   return s.str();
 }
 
+namespace {
+
+// One private directory per test process (mkdtemp), removed when that process exits. Names of
+// the form /tmp/toy-test-PID-N collided in CI: process ids are reused across the ~2000 test
+// processes, and a file left by an earlier test made a later "no output was written" check fail.
+const std::filesystem::path& process_temp_dir() {
+  static const std::filesystem::path dir = [] {
+    std::string pattern = (std::filesystem::temp_directory_path() / "toy-test-XXXXXX").string();
+    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed for " + pattern);
+    static const pid_t owner = ::getpid();
+    static const std::string created = pattern;
+    // Only the process that made the directory removes it (a forked child must not).
+    std::atexit([] {
+      if (::getpid() != owner) return;
+      std::error_code ignored;
+      std::filesystem::remove_all(created, ignored);
+    });
+    return std::filesystem::path(pattern);
+  }();
+  return dir;
+}
+
+}  // namespace
+
 std::string temp_path(const std::string& suffix) {
   static std::atomic<int> counter{0};
-  auto dir = std::filesystem::temp_directory_path();
-  return (dir /
-          ("toy-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + suffix))
-      .string();
+  return (process_temp_dir() / ("t" + std::to_string(counter++) + suffix)).string();
 }
 
 namespace {
