@@ -100,7 +100,7 @@ int run_chat(int argc, char** argv) {
   int64_t seed = -1;
   int threads = default_thread_count();
   int64_t n_ctx = 0;
-  bool show_prompt = false;
+  bool show_prompt = false, ignore_eos = false;
   app.add_option("-m,--model", model_path, "GGUF model")->required();
   app.add_option("--system", system_prompt, "system message that opens the conversation");
   app.add_option("--template", template_name,
@@ -109,6 +109,7 @@ int run_chat(int argc, char** argv) {
       ->check(at_least(-1))
       ->capture_default_str();
   add_sampling_options(app, sampling);
+  add_ignore_eos_flag(app, ignore_eos);
   add_seed_option(app, seed);
   app.add_option("--kv-type", kv_type_name, "KV cache type: f32, f16 or q8_0")
       ->capture_default_str();
@@ -140,6 +141,7 @@ int run_chat(int argc, char** argv) {
   if (!adapters.empty()) options.lora = &adapters;
   Session session(model, pool, options);
   Sampler sampler(sampling, model.config.n_vocab);
+  if (ignore_eos) sampler.exclude(tok->eog_ids());
 
   std::vector<ChatMessage> messages;
   if (!system_prompt.empty()) messages.push_back({"system", system_prompt});

@@ -36,7 +36,7 @@ int run_generate(int argc, char** argv) {
   SamplerParams sampling;
   int64_t seed = -1;
   bool print_ids = false, exact = false;
-  bool no_context_shift = false;
+  bool no_context_shift = false, ignore_eos = false;
   int threads = default_thread_count();
   int64_t n_ctx = 0;
   app.add_option("-m,--model", model_path, "GGUF model")->required();
@@ -45,6 +45,7 @@ int run_generate(int argc, char** argv) {
       app.add_option("--tokens", tokens_text, "prompt as token ids, comma- or space-separated");
   tokens_opt->excludes(prompt_options.prompt_option())->excludes(prompt_options.file_option());
   add_sampling_options(app, sampling);
+  add_ignore_eos_flag(app, ignore_eos);
   app.add_option("-n,--n-predict", n_predict,
                  "tokens to generate (-1: until end of text or a full context)")
       ->check(at_least(-1))
@@ -95,6 +96,7 @@ int run_generate(int argc, char** argv) {
   if (!adapters.empty()) options.lora = &adapters;
   Session session(model, pool, options);
   Sampler sampler(sampling, model.config.n_vocab);
+  if (ignore_eos && tok) sampler.exclude(tok->eog_ids());
   for (int32_t id : prompt_ids) sampler.accept(id);
 
   Timer prompt_timer;

@@ -30,6 +30,11 @@ void add_sampling_options(CLI::App& app, SamplerParams& params) {
       ->capture_default_str();
 }
 
+void add_ignore_eos_flag(CLI::App& app, bool& ignore_eos) {
+  app.add_flag("--ignore-eos", ignore_eos,
+               "never sample an end-of-generation token: go on until -n, the context or Ctrl-C");
+}
+
 CLI::Option* add_seed_option(CLI::App& app, int64_t& seed) {
   return app.add_option("--seed", seed, "random seed (-1, the default: random, and printed)")
       ->check(at_least(-1));

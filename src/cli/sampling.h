@@ -16,6 +16,10 @@ namespace toy::cli {
 // its range before the model is loaded.
 void add_sampling_options(CLI::App& app, SamplerParams& params);
 
+// --ignore-eos (llama.cpp's flag): the end-of-generation tokens are never sampled, so the
+// output goes on until -n, the end of the context or Ctrl-C.
+void add_ignore_eos_flag(CLI::App& app, bool& ignore_eos);
+
 // --seed -1 (the default) draws a random seed and prints it on stderr, so a run can be
 // repeated; any other value is used as given.
 CLI::Option* add_seed_option(CLI::App& app, int64_t& seed);

@@ -86,11 +86,17 @@ void Sampler::min_p(float p) {
   size_ = keep;
 }
 
+void Sampler::exclude(std::span<const int32_t> ids) {
+  for (int32_t id : ids)
+    if (id >= 0 && id < n_vocab_) excluded_.push_back(id);
+}
+
 int32_t Sampler::sample(std::span<const float> logits) {
   TOY_CHECK(static_cast<int64_t>(logits.size()) == n_vocab_, "logits of ", logits.size(),
             " entries for a vocabulary of ", n_vocab_);
   size_ = static_cast<size_t>(n_vocab_);
   for (size_t i = 0; i < size_; ++i) candidates_[i] = {static_cast<int32_t>(i), logits[i], 0.0f};
+  for (int32_t id : excluded_) candidates_[size_t(id)].logit = -INFINITY;
   apply_repeat_penalty();
   if (params_.temperature <= 0.0f) {
     size_t best = 0;

@@ -29,6 +29,9 @@ class Sampler {
   int32_t sample(std::span<const float> logits);
   // Records a token of the sequence (prompt or generated) for the repeat penalty.
   void accept(int32_t token);
+  // Tokens never to sample (llama.cpp's --ignore-eos: a logit bias of -inf on the
+  // end-of-generation tokens); ids outside the vocabulary are ignored.
+  void exclude(std::span<const int32_t> ids);
 
  private:
   struct Candidate {
@@ -46,6 +49,7 @@ class Sampler {
   int64_t n_vocab_;
   std::vector<Candidate> candidates_;  // (n_vocab) capacity, the live prefix is [0, size_)
   size_t size_ = 0;
+  std::vector<int32_t> excluded_;
   std::vector<int32_t> recent_;  // ring of the last repeat_last_n tokens
   size_t recent_next_ = 0;
   size_t recent_count_ = 0;

@@ -63,6 +63,8 @@ class Tokenizer {
   std::string detokenize(std::span<const int32_t> ids, DetokenizeOptions options = {}) const;
 
   bool is_eog(int32_t id) const { return vocab_.is_eog(id); }
+  // Every end-of-generation id (end of text, end of turn, …).
+  const std::vector<int32_t>& eog_ids() const { return vocab_.eog_ids(); }
 
  private:
   struct Fragment {

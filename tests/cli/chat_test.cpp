@@ -154,24 +154,42 @@ TEST(ChatCli, CtrlCStopsTheReplyNotTheProgram) {
     ::close(to_chat[1]);
     ::close(from_chat[0]);
     const std::string toy = binary_dir() + "/toy";
-    // -n -1 and a long context: the reply goes on until interrupted.
-    ::execl(toy.c_str(), toy.c_str(), "chat", "-m", model.c_str(), "--temp", "0", "-n", "-1", "-c",
-            "16384", "-t", "1", static_cast<char*>(nullptr));
+    // -n -1, no end of turn and a long context: each reply goes on until interrupted (a
+    // reply that ended by itself would meet the second Ctrl-C at the prompt instead).
+    ::execl(toy.c_str(), toy.c_str(), "chat", "-m", model.c_str(), "--temp", "0", "-n", "-1",
+            "--ignore-eos", "-c", "16384", "-t", "1", static_cast<char*>(nullptr));
     ::_exit(127);
   }
   ::close(to_chat[0]);
   ::close(from_chat[1]);
   auto say = [&](const char* text) { ASSERT_GT(::write(to_chat[1], text, std::strlen(text)), 0); };
-  say("Hi\n");
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  ::kill(pid, SIGINT);
-  say("Again\n");
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  ::kill(pid, SIGINT);
-  ::close(to_chat[1]);  // Ctrl-D
+  // Reads the chat's output until `done` holds (or it ends): each Ctrl-C is sent while a reply
+  // is streaming, whatever the machine's load, not after a fixed delay.
   std::string output;
-  char buffer[4096];
-  for (ssize_t n; (n = ::read(from_chat[0], buffer, sizeof buffer)) > 0;) output.append(buffer, n);
+  auto read_until = [&](auto done) {
+    char buffer[4096];
+    ssize_t n = 0;
+    while (!done() && (n = ::read(from_chat[0], buffer, sizeof buffer)) > 0)
+      output.append(buffer, n);
+  };
+  // A reply is streaming once 64 bytes have come after the last prompt marker.
+  auto replying = [&] {
+    const size_t prompt = output.rfind("\n> ");
+    return prompt != std::string::npos && output.size() > prompt + 64;
+  };
+  auto interrupted = [&](size_t times) {
+    return [&, times] { return occurrences(output, "reply interrupted (Ctrl-C)") >= times; };
+  };
+  say("Hi\n");
+  read_until(replying);
+  ::kill(pid, SIGINT);
+  read_until(interrupted(1));
+  say("Again\n");
+  read_until([&] { return replying() && output.rfind("\n> ") > output.find("reply interrupted"); });
+  ::kill(pid, SIGINT);
+  read_until(interrupted(2));
+  ::close(to_chat[1]);  // Ctrl-D
+  read_until([] { return false; });
   ::close(from_chat[0]);
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);

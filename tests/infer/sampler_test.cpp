@@ -45,6 +45,23 @@ TEST(Sampler, TopKTwoDrawsOnlyTheTwoBest) {
   EXPECT_EQ(seen[0] + seen[2] + seen[4] + seen[5], 0);
 }
 
+// --ignore-eos: excluded ids are never drawn, greedy or sampled, however likely.
+TEST(Sampler, ExcludedTokensAreNeverSampled) {
+  const std::vector<int32_t> excluded = {1, 99, -3};  // the best id, and two outside the vocabulary
+  Sampler greedy(plain(0.0f), 6);
+  greedy.exclude(excluded);
+  EXPECT_EQ(greedy.sample(kLogits), 3);
+  SamplerParams p = plain(1.0f);
+  p.top_k = 2;
+  Sampler sampled(p, 6);
+  sampled.exclude(excluded);
+  int seen[6] = {};
+  for (int i = 0; i < 400; ++i) ++seen[sampled.sample(kLogits)];
+  EXPECT_EQ(seen[1], 0);
+  EXPECT_GT(seen[3], 100);
+  EXPECT_GT(seen[5], 50);
+}
+
 TEST(Sampler, MinPDropsUnlikelyTokens) {
   SamplerParams p = plain(1.0f);
   p.min_p = 0.5f;  // keeps tokens with p >= 0.5 * p_max: logits >= 3 - ln 2
