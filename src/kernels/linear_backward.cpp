@@ -18,65 +18,9 @@ constexpr int64_t kNR = cpu::kGemmNR;
 constexpr int64_t kKC = 256;
 constexpr int64_t kMC = 128;
 
-// Packs rows [r0, r0+rows) × cols [k0, k0+kc) of A into kMR-row micro-panels,
-// k-major within a panel (panel[k*kMR + i]); missing rows are zero.
-void pack_a(float* dst, MatrixRef<float> a, int64_t r0, int64_t rows, int64_t k0, int64_t kc) {
-  for (int64_t p = 0; p < rows; p += kMR) {
-    float* panel = dst + p * kc;
-    const int64_t valid = std::min(kMR, rows - p);
-    if (a.col_stride == 1) {
-      for (int64_t i = 0; i < kMR; ++i) {
-        if (i >= valid) {
-          for (int64_t k = 0; k < kc; ++k) panel[k * kMR + i] = 0.0f;
-          continue;
-        }
-        const float* src = a.data + (r0 + p + i) * a.row_stride + k0;
-        for (int64_t k = 0; k < kc; ++k) panel[k * kMR + i] = src[k];
-      }
-    } else {
-      for (int64_t k = 0; k < kc; ++k) {
-        const float* src = a.data + (k0 + k) * a.col_stride + (r0 + p) * a.row_stride;
-        for (int64_t i = 0; i < kMR; ++i)
-          panel[k * kMR + i] = i < valid ? src[i * a.row_stride] : 0.0f;
-      }
-    }
-  }
-}
-
-// Packs rows [k0, k0+kc) × cols [c0, c0+cols) of B into kNR-column micro-panels
-// (panel[k*kNR + j]); missing columns are zero.
-void pack_b(float* dst, MatrixRef<float> b, int64_t k0, int64_t kc, int64_t c0, int64_t cols) {
-  for (int64_t p = 0; p < cols; p += kNR) {
-    float* panel = dst + p * kc;
-    const int64_t valid = std::min(kNR, cols - p);
-    if (b.col_stride == 1) {
-      for (int64_t k = 0; k < kc; ++k) {
-        const float* src = b.data + (k0 + k) * b.row_stride + c0 + p;
-        for (int64_t j = 0; j < kNR; ++j) panel[k * kNR + j] = j < valid ? src[j] : 0.0f;
-      }
-    } else {
-      for (int64_t j = 0; j < kNR; ++j) {
-        if (j >= valid) {
-          for (int64_t k = 0; k < kc; ++k) panel[k * kNR + j] = 0.0f;
-          continue;
-        }
-        const float* src = b.data + (c0 + p + j) * b.col_stride + k0 * b.row_stride;
-        for (int64_t k = 0; k < kc; ++k) panel[k * kNR + j] = src[k * b.row_stride];
-      }
-    }
-  }
-}
-
 // Pack buffers reused across calls (training calls gemm thousands of times).
 thread_local std::vector<float> tls_pack_a, tls_pack_b;
 thread_local std::vector<uint32_t> tls_pairs_a, tls_pairs_b;
-
-// Rounds packed F32 panels in place to the 16-bit inputs' values (GemmInputs::F16, and
-// BF16 on a backend without BF16 dot products); the sums stay F32.
-void round_panels(const cpu::Backend& cpu, float* panels, int64_t n, GemmInputs inputs) {
-  cpu.round_to_16bit(panels, panels, n,
-                     inputs == GemmInputs::F16 ? FloatWeight::F16 : FloatWeight::BF16);
-}
 
 // F32 → BF16 bits, round to nearest even, without quant::f32_to_bf16's NaN branch so the
 // loops below vectorize (a NaN in training has already made the loss NaN).
@@ -86,23 +30,89 @@ inline uint32_t bf16_bits(float f) {
   return (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
 }
 
-// F32 micro-panels (panel[k*width + i], kc values of k) as BF16 pairs of k
+// An F32 micro-panel (panel[k*width + i], kc values of k) as BF16 pairs of k
 // (pairs[p*width + i] = bf16(k = 2p) | bf16(k = 2p+1) << 16; an odd kc pads with zero).
-void pair_panels(uint32_t* pairs, const float* panels, int64_t n_panels, int64_t width,
-                 int64_t kc) {
-  const int64_t kp = (kc + 1) / 2, full = kc / 2;
-  for (int64_t q = 0; q < n_panels; ++q) {
-    const float* src = panels + q * width * kc;
-    uint32_t* dst = pairs + q * width * kp;
-    for (int64_t p = 0; p < full; ++p) {
-      const float* lo = src + 2 * p * width;
-      const float* hi = lo + width;
-      for (int64_t i = 0; i < width; ++i)
-        dst[p * width + i] = bf16_bits(lo[i]) | bf16_bits(hi[i]) << 16;
+void pair_panel(uint32_t* pairs, const float* panel, int64_t width, int64_t kc) {
+  const int64_t full = kc / 2;
+  for (int64_t p = 0; p < full; ++p) {
+    const float* lo = panel + 2 * p * width;
+    const float* hi = lo + width;
+    for (int64_t i = 0; i < width; ++i)
+      pairs[p * width + i] = bf16_bits(lo[i]) | bf16_bits(hi[i]) << 16;
+  }
+  if (kc % 2)
+    for (int64_t i = 0; i < width; ++i)
+      pairs[full * width + i] = bf16_bits(panel[2 * full * width + i]);
+}
+
+// The portable transposing pack (cpu::Backend::pack_rows's contract): `width` rows of
+// contiguous k into a k-major panel, panel[k*width + i]; rows from `valid` on are zero.
+void pack_rows_portable(float* panel, const float* src, int64_t stride, int64_t valid,
+                        int64_t width, int64_t kc) {
+  for (int64_t i = 0; i < width; ++i) {
+    if (i >= valid) {
+      for (int64_t k = 0; k < kc; ++k) panel[k * width + i] = 0.0f;
+      continue;
     }
-    if (kp > full)
-      for (int64_t i = 0; i < width; ++i)
-        dst[full * width + i] = bf16_bits(src[2 * full * width + i]);
+    const float* row = src + i * stride;
+    for (int64_t k = 0; k < kc; ++k) panel[k * width + i] = row[k];
+  }
+}
+
+// The portable pairing pack (cpu::Backend::pack_rows_bf16's contract), through an F32 panel.
+void pack_rows_bf16_portable(uint32_t* pairs, const float* src, int64_t stride, int64_t valid,
+                             int64_t width, int64_t kc) {
+  thread_local std::vector<float> panel;
+  panel.resize(static_cast<size_t>(width * kc));
+  pack_rows_portable(panel.data(), src, stride, valid, width, kc);
+  pair_panel(pairs, panel.data(), width, kc);
+}
+
+// What the micro-kernel reads: F32 panels, or BF16 pairs (GemmInputs::BF16 with the
+// backend's BF16 dot products), or F32 panels rounded to 16-bit values (F16, and BF16
+// without them).
+enum class Panels { F32, Pairs, RoundedBF16, RoundedF16 };
+
+// Rows [first, first + count) × k [k0, k0 + kc) of a matrix whose element (row, k) is at
+// m.data + row * m.row_stride + k * m.col_stride, as micro-panels of `width` rows, k-major
+// (panel[k*width + i]; rows past `count` zero): F32 panels into `f32` (kc × width floats
+// per panel), or with Panels::Pairs BF16 pairs into `pairs` ((kc+1)/2 × width words each).
+void pack_panels(const cpu::Backend& cpu, Panels kind, float* f32, uint32_t* pairs,
+                 MatrixRef<float> m, int64_t first, int64_t count, int64_t k0, int64_t kc,
+                 int64_t width) {
+  const int64_t kp = (kc + 1) / 2;
+  for (int64_t p = 0; p < count; p += width) {
+    const int64_t valid = std::min(width, count - p);
+    const float* src = m.data + (first + p) * m.row_stride + k0 * m.col_stride;
+    float* panel = f32 + p * kc;
+    if (m.col_stride == 1) {
+      // Rows of contiguous k: a transpose per panel, in the backend where it has one.
+      if (kind == Panels::Pairs) {
+        (cpu.pack_rows_bf16 ? cpu.pack_rows_bf16 : pack_rows_bf16_portable)(
+            pairs + p * kp, src, m.row_stride, valid, width, kc);
+        continue;
+      }
+      (cpu.pack_rows ? cpu.pack_rows : pack_rows_portable)(panel, src, m.row_stride, valid, width,
+                                                           kc);
+    } else {
+      // k strided: one line of the panel per k.
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* line = src + k * m.col_stride;
+        float* dst = panel + k * width;
+        if (m.row_stride == 1 && valid == width) {
+          std::memcpy(dst, line, static_cast<size_t>(width) * sizeof(float));
+        } else {
+          for (int64_t i = 0; i < width; ++i) dst[i] = i < valid ? line[i * m.row_stride] : 0.0f;
+        }
+      }
+      if (kind == Panels::Pairs) {
+        pair_panel(pairs + p * kp, panel, width, kc);
+        continue;
+      }
+    }
+    if (kind == Panels::RoundedBF16 || kind == Panels::RoundedF16)
+      cpu.round_to_16bit(panel, panel, kc * width,
+                         kind == Panels::RoundedF16 ? FloatWeight::F16 : FloatWeight::BF16);
   }
 }
 
@@ -110,8 +120,13 @@ void pair_panels(uint32_t* pairs, const float* panels, int64_t n_panels, int64_t
 void gemm_block(const cpu::Backend& cpu, float* c, int64_t ldc, MatrixRef<float> a,
                 MatrixRef<float> b, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
                 bool accumulate, GemmInputs inputs) {
-  const bool pairs = inputs == GemmInputs::BF16 && cpu.gemm_micro_bf16 != nullptr;
-  const bool rounded = inputs != GemmInputs::F32 && !pairs;
+  const Panels kind = inputs == GemmInputs::F32        ? Panels::F32
+                      : inputs == GemmInputs::F16      ? Panels::RoundedF16
+                      : cpu.gemm_micro_bf16 != nullptr ? Panels::Pairs
+                                                       : Panels::RoundedBF16;
+  const bool pairs = kind == Panels::Pairs;
+  // B's panels are rows of Bᵀ: element (column j, k) of B.
+  const MatrixRef<float> bt{b.data, b.col_stride, b.row_stride};
   const int64_t cols = n1 - n0;
   const int64_t cols_padded = (cols + kNR - 1) / kNR * kNR;
   tls_pack_b.resize(static_cast<size_t>(kKC * cols_padded));
@@ -123,21 +138,10 @@ void gemm_block(const cpu::Backend& cpu, float* c, int64_t ldc, MatrixRef<float>
   for (int64_t k0 = 0; k0 < K; k0 += kKC) {
     const int64_t kc = std::min(kKC, K - k0);
     const int64_t kp = (kc + 1) / 2;
-    pack_b(tls_pack_b.data(), b, k0, kc, n0, cols);
-    if (pairs) {
-      pair_panels(tls_pairs_b.data(), tls_pack_b.data(), cols_padded / kNR, kNR, kc);
-    } else if (rounded) {
-      round_panels(cpu, tls_pack_b.data(), kc * cols_padded, inputs);
-    }
+    pack_panels(cpu, kind, tls_pack_b.data(), tls_pairs_b.data(), bt, n0, cols, k0, kc, kNR);
     for (int64_t r0 = m0; r0 < m1; r0 += kMC) {
       const int64_t rows = std::min(kMC, m1 - r0);
-      const int64_t rows_padded = (rows + kMR - 1) / kMR * kMR;
-      pack_a(tls_pack_a.data(), a, r0, rows, k0, kc);
-      if (pairs) {
-        pair_panels(tls_pairs_a.data(), tls_pack_a.data(), rows_padded / kMR, kMR, kc);
-      } else if (rounded) {
-        round_panels(cpu, tls_pack_a.data(), kc * rows_padded, inputs);
-      }
+      pack_panels(cpu, kind, tls_pack_a.data(), tls_pairs_a.data(), a, r0, rows, k0, kc, kMR);
       for (int64_t jp = 0; jp < cols; jp += kNR) {
         for (int64_t ip = 0; ip < rows; ip += kMR) {
           float* tile = c + (r0 + ip) * ldc + n0 + jp;

@@ -1,7 +1,8 @@
 // The elementwise entries and the training GEMM micro-kernel of every runnable
 // CPU backend: exp against double-precision exp over odd lengths (vector body and
 // tail), F16 widening against quant/fp16.h bit for bit, SwiGLU backward against
-// the double formula, gemm_micro against a double sum for every edge tile.
+// the double formula, gemm_micro against a double sum for every edge tile, the
+// GEMM's transposing packs against their contract element by element.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -132,6 +133,47 @@ TEST_P(BackendOn, GemmMicroKernelMatchesDoubleSumsOnEveryEdgeTile) {
             for (int64_t k = 0; k < kc; ++k) sum += double(a[k * MR + i]) * b[k * NR + j];
             ASSERT_NEAR(got, sum, 1e-5 * (1.0 + std::fabs(sum)))
                 << m << "x" << n << " " << i << "," << j;
+          }
+        }
+      }
+    }
+  }
+}
+
+// pack_rows / pack_rows_bf16 (where the backend has them) against their contract over
+// both panel widths, every count of valid rows and k lengths around the vector widths.
+TEST_P(BackendOn, TransposingPacksFollowTheirContract) {
+  if (!cpu().pack_rows && !cpu().pack_rows_bf16) GTEST_SKIP() << "the portable packs serve";
+  std::mt19937 rng(13);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const int64_t stride = 300;
+  std::vector<float> src(cpu::kGemmNR * stride);  // (kGemmNR, stride) rows of k
+  for (float& v : src) v = dist(rng);
+  for (int64_t width : {cpu::kGemmMR, cpu::kGemmNR}) {
+    for (int64_t valid = 1; valid <= width; ++valid) {
+      for (int64_t kc : {1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 255, 256}) {
+        const auto element = [&](int64_t i, int64_t k) {
+          return i < valid && k < kc ? src[i * stride + k] : 0.0f;
+        };
+        if (cpu().pack_rows) {
+          std::vector<float> panel(kc * width, -1.0f);  // (kc, width)
+          cpu().pack_rows(panel.data(), src.data(), stride, valid, width, kc);
+          for (int64_t k = 0; k < kc; ++k)
+            for (int64_t i = 0; i < width; ++i)
+              ASSERT_EQ(panel[k * width + i], element(i, k))
+                  << "width " << width << " valid " << valid << " kc " << kc;
+        }
+        if (cpu().pack_rows_bf16) {
+          const int64_t kp = (kc + 1) / 2;
+          std::vector<uint32_t> pairs(kp * width, 0xDEADBEEF);  // (kp, width)
+          cpu().pack_rows_bf16(pairs.data(), src.data(), stride, valid, width, kc);
+          for (int64_t p = 0; p < kp; ++p) {
+            for (int64_t i = 0; i < width; ++i) {
+              const uint32_t want = quant::f32_to_bf16(element(i, 2 * p)) |
+                                    uint32_t(quant::f32_to_bf16(element(i, 2 * p + 1))) << 16;
+              ASSERT_EQ(pairs[p * width + i], want)
+                  << "width " << width << " valid " << valid << " kc " << kc;
+            }
           }
         }
       }

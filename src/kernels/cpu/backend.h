@@ -77,6 +77,16 @@ struct Backend {
   // and runs gemm_micro (the same products, summed one at a time).
   void (*gemm_micro_bf16)(int64_t kp, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc,
                           int64_t m_valid, int64_t n_valid, bool overwrite);
+  // The GEMM's transposing pack: `width` rows (a multiple of 8) of contiguous k into a
+  // k-major micro-panel, panel[k*width + i] = i < valid ? src[i*stride + k] : 0, k < kc.
+  // nullptr: the portable loop of kernels/linear_backward.cpp.
+  void (*pack_rows)(float* panel, const float* src, int64_t stride, int64_t valid, int64_t width,
+                    int64_t kc);
+  // The same rows as gemm_micro_bf16's pairs: pairs[p*width + i] = bf16(row i, k = 2p) |
+  // bf16(row i, k = 2p+1) << 16, rounded to nearest even, zero past kc and for rows ≥ valid.
+  // Set wherever gemm_micro_bf16 is.
+  void (*pack_rows_bf16)(uint32_t* pairs, const float* src, int64_t stride, int64_t valid,
+                         int64_t width, int64_t kc);
   // SwiGLU, h[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u (h may alias g or u).
   void (*swiglu)(float* h, const float* g, const float* u, int64_t n);
   // SwiGLU backward, h = silu(g) * u: dg += dh * u * silu'(g), du += dh * silu(g).

@@ -6,6 +6,8 @@ namespace avx2 {
 #include "kernels/cpu/backend_functions.inc"
 bool gemm_blocks(float* y, int64_t ldy, const quant::PackedActRow* x, int64_t T, const void* w,
                  size_t w_stride, int64_t n_rows, int64_t n, DType type);
+void pack_rows(float* panel, const float* src, int64_t stride, int64_t valid, int64_t width,
+               int64_t kc);
 }  // namespace avx2
 
 namespace {
@@ -23,6 +25,8 @@ const Backend kAvx2 = {
     .f16_to_f32_row = avx2::f16_to_f32_row,
     .gemm_micro = avx2::gemm_micro,
     .gemm_micro_bf16 = nullptr,  // no BF16 dot products: rounded F32 panels
+    .pack_rows = avx2::pack_rows,
+    .pack_rows_bf16 = nullptr,
     .swiglu = avx2::swiglu,
     .swiglu_backward = avx2::swiglu_backward,
 };

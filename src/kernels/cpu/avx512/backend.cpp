@@ -13,6 +13,8 @@ bool gemm_blocks(float* y, int64_t ldy, const quant::PackedActRow* x, int64_t T,
 // AVX-512 only (needs AVX512_BF16).
 void gemm_micro_bf16(int64_t kp, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc,
                      int64_t m_valid, int64_t n_valid, bool overwrite);
+void pack_rows_bf16(uint32_t* pairs, const float* src, int64_t stride, int64_t valid, int64_t width,
+                    int64_t kc);
 }  // namespace avx512
 
 namespace {
@@ -33,6 +35,9 @@ Backend make(bool vnni, bool bf16) {
       .f16_to_f32_row = avx512::f16_to_f32_row,
       .gemm_micro = avx512::gemm_micro,
       .gemm_micro_bf16 = bf16 ? avx512::gemm_micro_bf16 : nullptr,
+      // A transposing copy is bound by loads and stores: AVX2's 8 × 8 transpose serves.
+      .pack_rows = avx2_backend()->pack_rows,
+      .pack_rows_bf16 = bf16 ? avx512::pack_rows_bf16 : nullptr,
       .swiglu = avx512::swiglu,
       .swiglu_backward = avx512::swiglu_backward,
   };

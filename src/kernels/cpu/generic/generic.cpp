@@ -163,6 +163,8 @@ const Backend kGeneric = {
     .f16_to_f32_row = f16_to_f32_row,
     .gemm_micro = gemm_micro,
     .gemm_micro_bf16 = nullptr,  // no BF16 dot products: rounded F32 panels
+    .pack_rows = nullptr,        // the portable loop is the reference
+    .pack_rows_bf16 = nullptr,
     .swiglu = swiglu,
     .swiglu_backward = swiglu_backward,
 };

@@ -22,6 +22,8 @@ const Backend kNeon = {
     .f16_to_f32_row = neon::f16_to_f32_row,
     .gemm_micro = neon::gemm_micro,
     .gemm_micro_bf16 = nullptr,  // no BF16 dot products: rounded F32 panels
+    .pack_rows = nullptr,        // the portable transposing pack
+    .pack_rows_bf16 = nullptr,
     .swiglu = neon::swiglu,
     .swiglu_backward = neon::swiglu_backward,
 };
