@@ -235,6 +235,8 @@ int run_finetune(int argc, char** argv) {
     f.lora_dropout = dropout;
   }
 
+  if (full) train::check_written_types(*store, model, out_type);  // before training, not after
+
   int64_t base_params = 0;
   for_each_tensor(model.config, model.weights,
                   [&](const TensorSpec&, const Tensor& t) { base_params += t.numel(); });

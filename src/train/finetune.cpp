@@ -185,6 +185,21 @@ DType written_type(const std::string& name, int64_t ne0, DType base_type,
   return type;
 }
 
+void check_written_types(const ParamStore<float>& store, const Model& base,
+                         std::optional<DType> out_type) {
+  TOY_CHECK(base.file != nullptr, "check_written_types needs a file-backed base");
+  const bool lens = store.config().n_embd_lens > 0;
+  for (const gguf::TensorInfo& info : base.file->tensors()) {
+    const std::string name(info.name);
+    const ParamTensor* p = store.find(name);
+    // What write_finetuned_model converts: trained matrices, and under a lens the folded
+    // token_embd (a new head has its rows: n_embd values).
+    const bool converted =
+        (lens && name == "token_embd.weight") || (p && info.n_dims >= 2 && !p->spec.plain_f32);
+    if (converted) written_type(name, info.ne[0], info.type, out_type);
+  }
+}
+
 void write_finetuned_model(const std::string& path, const ParamStore<float>& store,
                            const Model& base, std::optional<DType> out_type, ThreadPool& pool,
                            const std::function<void(gguf::Writer&)>& tokenizer_metadata) {

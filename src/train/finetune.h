@@ -83,6 +83,11 @@ void write_finetuned_model(const std::string& path, const ParamStore<float>& sto
                            const Model& base, std::optional<DType> out_type, ThreadPool& pool,
                            const std::function<void(gguf::Writer&)>& tokenizer_metadata = {});
 
+// Throws the toy::Error write_finetuned_model would throw for a tensor it cannot write in
+// --out-type (or the base's type), so that a run is refused before it trains, not at the end.
+void check_written_types(const ParamStore<float>& store, const Model& base,
+                         std::optional<DType> out_type);
+
 // The type a trained or merged matrix `name` of row length ne0 is written in: `out_type`,
 // else `base_type`; toy::Error when toy cannot write it or the rows do not fit its blocks.
 DType written_type(const std::string& name, int64_t ne0, DType base_type,
