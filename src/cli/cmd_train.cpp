@@ -16,6 +16,7 @@
 
 #include "cli/command_line.h"
 #include "cli/commands.h"
+#include "cli/donor_embeddings.h"
 #include "cli/files.h"
 #include "cli/training.h"
 #include "core/error.h"
@@ -138,28 +139,22 @@ int run_train(int argc, char** argv) {
   // The vocabulary the output file will carry, and the data tokenized by exactly
   // that vocabulary's tokenizer (what `toy tokenize` on the output gives).
   train::DataSource source = read_data_file(r);
-  std::unique_ptr<tokenizer::Tokenizer> tok;
+  std::shared_ptr<const tokenizer::Tokenizer> tok;
   std::function<void(gguf::Writer&)> tokenizer_metadata;
   std::shared_ptr<const gguf::File> vocab_file;
   std::unique_ptr<train::TrainVocab> vocab;
-  std::optional<Model> donor;  // --donor-embeddings: its table stays mapped while training
+  std::optional<DonorEmbeddings> donor;  // --donor-embeddings: its table stays mapped
   if (!s.donor_path.empty()) {
-    donor.emplace(Model::load(s.donor_path));
-    s.vocab_from = s.donor_path;
-  }
-  if (!s.vocab_from.empty()) {
-    const char* flag = donor ? "--donor-embeddings" : "--vocab-from";
-    // The donor's file is already open and validated: its vocabulary is read from it.
-    vocab_file = donor ? donor->file : gguf::File::open(s.vocab_from);
+    donor.emplace(load_donor_embeddings(s.donor_path));
+    tok = donor->tokenizer;
+    tokenizer_metadata = [&](gguf::Writer& writer) { donor->write_tokenizer(writer); };
+  } else if (!s.vocab_from.empty()) {
+    vocab_file = gguf::File::open(s.vocab_from);
     tok = tokenizer::Tokenizer::from_gguf(*vocab_file);
     if (!tok->has_text())
-      fail(flag, " ", s.vocab_from, ": the model has no vocabulary (tokenizer.ggml.model)");
+      fail("--vocab-from ", s.vocab_from, ": the model has no vocabulary (tokenizer.ggml.model)");
     tokenizer_metadata = [&](gguf::Writer& writer) {
-      for (size_t i = 0; i < vocab_file->metadata_count(); ++i) {
-        const gguf::ValueRef value = vocab_file->metadata(i);
-        if (value.key().starts_with("tokenizer."))
-          writer.set(std::string(value.key()), value.to_value());
-      }
+      train::copy_tokenizer_metadata(*vocab_file, writer);
     };
   } else {
     if (s.vocab != "byte" && s.vocab != "chars")
@@ -190,13 +185,9 @@ int run_train(int argc, char** argv) {
   std::unique_ptr<train::ParamStore<float>> store_owner;
   Weights donor_table;  // --donor-embeddings: the frozen token_embd the lens reads
   if (donor) {
-    const Tensor& table = donor->weights.token_embd;  // [d_donor, n_vocab]
-    if (table.ne[1] != config.n_vocab)
-      fail("--donor-embeddings ", s.donor_path, ": token_embd.weight has ", table.ne[1],
-           " rows but the vocabulary has ", config.n_vocab, " tokens");
-    config.n_embd_lens = table.ne[0];
+    config.n_embd_lens = donor->width();
     donor_table.layers.resize(static_cast<size_t>(config.n_layer));
-    donor_table.token_embd = table;
+    donor_table.token_embd = donor->table();
     std::vector<TensorSpec> specs;
     for (TensorSpec& spec : train::model_specs(config, include))
       if (spec.name != "token_embd.weight") specs.push_back(std::move(spec));
@@ -218,13 +209,7 @@ int run_train(int argc, char** argv) {
         static_cast<long long>(config.n_head_kv), static_cast<long long>(config.n_ff),
         static_cast<long long>(config.n_ctx_train), static_cast<long long>(r.batch),
         static_cast<long long>(r.accum));
-    if (donor)
-      std::fprintf(stderr,
-                   "train: projection lens from %s: its %lld-token vocabulary and frozen %lld-wide "
-                   "embeddings, mapped into %lld by lens.proj.weight\n",
-                   s.donor_path.c_str(), static_cast<long long>(config.n_vocab),
-                   static_cast<long long>(config.n_embd_lens),
-                   static_cast<long long>(config.n_embd));
+    if (donor) print_lens("train", *donor, config.n_embd);
   }
   const std::string model_name = std::filesystem::path(s.out_path).stem().string();
   train::RunDescription run = {
@@ -232,9 +217,7 @@ int run_train(int argc, char** argv) {
       {"shape",
        str(config.arch().name, " ", config.n_layer, "x", config.n_embd, " heads ", config.n_head,
            "/", config.n_head_kv, " ff ", config.n_ff, " vocab ", config.n_vocab)}};
-  if (donor)
-    run.push_back({"donor-embeddings", str(s.donor_path, " (", donor->file->file_size(), " bytes, ",
-                                           config.n_embd_lens, " wide)")});
+  if (donor) run.push_back(donor->run_entry());
   run_training("train", store, data, r, s.shape.n_ctx, s.out_path, run, [&] {
     train::write_model_gguf(s.out_path, store, model_name, out_type, tokenizer_metadata);
   });

@@ -6,10 +6,9 @@
 #include <vector>
 
 #include "core/error.h"
-#include "core/thread_pool.h"
-#include "kernels/cpu/features.h"
-#include "kernels/matmul.h"
+#include "gguf/reader.h"
 #include "quant/quant.h"
+#include "train/lens.h"
 
 namespace toy::train {
 
@@ -26,25 +25,12 @@ uint32_t file_type_of(DType type) {
   }
 }
 
-namespace {
-
-// The projection lens folded into the table it reads: token_embd[v] = proj · donor[v] for
-// every token (V, n_embd), with the product the training forward used (MatmulMode::Train).
-std::vector<float> fold_lens(const ParamStore<float>& store) {
-  const ModelConfig& c = store.config();
-  const Weights& w = store.weights();
-  const int64_t V = c.n_vocab, D = c.n_embd_lens, E = c.n_embd;
-  std::vector<float> donor(static_cast<size_t>(V * D));  // (V, D)
-  for (int64_t v = 0; v < V; ++v)
-    quant::dequantize_row(w.token_embd.type, w.token_embd.row(v), donor.data() + v * D, D);
-  std::vector<float> folded(static_cast<size_t>(V * E));  // (V, E)
-  ThreadPool pool(default_thread_count());
-  matmul(folded.data(), donor.data(), w.lens_proj, V, Compute{pool, cpu::host_backend()},
-         MatmulMode::Train);
-  return folded;
+void copy_tokenizer_metadata(const gguf::File& from, gguf::Writer& to) {
+  for (size_t i = 0; i < from.metadata_count(); ++i) {
+    const gguf::ValueRef value = from.metadata(i);
+    if (value.key().starts_with("tokenizer.")) to.set(std::string(value.key()), value.to_value());
+  }
 }
-
-}  // namespace
 
 DType parse_out_type(const std::string& name) {
   std::string lower = name;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/dtype.h"
+#include "gguf/reader.h"
 #include "gguf/writer.h"
 #include "train/params.h"
 
@@ -20,6 +21,9 @@ DType parse_out_type(const std::string& name);
 // llama.cpp's general.file_type (LLAMA_FTYPE_*) of a file whose matrices are `type`
 // (f32, f16, bf16, q8_0).
 uint32_t file_type_of(DType type);
+
+// Sets the tokenizer.* keys of `from` (a vocabulary taken from another model) on `to`.
+void copy_tokenizer_metadata(const gguf::File& from, gguf::Writer& to);
 
 // Writes `store` to `path`; `tokenizer_metadata` sets the tokenizer.* keys.
 void write_model_gguf(const std::string& path, const ParamStore<float>& store,

@@ -11,6 +11,7 @@
 #include "gguf/writer.h"
 #include "quant/quant.h"
 #include "train/export.h"
+#include "train/lens.h"
 
 namespace toy::train {
 namespace {
@@ -145,8 +146,8 @@ void write_lora_adapter(const std::string& path, const ParamStore<float>& store,
   writer.write(path);
 }
 
-std::unique_ptr<ParamStore<float>> make_full_store(const Model& base, bool train_embeddings,
-                                                   bool train_experts) {
+std::vector<TensorSpec> full_finetune_specs(const Model& base, bool train_embeddings,
+                                            bool train_experts) {
   std::vector<TensorSpec> specs;
   for_each_tensor(base.config, base.weights, [&](const TensorSpec& spec, const Tensor& t) {
     if (!quant::can_dequantize(t.type))
@@ -160,6 +161,12 @@ std::unique_ptr<ParamStore<float>> make_full_store(const Model& base, bool train
                         spec.name == "output.weight";
     if (block || (train_embeddings && global)) specs.push_back(spec);
   });
+  return specs;
+}
+
+std::unique_ptr<ParamStore<float>> make_full_store(const Model& base, bool train_embeddings,
+                                                   bool train_experts) {
+  const std::vector<TensorSpec> specs = full_finetune_specs(base, train_embeddings, train_experts);
   auto store = std::make_unique<ParamStore<float>>(base.config, specs, &base.weights);
   load_params(*store, base.config, base.weights, /*subset=*/true);
   return store;
@@ -178,28 +185,46 @@ DType written_type(const std::string& name, int64_t ne0, DType base_type,
   return type;
 }
 
+void check_written_types(const ParamStore<float>& store, const Model& base,
+                         std::optional<DType> out_type) {
+  TOY_CHECK(base.file != nullptr, "check_written_types needs a file-backed base");
+  const bool lens = store.config().n_embd_lens > 0;
+  for (const gguf::TensorInfo& info : base.file->tensors()) {
+    const std::string name(info.name);
+    const ParamTensor* p = store.find(name);
+    // What write_finetuned_model converts: trained matrices, and under a lens the folded
+    // token_embd (a new head has its rows: n_embd values).
+    const bool converted =
+        (lens && name == "token_embd.weight") || (p && info.n_dims >= 2 && !p->spec.plain_f32);
+    if (converted) written_type(name, info.ne[0], info.type, out_type);
+  }
+}
+
 void write_finetuned_model(const std::string& path, const ParamStore<float>& store,
-                           const Model& base, std::optional<DType> out_type, ThreadPool& pool) {
+                           const Model& base, std::optional<DType> out_type, ThreadPool& pool,
+                           const std::function<void(gguf::Writer&)>& tokenizer_metadata) {
   TOY_CHECK(base.file != nullptr, "write_finetuned_model needs a file-backed base");
   const gguf::File& file = *base.file;
+  const ModelConfig& c = store.config();
+  const bool lens = c.n_embd_lens > 0;
   gguf::Writer writer;
   gguf::copy_metadata(file, writer);
   if (out_type) writer.set("general.file_type", gguf::Value::u32(file_type_of(*out_type)));
-  for (const gguf::TensorInfo& info : file.tensors()) {
-    const std::string name(info.name);
-    std::vector<int64_t> ne(info.ne.begin(), info.ne.begin() + info.n_dims);
-    const ParamTensor* p = store.find(name);
-    if (!p) {
-      writer.add_tensor(name, info.type, std::move(ne), file.tensor(info).data);
-      continue;
-    }
-    // Vectors (norms, biases) and plain-F32 kernels (a GDN layer's conv) stay in their type
-    // (F32 in llama.cpp's files); matrices take --out-type or the base's type.
-    const DType type = info.n_dims >= 2 && !p->spec.plain_f32
-                           ? written_type(name, info.ne[0], info.type, out_type)
-                           : info.type;
-    const float* data = store.params() + p->offset;
-    const int64_t n = info.ne[0], rows = p->numel / n;
+  if (lens) {
+    // The donor's vocabulary is the model's now: none of the base's tokenizer keys may stay
+    // (a BPE base's merges under an SPM donor), and the size follows the donor.
+    TOY_CHECK(static_cast<bool>(tokenizer_metadata), "a lens export needs the donor's vocabulary");
+    for (size_t i = 0; i < file.metadata_count(); ++i)
+      if (const std::string_view key = file.metadata(i).key(); key.starts_with("tokenizer."))
+        writer.remove(std::string(key));
+    tokenizer_metadata(writer);
+    writer.set(std::string(c.arch().name) + ".vocab_size",
+               gguf::Value::u32(static_cast<uint32_t>(c.n_vocab)));
+  }
+  // A trained tensor (F32 rows in the store's layout) converted to its written type.
+  auto add_trained = [&](const std::string& name, std::vector<int64_t> ne, DType type,
+                         const float* data, int64_t numel) {
+    const int64_t n = ne[0], rows = numel / n;
     const auto row_size = static_cast<size_t>(row_bytes(type, n));
     writer.add_tensor(name, type, std::move(ne), [=, &pool](uint8_t* dst) {
       pool.parallel_for(
@@ -210,6 +235,46 @@ void write_finetuned_model(const std::string& path, const ParamStore<float>& sto
           },
           16);
     });
+  };
+  // Under a lens: the output head, trained (then in --out-type or `base_type`, the type of the
+  // base tensor it came from or replaces) or the base's kept head as stored.
+  auto add_head = [&](DType base_type) {
+    const std::string name = "output.weight";
+    if (const ParamTensor* p = store.find(name)) {
+      add_trained(name, {c.n_embd, c.n_vocab}, written_type(name, c.n_embd, base_type, out_type),
+                  store.params() + p->offset, p->numel);
+    } else {
+      const Tensor& head = store.weights().output;  // the base's output (or tied token_embd)
+      writer.add_tensor(name, head.type, {c.n_embd, c.n_vocab}, head.data);
+    }
+  };
+  std::vector<float> folded;  // (V, n_embd) the lens folded into token_embd
+  for (const gguf::TensorInfo& info : file.tensors()) {
+    const std::string name(info.name);
+    std::vector<int64_t> ne(info.ne.begin(), info.ne.begin() + info.n_dims);
+    if (lens && name == "token_embd.weight") {
+      folded = fold_lens(store);
+      add_trained(name, {c.n_embd, c.n_vocab}, written_type(name, c.n_embd, info.type, out_type),
+                  folded.data(), static_cast<int64_t>(folded.size()));
+      // A tied base's head was this table; it stays the base's, now as output.weight.
+      if (!file.find_tensor("output.weight")) add_head(info.type);
+      continue;
+    }
+    if (lens && name == "output.weight") {
+      add_head(info.type);
+      continue;
+    }
+    const ParamTensor* p = store.find(name);
+    if (!p) {
+      writer.add_tensor(name, info.type, std::move(ne), file.tensor(info).data);
+      continue;
+    }
+    // Vectors (norms, biases) and plain-F32 kernels (a GDN layer's conv) stay in their type
+    // (F32 in llama.cpp's files); matrices take --out-type or the base's type.
+    const DType type = info.n_dims >= 2 && !p->spec.plain_f32
+                           ? written_type(name, info.ne[0], info.type, out_type)
+                           : info.type;
+    add_trained(name, std::move(ne), type, store.params() + p->offset, p->numel);
   }
   writer.write(path);
 }

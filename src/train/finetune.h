@@ -11,6 +11,8 @@
 //  - Full: every block tensor (and with train_embeddings the token embeddings, final
 //    norm and output) becomes an F32 master copy dequantized from the base; the rest
 //    is read from the base as stored. Written as a standard GGUF of the base's layout.
+//  - Full under a projection lens (--donor-embeddings, train/lens.h): as full, with a donor's
+//    vocabulary and frozen token table as the input, written with the lens folded.
 //
 // A mixture-of-experts model trains with its experts, router and shared expert frozen
 // by default (train/moe_backward.h): LoRA adapts the attention projections (the dense
@@ -18,6 +20,7 @@
 // train them too (train_experts).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +29,7 @@
 
 #include "core/dtype.h"
 #include "core/thread_pool.h"
+#include "gguf/writer.h"
 #include "model/model.h"
 #include "train/params.h"
 
@@ -59,6 +63,9 @@ void write_lora_adapter(const std::string& path, const ParamStore<float>& store,
 // Experts and routers (is_expert_or_router) stay frozen in the base unless `train_experts`.
 std::unique_ptr<ParamStore<float>> make_full_store(const Model& base, bool train_embeddings,
                                                    bool train_experts = false);
+// The base tensors make_full_store trains (toy::Error naming one whose type cannot be read).
+std::vector<TensorSpec> full_finetune_specs(const Model& base, bool train_embeddings,
+                                            bool train_experts);
 
 // A mixture-of-experts tensor training keeps frozen: a router (ffn_gate_inp), an expert
 // stack (ffn_{gate,up,down}_exps) or Qwen2-MoE's shared expert and its gate (*_shexp).
@@ -67,8 +74,19 @@ bool is_expert_or_router(std::string_view name);
 // Writes the fine-tuned model: every tensor and metadata key of the base file, the trained
 // tensors from `store` converted to `out_type` where given (matrices only; vectors stay F32)
 // or else to the base tensor's own type. The base must be a file-backed model.
+// A lens store (make_lens_store, train/lens.h) is written folded: token_embd.weight
+// [n_embd, V] = proj · donor table, output.weight the kept or new head (a tied base's kept
+// head is written as output.weight: token_embd is no longer its table), no lens.proj; the
+// base's tokenizer.* keys are replaced by those `tokenizer_metadata` sets (the donor's), and
+// <arch>.vocab_size becomes V. A standard GGUF.
 void write_finetuned_model(const std::string& path, const ParamStore<float>& store,
-                           const Model& base, std::optional<DType> out_type, ThreadPool& pool);
+                           const Model& base, std::optional<DType> out_type, ThreadPool& pool,
+                           const std::function<void(gguf::Writer&)>& tokenizer_metadata = {});
+
+// Throws the toy::Error write_finetuned_model would throw for a tensor it cannot write in
+// --out-type (or the base's type), so that a run is refused before it trains, not at the end.
+void check_written_types(const ParamStore<float>& store, const Model& base,
+                         std::optional<DType> out_type);
 
 // The type a trained or merged matrix `name` of row length ne0 is written in: `out_type`,
 // else `base_type`; toy::Error when toy cannot write it or the rows do not fit its blocks.

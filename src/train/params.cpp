@@ -211,27 +211,50 @@ void fill_gaussian(Real* data, int64_t n, double std_dev, uint64_t stream) {
 }
 
 template <typename Real>
+void init_tensor(ParamStore<Real>& store, size_t index, uint64_t seed, double init_scale) {
+  const ParamTensor& p = store.tensors()[index];
+  Real* data = store.params() + p.offset;
+  const std::string& name = p.spec.name;
+  if (gdn_initial_value(name, 0, 1)) {  // a GDN layer's decay parameters (model/weights.h)
+    for (int64_t i = 0; i < p.numel; ++i) data[i] = Real(*gdn_initial_value(name, i, p.numel));
+    return;
+  }
+  if (ends_with(name, ".bias")) {
+    std::fill(data, data + p.numel, Real(0));
+    return;
+  }
+  if (p.spec.n_dims == 1) {  // norm weights
+    std::fill(data, data + p.numel, Real(1));
+    return;
+  }
+  // One stream per tensor: adding a tensor does not shift the others' values.
+  const double std_dev =
+      name == "token_embd.weight" ? 0.02 : init_scale / std::sqrt(double(p.spec.ne[0]));
+  fill_gaussian(data, p.numel, std_dev, seed * 0x9E3779B97F4A7C15ull + index + 1);
+}
+
+template <typename Real>
 void init_random(ParamStore<Real>& store, uint64_t seed, double init_scale) {
-  for (size_t index = 0; index < store.tensors().size(); ++index) {
-    const ParamTensor& p = store.tensors()[index];
-    Real* data = store.params() + p.offset;
-    const std::string& name = p.spec.name;
-    if (gdn_initial_value(name, 0, 1)) {  // a GDN layer's decay parameters (model/weights.h)
-      for (int64_t i = 0; i < p.numel; ++i) data[i] = Real(*gdn_initial_value(name, i, p.numel));
-      continue;
-    }
-    if (ends_with(name, ".bias")) {
-      std::fill(data, data + p.numel, Real(0));
-      continue;
-    }
-    if (p.spec.n_dims == 1) {  // norm weights
-      std::fill(data, data + p.numel, Real(1));
-      continue;
-    }
-    // One stream per tensor: adding a tensor does not shift the others' values.
-    const double std_dev =
-        name == "token_embd.weight" ? 0.02 : init_scale / std::sqrt(double(p.spec.ne[0]));
-    fill_gaussian(data, p.numel, std_dev, seed * 0x9E3779B97F4A7C15ull + index + 1);
+  for (size_t index = 0; index < store.tensors().size(); ++index)
+    init_tensor(store, index, seed, init_scale);
+}
+
+template <typename Real>
+void load_tensor(ParamStore<Real>& store, const ParamTensor& p, const Tensor& tensor,
+                 const std::string& source) {
+  for (int d = 0; d < 4; ++d)
+    if (tensor.ne[d] != p.spec.ne[d])
+      fail("tensor ", p.spec.name, " of ", source, ": expected shape ", p.spec.shape_string(),
+           ", found ", tensor.shape_string());
+  if (!quant::can_dequantize(tensor.type))
+    fail("tensor ", p.spec.name, " of ", source, " has type ", dtype_name(tensor.type),
+         ", which cannot be converted to F32 for training");
+  const int64_t n = tensor.ne[0];
+  std::vector<float> row(static_cast<size_t>(n));
+  Real* dst = store.params() + p.offset;
+  for (int64_t r = 0; r < tensor.rows(); ++r) {
+    quant::dequantize_row(tensor.type, tensor.row(r), row.data(), n);
+    for (int64_t i = 0; i < n; ++i) dst[r * n + i] = Real(row[i]);
   }
 }
 
@@ -239,7 +262,6 @@ template <typename Real>
 void load_params(ParamStore<Real>& store, const ModelConfig& source_config, const Weights& source,
                  bool subset) {
   std::vector<const ParamTensor*> loaded;
-  std::vector<float> row;
   for_each_tensor(source_config, source, [&](const TensorSpec& spec, const Tensor& tensor) {
     const ParamTensor* p = store.find(spec.name);
     if (spec.name == kRopeFreqs) {  // a constant of the model, kept when the store has it
@@ -252,20 +274,7 @@ void load_params(ParamStore<Real>& store, const ModelConfig& source_config, cons
       fail("tensor ", spec.name, " of ", source_config.source,
            " is not a trainable tensor of this configuration");
     }
-    for (int d = 0; d < 4; ++d)
-      if (tensor.ne[d] != p->spec.ne[d])
-        fail("tensor ", spec.name, " of ", source_config.source, ": expected shape ",
-             p->spec.shape_string(), ", found ", tensor.shape_string());
-    if (!quant::can_dequantize(tensor.type))
-      fail("tensor ", spec.name, " of ", source_config.source, " has type ",
-           dtype_name(tensor.type), ", which cannot be converted to F32 for training");
-    const int64_t n = tensor.ne[0];
-    row.resize(static_cast<size_t>(n));
-    Real* dst = store.params() + p->offset;
-    for (int64_t r = 0; r < tensor.rows(); ++r) {
-      quant::dequantize_row(tensor.type, tensor.row(r), row.data(), n);
-      for (int64_t i = 0; i < n; ++i) dst[r * n + i] = Real(row[i]);
-    }
+    load_tensor(store, *p, tensor, source_config.source);
     loaded.push_back(p);
   });
   for (const ParamTensor& p : store.tensors())
@@ -312,6 +321,8 @@ template class GradBuffer<double>;
 template class ParamStore<double>;
 template void fill_gaussian<float>(float*, int64_t, double, uint64_t);
 template void fill_gaussian<double>(double*, int64_t, double, uint64_t);
+template void init_tensor<float>(ParamStore<float>&, size_t, uint64_t, double);
+template void init_tensor<double>(ParamStore<double>&, size_t, uint64_t, double);
 template void init_random<float>(ParamStore<float>&, uint64_t, double);
 template void init_random<double>(ParamStore<double>&, uint64_t, double);
 template void load_params<float>(ParamStore<float>&, const ModelConfig&, const Weights&, bool);
@@ -321,6 +332,8 @@ template void adamw_step<double>(ParamStore<double>&, const AdamWConfig&, double
                                  ThreadPool*);
 template double grad_norm<float>(const ParamStore<float>&, ThreadPool&);
 template double grad_norm<double>(const ParamStore<double>&, ThreadPool&);
+template void load_tensor<float>(ParamStore<float>&, const ParamTensor&, const Tensor&,
+                                 const std::string&);
 template void load_params<double>(ParamStore<double>&, const ModelConfig&, const Weights&, bool);
 
 }  // namespace toy::train

@@ -138,6 +138,10 @@ void fill_gaussian(Real* data, int64_t n, double std_dev, uint64_t stream);
 // from its own stream seeded by (seed, tensor index), in visitor order.
 template <typename Real>
 void init_random(ParamStore<Real>& store, uint64_t seed, double init_scale);
+// The same for the store's tensor at `index` alone (a tensor added over a loaded base, as
+// toy finetune's projection lens, starts exactly as toy train would start it).
+template <typename Real>
+void init_tensor(ParamStore<Real>& store, size_t index, uint64_t seed, double init_scale);
 
 // Copies every tensor of `source` (any stored type, dequantized) into the store;
 // throws toy::Error naming a tensor whose shape differs, a store tensor the source lacks,
@@ -146,6 +150,11 @@ void init_random(ParamStore<Real>& store, uint64_t seed, double init_scale);
 template <typename Real>
 void load_params(ParamStore<Real>& store, const ModelConfig& source_config, const Weights& source,
                  bool subset = false);
+// Copies `tensor` (any stored type, dequantized) into the store's tensor p; throws toy::Error
+// naming `source` when the shapes differ or the type cannot be read.
+template <typename Real>
+void load_tensor(ParamStore<Real>& store, const ParamTensor& p, const Tensor& tensor,
+                 const std::string& source);
 
 // One AdamW update of every tensor (decay on the 2-D ones) with the store's
 // gradients at (1-based) step `step`.

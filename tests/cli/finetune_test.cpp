@@ -260,6 +260,9 @@ TEST(FinetuneCommand, BadFlagsAndModelsAreRefusedBeforeAnyWork) {
       {"-m " + stories() + data + " -r 0", "--lora-rank"},
       {"-m " + stories() + data + " -r 100000", "larger than"},
       {"-m " + stories() + data + " --full --out-type q3_x", "--out-type"},
+      // stories260K's FFN rows (172 values) do not fit Q8_0's 32-value blocks: refused before
+      // training, not after.
+      {"-m " + stories() + data + " --full --out-type q8_0", "do not fit q8_0 blocks"},
       {"-m " + stories() + data + " --compute-type fp8", "--compute-type must be f32, bf16 or f16"},
       {"-m " + stories() + data + " --metrics /nonexistent/dir/m.jsonl", "--metrics"},
       {"-m " + stories() + data + " --tap ffn_out", "--tap records into --metrics"},
