@@ -23,6 +23,7 @@ class SingleProcess final : public Communicator {
   void reduce_scatter_sum(double*, const std::vector<int64_t>&) override {}
   void all_gather(float*, const std::vector<int64_t>&) override {}
   void all_gather(double*, const std::vector<int64_t>&) override {}
+  bool any_thread() const override { return true; }
   void barrier() override {}
   [[noreturn]] void abort(int code) override { std::exit(code); }
 };

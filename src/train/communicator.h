@@ -40,6 +40,11 @@ class Communicator {
   virtual void all_gather(float* data, const std::vector<int64_t>& bounds) = 0;
   virtual void all_gather(double* data, const std::vector<int64_t>& bounds) = 0;
 
+  // Whether the collectives may be called from a thread other than the one that connected,
+  // one call at a time (MPI_THREAD_SERIALIZED): the gradient reduction's communication
+  // thread (train/backward_reduction.h) needs it.
+  virtual bool any_thread() const = 0;
+
   virtual void barrier() = 0;
   // Ends every rank of the job with `code` (a rank that cannot go on must not leave the
   // others waiting in a collective).
