@@ -430,10 +430,14 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
         }
       },
       [&](int64_t step) {
-        trainer.gather_optimizer_state();
-        if (!leader) return;
+        // Under ZeRO-1 rank 0 gathers the moments from their ranks as it writes them.
+        const train::MomentSource moments = trainer.checkpoint_moments();
+        if (!leader) {
+          if (moments) train::send_checkpoint_moments(store, moments);
+          return;
+        }
         save_outputs();
-        train::save_checkpoint(checkpoint_dir, store, trainer.state(), run);
+        train::save_checkpoint(checkpoint_dir, store, trainer.state(), run, moments);
         plots.write();
         if (!f.quiet)
           std::fprintf(stderr, "%s%s: step %lld: wrote %s and the checkpoint %s\n", tty ? "\n" : "",
@@ -445,10 +449,14 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
   const double tokens_per_s = trainer.tokens_per_s();
   const double train_loss = trainer.estimate_train_loss(f.eval_batches);
   const double val_loss = data.val_windows() > 0 ? trainer.evaluate_val(0) : NAN;
-  if (f.save_every > 0) trainer.gather_optimizer_state();
-  if (!leader) return;
+  const train::MomentSource moments = trainer.checkpoint_moments();
+  if (!leader) {
+    if (f.save_every > 0 && moments) train::send_checkpoint_moments(store, moments);
+    return;
+  }
   save_outputs();
-  if (f.save_every > 0) train::save_checkpoint(checkpoint_dir, store, trainer.state(), run);
+  if (f.save_every > 0)
+    train::save_checkpoint(checkpoint_dir, store, trainer.state(), run, moments);
   plots.set_final(trainer.steps_done(), train_loss, val_loss);
   plots.write();
   if (metrics.is_open())

@@ -70,12 +70,15 @@ void DataParallel::gather_params(float* params) {
   comm_seconds_ += timer.seconds();
 }
 
-void DataParallel::gather_moments(float* m, float* v) {
-  if (!sharded_) return;
+void DataParallel::gather_to_root(const float* shard, int64_t first, int64_t last, float* dst) {
+  TOY_CHECK(sharded_ || size() == 1, "gather_to_root of an unsharded run");
   Timer timer;
-  for_each_bucket(0, total_, [&](int64_t begin, int64_t, const std::vector<int64_t>& bounds) {
-    comm_.all_gather(m + begin, bounds);
-    comm_.all_gather(v + begin, bounds);
+  const size_t r = size_t(rank());
+  for_each_bucket(first, last, [&](int64_t begin, int64_t, const std::vector<int64_t>& bounds) {
+    // This rank's piece of the bucket starts at element begin + bounds[r] of its shard.
+    const bool some = bounds[r + 1] > bounds[r];
+    comm_.gather_to_root(some ? shard + (begin + bounds[r] - shard_begin()) : shard,
+                         dst ? dst + (begin - first) : nullptr, bounds);
   });
   comm_seconds_ += timer.seconds();
 }

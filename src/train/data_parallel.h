@@ -5,10 +5,10 @@
 // summed over the ranks in buckets, in rank order (DDP's and llm.c's all-reduce): layer
 // by layer while the backward runs (train/backward_reduction.h), or after it. With
 // shard_optimizer (ZeRO-1, Rajbhandari et al. 2020, stage 1) each rank only receives the
-// sum of its own shard (reduce-scatter), runs AdamW on that shard and its moments, and
-// the updated shards are all-gathered. Shards are whole optimizer blocks, so the global
-// gradient norm is summed in the same block order as one process, and both modes give
-// the same bits.
+// sum of its own shard (reduce-scatter), holds and updates the AdamW moments of that
+// shard alone, and the updated shards are all-gathered. Shards are whole optimizer
+// blocks, so the global gradient norm is summed in the same block order as one process,
+// and both modes give the same bits.
 //
 // With one rank every call is a no-op.
 #pragma once
@@ -48,8 +48,11 @@ class DataParallel {
   void reduce_range(float* grads, int64_t begin, int64_t end, bool full);
   // After a sharded update: every rank's shard of `params` to every rank (no-op unsharded).
   void gather_params(float* params);
-  // Before writing a checkpoint: the moments of every shard to every rank (no-op unsharded).
-  void gather_moments(float* m, float* v);
+  // Elements [begin, end) of a sharded array (sharded runs only), into `dst` (end − begin
+  // elements) on rank 0: every rank passes its shard (`shard` holds elements
+  // [shard_begin(), shard_end())); `dst` is unused elsewhere (null). A collective: every
+  // rank calls it with the same range.
+  void gather_to_root(const float* shard, int64_t begin, int64_t end, float* dst);
   // Rank-order sum of n doubles (loss sums, counts, norm partials) on every rank.
   void sum(double* values, int64_t n);
 

@@ -46,6 +46,8 @@ Trainer::Trainer(ParamStore<float>& store, const Dataset& data, const TrainOptio
     replicas_.push_back(std::move(replica));
   }
   store.zero_grads();
+  // AdamW's moments: this rank's shard only under ZeRO-1.
+  store.use_moments(dp_.shard_begin(), dp_.shard_end());
   Communicator& comm = group ? *group : *alone_;
   if (options.overlap_reduction && dp_.size() > 1 && comm.any_thread())
     overlap_ = std::make_unique<BackwardReduction>(dp_, gradient_stages(store));
@@ -230,6 +232,8 @@ double Trainer::reduce_gradients(bool full) {
 void Trainer::update_parameters(double lr, double clip) {
   const int64_t total = store_.total();
   const int64_t lo = dp_.shard_begin(), hi_elem = dp_.shard_end();
+  TOY_CHECK(store_.moments_begin() == lo && store_.moments_end() == hi_elem,
+            "the store's moments are not this rank's shard");
   const int64_t blocks = (hi_elem - lo + kBlock - 1) / kBlock;
   float* grads = store_.grads();
   pool_.parallel_for(blocks, [&](int64_t begin, int64_t end) {
@@ -239,8 +243,10 @@ void Trainer::update_parameters(double lr, double clip) {
     for (const ParamTensor& p : store_.tensors()) {
       const int64_t a = std::max(first, p.offset), b = std::min(last, p.offset + p.numel);
       if (a >= b) continue;
-      adamw_update(store_.params() + a, grads + a, store_.moment1() + a, store_.moment2() + a,
-                   b - a, options_.adamw, lr, step_ - skipped_, p.decay);
+      // The moments hold [lo, hi_elem) (the whole store, or this rank's shard).
+      adamw_update(store_.params() + a, grads + a, store_.moment1() + (a - lo),
+                   store_.moment2() + (a - lo), b - a, options_.adamw, lr, step_ - skipped_,
+                   p.decay);
     }
     std::fill(grads + first, grads + last, 0.0f);
   });
@@ -252,8 +258,11 @@ void Trainer::update_parameters(double lr, double clip) {
   }
 }
 
-void Trainer::gather_optimizer_state() {
-  dp_.gather_moments(store_.moment1(), store_.moment2());
+MomentSource Trainer::checkpoint_moments() {
+  if (!dp_.sharded()) return nullptr;
+  return [this](int moment, int64_t begin, int64_t end, float* dst) {
+    dp_.gather_to_root(moment == 1 ? store_.moment1() : store_.moment2(), begin, end, dst);
+  };
 }
 
 void Trainer::set_taps(const std::string& list) {

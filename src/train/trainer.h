@@ -100,6 +100,11 @@ struct TrainerState {
   int64_t skipped = 0;
 };
 
+// Where a checkpoint's AdamW moments come from when no rank holds them all (ZeRO-1):
+// writes elements [begin, end) of moment 1 (m) or 2 (v) of the store's layout to dst on
+// rank 0; a collective, called with the same range on every rank (dst null but on rank 0).
+using MomentSource = std::function<void(int moment, int64_t begin, int64_t end, float* dst)>;
+
 class Trainer {
  public:
   Trainer(ParamStore<float>& store, const Dataset& data, const TrainOptions& options,
@@ -132,8 +137,9 @@ class Trainer {
   // Continues from `state` (the store's parameters and moments restored separately).
   void restore(const TrainerState& state);
   double tokens_per_s() const;
-  // Before a checkpoint: every rank's shard of the AdamW moments into the store (ZeRO-1).
-  void gather_optimizer_state();
+  // The moments of a checkpoint (train/checkpoint.h) under ZeRO-1, where each rank holds
+  // its shard's; null when this rank holds them all.
+  MomentSource checkpoint_moments();
   // Seconds the training steps waited for collectives between ranks (0 for one process):
   // the reduction the backward did not hide, the loss sums, the sharded update's gathers.
   double comm_seconds() const { return step_comm_seconds_; }

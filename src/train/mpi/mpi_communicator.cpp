@@ -79,6 +79,12 @@ class MpiWorld final : public Communicator {
     gather(data, bounds);
   }
 
+  void gather_to_root(const float* send, float* recv, const std::vector<int64_t>& bounds) override {
+    counts(bounds, send_count_, send_displ_);
+    check(MPI_Gatherv(send, send_count_[size_t(rank_)], MPI_FLOAT, recv, send_count_.data(),
+                      send_displ_.data(), MPI_FLOAT, 0, MPI_COMM_WORLD),
+          "MPI_Gatherv");
+  }
   bool any_thread() const override { return any_thread_; }
 
   void barrier() override { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
