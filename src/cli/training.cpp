@@ -158,6 +158,9 @@ void add_training_flags(CommandLine& cl, TrainingFlags& f) {
   app.add_option("--resume", f.resume, "continue from the checkpoint in this directory");
   app.add_flag("--shard-optimizer", f.shard_optimizer,
                "under mpirun: split the AdamW moments and update over the ranks (ZeRO-1)");
+  app.add_flag("--no-overlap", f.no_overlap,
+               "under mpirun: sum the gradients over the ranks after the backward, not layer by "
+               "layer during it");
   cl.add_threads(f.threads, "threads (default: physical cores)");
   app.add_flag("-q,--quiet", f.quiet, "no progress output on stderr");
 }
@@ -303,6 +306,7 @@ train::TrainOptions training_options(const TrainingFlags& f, int64_t n_ctx) {
   options.loss_scaling = f.compute_type == "f16";
   options.lora_dropout = static_cast<float>(f.lora_dropout);
   options.shard_optimizer = f.shard_optimizer;
+  options.overlap_reduction = !f.no_overlap;
   return options;
 }
 
@@ -426,10 +430,14 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
         }
       },
       [&](int64_t step) {
-        trainer.gather_optimizer_state();
-        if (!leader) return;
+        // Under ZeRO-1 rank 0 gathers the moments from their ranks as it writes them.
+        const train::MomentSource moments = trainer.checkpoint_moments();
+        if (!leader) {
+          if (moments) train::send_checkpoint_moments(store, moments);
+          return;
+        }
         save_outputs();
-        train::save_checkpoint(checkpoint_dir, store, trainer.state(), run);
+        train::save_checkpoint(checkpoint_dir, store, trainer.state(), run, moments);
         plots.write();
         if (!f.quiet)
           std::fprintf(stderr, "%s%s: step %lld: wrote %s and the checkpoint %s\n", tty ? "\n" : "",
@@ -441,10 +449,14 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
   const double tokens_per_s = trainer.tokens_per_s();
   const double train_loss = trainer.estimate_train_loss(f.eval_batches);
   const double val_loss = data.val_windows() > 0 ? trainer.evaluate_val(0) : NAN;
-  if (f.save_every > 0) trainer.gather_optimizer_state();
-  if (!leader) return;
+  const train::MomentSource moments = trainer.checkpoint_moments();
+  if (!leader) {
+    if (f.save_every > 0 && moments) train::send_checkpoint_moments(store, moments);
+    return;
+  }
   save_outputs();
-  if (f.save_every > 0) train::save_checkpoint(checkpoint_dir, store, trainer.state(), run);
+  if (f.save_every > 0)
+    train::save_checkpoint(checkpoint_dir, store, trainer.state(), run, moments);
   plots.set_final(trainer.steps_done(), train_loss, val_loss);
   plots.write();
   if (metrics.is_open())
@@ -466,14 +478,24 @@ void run_training(const std::string& command, train::ParamStore<float>& store,
                  command.c_str(), static_cast<long long>(data.val_windows()),
                  static_cast<long long>(f.eval_batches),
                  f.eval_every > 0 ? "; periodic val losses sampled --eval-batches batches" : "");
-    if (group.size() > 1)
+    if (group.size() > 1) {
+      // Waiting is what the steps lost; the backward hid the rest of the reduction.
+      char overlap[128];
+      if (trainer.overlaps_reduction()) {
+        std::snprintf(overlap, sizeof(overlap), ", gradients summed during the backward (%.3f s)",
+                      trainer.overlapped_seconds());
+      } else {
+        std::snprintf(overlap, sizeof(overlap), ", gradients summed after the backward%s",
+                      f.no_overlap ? "" : " (MPI gives no MPI_THREAD_SERIALIZED)");
+      }
       std::fprintf(stderr,
-                   "%s: data parallel over %d MPI ranks x %d threads%s: %.3f s of %.3f s of "
-                   "training steps in collectives (%.1f %%)\n",
+                   "%s: data parallel over %d MPI ranks x %d threads%s%s: %.3f s of %.3f s of "
+                   "training steps waiting for collectives (%.1f %%)\n",
                    command.c_str(), group.size(), pool.size(),
-                   f.shard_optimizer ? ", optimizer sharded (ZeRO-1)" : "", trainer.comm_seconds(),
-                   trainer.state().train_seconds,
+                   f.shard_optimizer ? ", optimizer sharded (ZeRO-1)" : "", overlap,
+                   trainer.comm_seconds(), trainer.state().train_seconds,
                    100.0 * trainer.comm_seconds() / std::max(1e-9, trainer.state().train_seconds));
+    }
   }
   std::printf("final: steps %lld train_loss %.4f val_loss %.4f tokens_per_s %.0f\n",
               static_cast<long long>(trainer.steps_done()), train_loss, val_loss, tokens_per_s);

@@ -43,6 +43,7 @@ struct TrainingFlags {
   bool quiet = false;
   double lora_dropout = 0.0;     // set by finetune's --lora-dropout
   bool shard_optimizer = false;  // --shard-optimizer: ZeRO-1 over the MPI ranks
+  bool no_overlap = false;       // --no-overlap: reduce the gradients after the backward
 
   // The options whose defaults a preset may set (CLI::Option::count() says if given).
   CLI::Option *val_opt, *prompt_opt, *pack_opt, *batch_opt, *steps_opt, *lr_opt, *min_lr_opt,

@@ -1,5 +1,6 @@
 #include "train/checkpoint.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <system_error>
@@ -29,7 +30,11 @@ std::string checkpoint_file(const std::string& dir) {
 }
 
 void save_checkpoint(const std::string& dir, const ParamStore<float>& store,
-                     const TrainerState& state, const RunDescription& run) {
+                     const TrainerState& state, const RunDescription& run,
+                     const MomentSource& moments) {
+  TOY_CHECK(moments || (store.has_moments() && store.moments_begin() == 0 &&
+                        store.moments_end() == store.total()),
+            "a checkpoint of a store without all of its moments");
   using gguf::Value;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -50,12 +55,26 @@ void save_checkpoint(const std::string& dir, const ParamStore<float>& store,
   for (const ParamTensor& p : store.tensors()) {
     writer.add_tensor(p.spec.name, DType::F32, shape_of(p),
                       static_cast<const void*>(store.params() + p.offset));
-    writer.add_tensor(p.spec.name + ".adam_m", DType::F32, shape_of(p),
-                      static_cast<const void*>(store.moment1() + p.offset));
-    writer.add_tensor(p.spec.name + ".adam_v", DType::F32, shape_of(p),
-                      static_cast<const void*>(store.moment2() + p.offset));
+    for (int moment : {1, 2}) {
+      const std::string name = p.spec.name + (moment == 1 ? ".adam_m" : ".adam_v");
+      if (moments) {
+        // Gathered while the file is written, one tensor at a time (gguf::Writer calls the
+        // fills in the order the tensors were added).
+        writer.add_tensor(name, DType::F32, shape_of(p), [&moments, &p, moment](uint8_t* dst) {
+          moments(moment, p.offset, p.offset + p.numel, reinterpret_cast<float*>(dst));
+        });
+      } else {
+        const float* m = moment == 1 ? store.moment1() : store.moment2();
+        writer.add_tensor(name, DType::F32, shape_of(p), static_cast<const void*>(m + p.offset));
+      }
+    }
   }
   writer.write(checkpoint_file(dir));
+}
+
+void send_checkpoint_moments(const ParamStore<float>& store, const MomentSource& moments) {
+  for (const ParamTensor& p : store.tensors())
+    for (int moment : {1, 2}) moments(moment, p.offset, p.offset + p.numel, nullptr);
 }
 
 TrainerState load_checkpoint(const std::string& dir, ParamStore<float>& store,
@@ -75,18 +94,27 @@ TrainerState load_checkpoint(const std::string& dir, ParamStore<float>& store,
       fail(path, ": the checkpoint was written with ", name, " = ", found, ", this run has ", value,
            "; resume with the same settings");
   }
-  auto read = [&](const std::string& name, const ParamTensor& p, float* dst) {
+  // Elements [first, last) of the tensor's layout range, at dst.
+  auto read = [&](const std::string& name, const ParamTensor& p, int64_t first, int64_t last,
+                  float* dst) {
     const gguf::TensorInfo* info = file->find_tensor(name);
     if (!info) fail(path, ": tensor ", name, " is missing (a checkpoint of another model?)");
     if (info->type != DType::F32 || info->n_dims != p.spec.n_dims ||
         !std::equal(p.spec.ne.begin(), p.spec.ne.begin() + p.spec.n_dims, info->ne.begin()))
       fail(path, ": tensor ", name, " is not F32 ", p.spec.shape_string());
-    std::memcpy(dst, file->tensor(*info).data, static_cast<size_t>(p.numel) * sizeof(float));
+    if (last <= first) return;
+    const float* data = static_cast<const float*>(file->tensor(*info).data);
+    std::memcpy(dst, data + (first - p.offset), static_cast<size_t>(last - first) * sizeof(float));
   };
+  if (!store.has_moments()) store.use_moments(0, store.total());
+  const int64_t lo = store.moments_begin(), hi = store.moments_end();
   for (const ParamTensor& p : store.tensors()) {
-    read(p.spec.name, p, store.params() + p.offset);
-    read(p.spec.name + ".adam_m", p, store.moment1() + p.offset);
-    read(p.spec.name + ".adam_v", p, store.moment2() + p.offset);
+    const int64_t end = p.offset + p.numel;
+    read(p.spec.name, p, p.offset, end, store.params() + p.offset);
+    // The part of the tensor within the store's moments (a ZeRO-1 rank's shard).
+    const int64_t first = std::clamp(p.offset, lo, hi), last = std::clamp(end, lo, hi);
+    read(p.spec.name + ".adam_m", p, first, last, store.moment1() + (first - lo));
+    read(p.spec.name + ".adam_v", p, first, last, store.moment2() + (first - lo));
   }
   const size_t expected = 3 * store.tensors().size();
   if (file->tensors().size() != expected)

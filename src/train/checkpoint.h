@@ -23,13 +23,21 @@ using RunDescription = std::vector<std::pair<std::string, std::string>>;
 // The path of the state file in checkpoint directory `dir`.
 std::string checkpoint_file(const std::string& dir);
 
-// Creates `dir` if needed and writes the checkpoint into it.
+// Creates `dir` if needed and writes the checkpoint into it. The moments come from the
+// store, which must hold them all, or from `moments` (Trainer::checkpoint_moments: under
+// ZeRO-1 each rank holds a shard, and rank 0 gathers one tensor's moments at a time as it
+// writes them, so the file is the same whatever the number of ranks).
 void save_checkpoint(const std::string& dir, const ParamStore<float>& store,
-                     const TrainerState& state, const RunDescription& run);
+                     const TrainerState& state, const RunDescription& run,
+                     const MomentSource& moments = nullptr);
+// On the ranks that do not write: their part of every gather save_checkpoint makes through
+// `moments` (each tensor's m, then its v, in the store's order).
+void send_checkpoint_moments(const ParamStore<float>& store, const MomentSource& moments);
 
-// Reads the checkpoint in `dir` into the store's parameters and moments and returns the
-// trainer state. Throws toy::Error naming the file and what differs when the checkpoint
-// was written by a different run (another model, shape, adapter or data).
+// Reads the checkpoint in `dir` into the store's parameters and moments (those of the
+// store's moment range: a ZeRO-1 rank reads its shard; the whole store when it has none
+// yet) and returns the trainer state. Throws toy::Error naming the file and what differs
+// when the checkpoint was written by a different run (another model, shape, adapter or data).
 TrainerState load_checkpoint(const std::string& dir, ParamStore<float>& store,
                              const RunDescription& run);
 

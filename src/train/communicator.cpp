@@ -1,5 +1,6 @@
 #include "train/communicator.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -23,6 +24,10 @@ class SingleProcess final : public Communicator {
   void reduce_scatter_sum(double*, const std::vector<int64_t>&) override {}
   void all_gather(float*, const std::vector<int64_t>&) override {}
   void all_gather(double*, const std::vector<int64_t>&) override {}
+  void gather_to_root(const float* send, float* recv, const std::vector<int64_t>& b) override {
+    std::copy(send, send + (b[1] - b[0]), recv + b[0]);
+  }
+  bool any_thread() const override { return true; }
   void barrier() override {}
   [[noreturn]] void abort(int code) override { std::exit(code); }
 };

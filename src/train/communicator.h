@@ -39,6 +39,16 @@ class Communicator {
   // Chunk r of every rank r copied into the same place on every rank.
   virtual void all_gather(float* data, const std::vector<int64_t>& bounds) = 0;
   virtual void all_gather(double* data, const std::vector<int64_t>& bounds) = 0;
+  // Rank 0 receives chunk r (bounds[r+1] − bounds[r] elements) at recv + bounds[r] from rank
+  // r's `send`; `recv` is unused on the other ranks. Rank 0 gathers what no rank holds whole
+  // (ZeRO-1's moments, into a checkpoint) without any other rank holding it either.
+  virtual void gather_to_root(const float* send, float* recv,
+                              const std::vector<int64_t>& bounds) = 0;
+
+  // Whether the collectives may be called from a thread other than the one that connected,
+  // one call at a time (MPI_THREAD_SERIALIZED): the gradient reduction's communication
+  // thread (train/backward_reduction.h) needs it.
+  virtual bool any_thread() const = 0;
 
   virtual void barrier() = 0;
   // Ends every rank of the job with `code` (a rank that cannot go on must not leave the

@@ -32,11 +32,11 @@ int64_t DataParallel::row_count(int64_t n_seq) const {
 }
 
 template <typename Fn>
-void DataParallel::for_each_bucket(Fn&& fn) const {
+void DataParallel::for_each_bucket(int64_t first, int64_t last, Fn&& fn) const {
   const size_t N = size_t(comm_.size());
   std::vector<int64_t> bounds(N + 1);
-  for (int64_t begin = 0; begin < total_; begin += kBucket) {
-    const int64_t end = std::min(total_, begin + kBucket);
+  for (int64_t begin = first; begin < last; begin += kBucket) {
+    const int64_t end = std::min(last, begin + kBucket);
     for (size_t r = 0; r <= N; ++r) bounds[r] = std::clamp(shard_[r], begin, end) - begin;
     fn(begin, end, bounds);
   }
@@ -45,32 +45,40 @@ void DataParallel::for_each_bucket(Fn&& fn) const {
 void DataParallel::reduce_gradients(float* grads, bool full) {
   if (size() == 1) return;
   Timer timer;
+  reduce_range(grads, 0, total_, full);
+  comm_seconds_ += timer.seconds();
+}
+
+void DataParallel::reduce_range(float* grads, int64_t first, int64_t last, bool full) {
+  if (size() == 1) return;
   if (full || !sharded_) {
-    for (int64_t begin = 0; begin < total_; begin += kBucket)
-      comm_.all_reduce_sum(grads + begin, std::min(kBucket, total_ - begin));
+    for (int64_t begin = first; begin < last; begin += kBucket)
+      comm_.all_reduce_sum(grads + begin, std::min(kBucket, last - begin));
   } else {
-    for_each_bucket([&](int64_t begin, int64_t, const std::vector<int64_t>& bounds) {
+    for_each_bucket(first, last, [&](int64_t begin, int64_t, const std::vector<int64_t>& bounds) {
       comm_.reduce_scatter_sum(grads + begin, bounds);
     });
   }
-  comm_seconds_ += timer.seconds();
 }
 
 void DataParallel::gather_params(float* params) {
   if (!sharded_) return;
   Timer timer;
-  for_each_bucket([&](int64_t begin, int64_t, const std::vector<int64_t>& bounds) {
+  for_each_bucket(0, total_, [&](int64_t begin, int64_t, const std::vector<int64_t>& bounds) {
     comm_.all_gather(params + begin, bounds);
   });
   comm_seconds_ += timer.seconds();
 }
 
-void DataParallel::gather_moments(float* m, float* v) {
-  if (!sharded_) return;
+void DataParallel::gather_to_root(const float* shard, int64_t first, int64_t last, float* dst) {
+  TOY_CHECK(sharded_ || size() == 1, "gather_to_root of an unsharded run");
   Timer timer;
-  for_each_bucket([&](int64_t begin, int64_t, const std::vector<int64_t>& bounds) {
-    comm_.all_gather(m + begin, bounds);
-    comm_.all_gather(v + begin, bounds);
+  const size_t r = size_t(rank());
+  for_each_bucket(first, last, [&](int64_t begin, int64_t, const std::vector<int64_t>& bounds) {
+    // This rank's piece of the bucket starts at element begin + bounds[r] of its shard.
+    const bool some = bounds[r + 1] > bounds[r];
+    comm_.gather_to_root(some ? shard + (begin + bounds[r] - shard_begin()) : shard,
+                         dst ? dst + (begin - first) : nullptr, bounds);
   });
   comm_seconds_ += timer.seconds();
 }

@@ -1,13 +1,14 @@
 // Data parallelism across processes (mpirun -np N): what the Trainer does with a
 // Communicator (train/communicator.h) around its step. Every rank draws the same
 // global batch of B rows and trains rows [B·r/N, B·(r+1)/N) of it (B % N == 0), so
-// the batches, and a checkpoint's sampler state, do not depend on N. After the
-// backward, the gradients are summed over the ranks in buckets, in rank order
-// (DDP's and llm.c's all-reduce); with shard_optimizer (ZeRO-1, Rajbhandari et al.
-// 2020, stage 1) each rank only receives the sum of its own shard (reduce-scatter),
-// runs AdamW on that shard and its moments, and the updated shards are all-gathered.
-// Shards are whole optimizer blocks, so the global gradient norm is summed in the same
-// block order as one process, and both modes give the same bits.
+// the batches, and a checkpoint's sampler state, do not depend on N. The gradients are
+// summed over the ranks in buckets, in rank order (DDP's and llm.c's all-reduce): layer
+// by layer while the backward runs (train/backward_reduction.h), or after it. With
+// shard_optimizer (ZeRO-1, Rajbhandari et al. 2020, stage 1) each rank only receives the
+// sum of its own shard (reduce-scatter), holds and updates the AdamW moments of that
+// shard alone, and the updated shards are all-gathered. Shards are whole optimizer
+// blocks, so the global gradient norm is summed in the same block order as one process,
+// and both modes give the same bits.
 //
 // With one rank every call is a no-op.
 #pragma once
@@ -41,21 +42,28 @@ class DataParallel {
   // Sums the ranks' gradients: every element on every rank when `full` (or not sharded),
   // else only this rank's shard.
   void reduce_gradients(float* grads, bool full);
+  // The same over elements [begin, end) only, untimed: what the communication thread of
+  // train/backward_reduction.h calls, range by range. Every element is summed in rank order
+  // whatever the ranges, so any split gives the bits of reduce_gradients.
+  void reduce_range(float* grads, int64_t begin, int64_t end, bool full);
   // After a sharded update: every rank's shard of `params` to every rank (no-op unsharded).
   void gather_params(float* params);
-  // Before writing a checkpoint: the moments of every shard to every rank (no-op unsharded).
-  void gather_moments(float* m, float* v);
+  // Elements [begin, end) of a sharded array (sharded runs only), into `dst` (end − begin
+  // elements) on rank 0: every rank passes its shard (`shard` holds elements
+  // [shard_begin(), shard_end())); `dst` is unused elsewhere (null). A collective: every
+  // rank calls it with the same range.
+  void gather_to_root(const float* shard, int64_t begin, int64_t end, float* dst);
   // Rank-order sum of n doubles (loss sums, counts, norm partials) on every rank.
   void sum(double* values, int64_t n);
 
-  // Seconds spent in collectives so far.
+  // Seconds the calling thread spent in collectives so far (not reduce_range's).
   double comm_seconds() const { return comm_seconds_; }
 
  private:
   int shard_owner() const { return sharded_ ? comm_.rank() : 0; }
-  // Calls fn(offset, bounds) per bucket of [0, total) with the shard bounds clipped to it.
+  // Calls fn(offset, bounds) per bucket of [begin, end) with the shard bounds clipped to it.
   template <typename Fn>
-  void for_each_bucket(Fn&& fn) const;
+  void for_each_bucket(int64_t begin, int64_t end, Fn&& fn) const;
 
   // Elements per collective: large enough to amortize latency, small enough that the
   // reduce-scatter's receive buffer stays small next to the model (16 MB of floats).

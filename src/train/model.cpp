@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <string>
+#include <string_view>
 #include <type_traits>
 
 #include "core/error.h"
@@ -62,7 +64,41 @@ void norm_backward(Real* dx, Real* dw, const Real* dout, const Real* x, const Re
     for (int64_t i = 0; i < n; ++i) dw[i] += partial[c * n + i];
 }
 
+// The stage of gradient_stages whose backward step finishes tensor `name`'s gradient.
+int64_t stage_of(const std::string& name, int64_t n_layer) {
+  if (name.starts_with("blk.")) {
+    const size_t dot = name.find('.', 4);
+    TOY_CHECK(dot != std::string::npos && dot > 4, "layer tensor name ", name);
+    return std::stoll(name.substr(4, dot - 4));
+  }
+  // The head's matrix and its LoRA adapters (.lora_a / .lora_b), and the final norm. A tied
+  // output is token_embd, which the embedding backward adds to last.
+  for (std::string_view head : {"output.weight", "output_norm.weight"})
+    if (name == head || (name.starts_with(head) && name[head.size()] == '.')) return n_layer;
+  return n_layer + 1;
+}
+
 }  // namespace
+
+template <typename Real>
+std::vector<std::vector<ElementRange>> gradient_stages(const ParamStore<Real>& store) {
+  const int64_t n_layer = store.config().n_layer;
+  std::vector<std::vector<ElementRange>> stages(size_t(n_layer + 2));
+  const std::vector<ParamTensor>& tensors = store.tensors();
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const int64_t stage = stage_of(tensors[i].spec.name, n_layer);
+    TOY_CHECK(stage >= 0 && stage <= n_layer + 1, "tensor ", tensors[i].spec.name);
+    const int64_t begin = tensors[i].offset;
+    const int64_t end = i + 1 < tensors.size() ? tensors[i + 1].offset : store.total();
+    std::vector<ElementRange>& ranges = stages[size_t(stage)];
+    if (!ranges.empty() && ranges.back().second == begin) {
+      ranges.back().second = end;
+    } else {
+      ranges.push_back({begin, end});
+    }
+  }
+  return stages;
+}
 
 const ModelConfig& trainable(const ModelConfig& config) {
   check_trainable(config);
@@ -188,6 +224,7 @@ void TrainModel<Real>::backward(double grad_scale, const Compute& cx) {
   zero(d_x_, BT_ * E);
   norm_backward(d_x_, grad_of<Real>(g.output_norm), d_norm_, acts_.x_final(),
                 data_of<Real>(w.output_norm), BT_, E, c_.rms_eps, cx, norm_partial_);
+  if (stage_hook_) stage_hook_(c_.n_layer);
   for (int64_t il = c_.n_layer - 1; il >= 0; --il) {
     ffn_block_backward(il, cx);
     if (c_.is_gdn(il)) {
@@ -195,6 +232,7 @@ void TrainModel<Real>::backward(double grad_scale, const Compute& cx) {
     } else {
       attention_block_backward(il, cx);
     }
+    if (stage_hook_) stage_hook_(il);
   }
   // x = embd·sqrt(n_embd) (Gemma 2), with the forward's rounding of the scale.
   if (c_.arch().embedding_scale) {
@@ -343,5 +381,7 @@ void TrainModel<Real>::gdn_block_backward(int64_t il, const Compute& cx) {
 
 template class TrainModel<float>;
 template class TrainModel<double>;
+template std::vector<std::vector<ElementRange>> gradient_stages(const ParamStore<float>&);
+template std::vector<std::vector<ElementRange>> gradient_stages(const ParamStore<double>&);
 
 }  // namespace toy::train

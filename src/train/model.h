@@ -15,7 +15,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "core/arena.h"
@@ -33,6 +35,17 @@ namespace toy::train {
 void check_trainable(const ModelConfig& config);
 // check_trainable, then config.
 const ModelConfig& trainable(const ModelConfig& config);
+
+// Elements [first, second) of a store's layout.
+using ElementRange = std::pair<int64_t, int64_t>;
+
+// The store's elements whose gradients the backward has finished at each stage
+// (TrainModel::set_stage_hook): entry il < n_layer is layer il's tensors, entry n_layer the
+// output head's (output.weight, output_norm.weight and their adapters), entry n_layer + 1
+// the rest (token embeddings, a lens: final only when backward returns). Adjacent tensors
+// are merged into one range, with the alignment padding between them (whose gradient is 0).
+template <typename Real>
+std::vector<std::vector<ElementRange>> gradient_stages(const ParamStore<Real>& store);
 
 template <typename Real>
 class TrainModel {
@@ -66,6 +79,11 @@ class TrainModel {
   void set_matmul_mode(MatmulMode mode) { mode_ = mode; }
   // Activation taps (model/taps.h) fed by the forward from now on; null: none.
   void set_taps(LayerTaps* taps) { acts_.taps = taps; }
+  // Called by backward as the gradients of a stage (gradient_stages) become final: with
+  // n_layer after the output head, then with il after layer il, from the last layer down,
+  // on backward's thread. A data-parallel run starts summing them over the ranks while
+  // backward goes on (train/backward_reduction.h). Null: no calls.
+  void set_stage_hook(std::function<void(int64_t stage)> hook) { stage_hook_ = std::move(hook); }
   // LoRA dropout for the next forward and its backward (model/lora.h LoraDropout): rate p
   // (0: none, as for evaluation), the micro-step's mask stream, and the global row of this
   // model's first row (its replica's place in the batch).
@@ -89,6 +107,7 @@ class TrainModel {
   std::unique_ptr<MoeBackward<Real>> moe_;  // the frozen-expert FFN backward (MoE models)
   std::unique_ptr<GdnBackward<Real>> gdn_;  // the gated delta-net block backward (hybrids)
   MatmulMode mode_ = MatmulMode::Train;
+  std::function<void(int64_t)> stage_hook_;
   const ModelConfig& c_;
   int64_t B_, T_, BT_;
   Activations<Real> acts_;

@@ -120,8 +120,6 @@ ParamStore<Real>::ParamStore(const ModelConfig& config, const std::vector<Tensor
   }
   params_ = take<Real>(arena_params_, total_);
   grads_ = take<Real>(arena_grads_, total_);
-  m_ = take<Real>(arena_m_, total_);
-  v_ = take<Real>(arena_v_, total_);
   // Point the Weights slots at the arenas, over the base's tensors.
   grad_weights_ = views_over(grads_);
   weights_ = views_over(params_);
@@ -137,6 +135,16 @@ ParamStore<Real>::ParamStore(const ModelConfig& config, const std::vector<Tensor
     rope_freqs_.assign(static_cast<size_t>(config.rope.n_rot / 2), 1.0f);
     weights_.rope_freqs = Tensor::view(DType::F32, rope_freqs_.data(), {config.rope.n_rot / 2});
   }
+}
+
+template <typename Real>
+void ParamStore<Real>::use_moments(int64_t begin, int64_t end) {
+  TOY_CHECK(0 <= begin && begin <= end && end <= total_, "moments [", begin, ", ", end, ")");
+  if (m_ && begin == moments_begin_ && end == moments_end_) return;
+  m_ = take<Real>(arena_m_, end - begin);
+  v_ = take<Real>(arena_v_, end - begin);
+  moments_begin_ = begin;
+  moments_end_ = end;
 }
 
 template <typename Real>
@@ -285,6 +293,9 @@ void load_params(ParamStore<Real>& store, const ModelConfig& source_config, cons
 template <typename Real>
 void adamw_step(ParamStore<Real>& store, const AdamWConfig& config, double lr, int64_t step,
                 ThreadPool* pool) {
+  if (!store.has_moments()) store.use_moments(0, store.total());
+  TOY_CHECK(store.moments_begin() == 0 && store.moments_end() == store.total(),
+            "adamw_step over a store holding a shard of the moments");
   for (const ParamTensor& p : store.tensors()) {
     auto update = [&](int64_t begin, int64_t end) {
       const int64_t o = p.offset + begin;

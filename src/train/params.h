@@ -1,7 +1,8 @@
 // Trainable parameters: every tensor of the model (listed by the model's one
 // visitor, for_each_tensor, under its GGUF name) laid out in one contiguous
-// arena, with the gradients and the two AdamW moments in three more arenas of
-// the same layout. `weights` and `grads` are ordinary Weights whose tensors
+// arena, with the gradients in one more arena of the same layout and the two AdamW
+// moments in two more, of that layout or of one contiguous part of it (a rank's shard
+// under ZeRO-1, train/data_parallel.h). `weights` and `grads` are ordinary Weights whose tensors
 // view the arenas (F32, or F64 for double-precision gradient checks), so the
 // forward reads parameters exactly as inference reads a loaded model.
 #pragma once
@@ -67,10 +68,19 @@ class ParamStore {
 
   Real* params() { return params_; }  // (total)
   Real* grads() { return grads_; }    // (total)
-  Real* moment1() { return m_; }      // (total)
-  Real* moment2() { return v_; }      // (total)
   const Real* params() const { return params_; }
   const Real* grads() const { return grads_; }
+
+  // The AdamW moments m and v of elements [moments_begin(), moments_end()) of the layout:
+  // the whole store, or one rank's shard under ZeRO-1, so that a rank allocates only the
+  // moments it updates. None until use_moments (the Trainer's, AdamW's or a checkpoint
+  // load's) allocates them, zero; another range allocates them anew (zero).
+  void use_moments(int64_t begin, int64_t end);
+  bool has_moments() const { return m_ != nullptr; }
+  int64_t moments_begin() const { return moments_begin_; }
+  int64_t moments_end() const { return moments_end_; }
+  Real* moment1() { return m_; }  // (moments_end − moments_begin), element moments_begin first
+  Real* moment2() { return v_; }  // (moments_end − moments_begin)
   const Real* moment1() const { return m_; }
   const Real* moment2() const { return v_; }
 
@@ -106,6 +116,7 @@ class ParamStore {
   Real* grads_ = nullptr;
   Real* m_ = nullptr;
   Real* v_ = nullptr;
+  int64_t moments_begin_ = 0, moments_end_ = 0;
   Weights weights_, grad_weights_;
   std::unordered_map<std::string, size_t> index_;  // tensor name -> position in tensors_
   std::vector<LoraBinding> lora_;
@@ -157,7 +168,8 @@ void load_tensor(ParamStore<Real>& store, const ParamTensor& p, const Tensor& te
                  const std::string& source);
 
 // One AdamW update of every tensor (decay on the 2-D ones) with the store's
-// gradients at (1-based) step `step`.
+// gradients at (1-based) step `step`; the store's moments cover it whole (allocated here
+// when it has none).
 // With a pool, each tensor's elements are split across its threads (elementwise: the
 // result is the same for any thread count).
 template <typename Real>

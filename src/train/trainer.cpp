@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <sstream>
+#include <utility>
 
 #include "core/error.h"
 #include "core/timer.h"
@@ -45,10 +46,38 @@ Trainer::Trainer(ParamStore<float>& store, const Dataset& data, const TrainOptio
     replicas_.push_back(std::move(replica));
   }
   store.zero_grads();
+  // AdamW's moments: this rank's shard only under ZeRO-1.
+  store.use_moments(dp_.shard_begin(), dp_.shard_end());
+  Communicator& comm = group ? *group : *alone_;
+  if (options.overlap_reduction && dp_.size() > 1 && comm.any_thread())
+    overlap_ = std::make_unique<BackwardReduction>(dp_, gradient_stages(store));
 }
 
-CrossEntropyResult Trainer::run_batch(double grad_scale, uint64_t dropout_stream) {
+double Trainer::comm_waited() const {
+  return dp_.comm_seconds() + (overlap_ ? overlap_->wait_seconds() : 0.0);
+}
+
+CrossEntropyResult Trainer::run_batch(double grad_scale, uint64_t dropout_stream, bool reduce,
+                                      bool full) {
   const int64_t T = options_.n_pos;
+  reduce = reduce && overlap_ && grad_scale > 0.0;
+  if (reduce) {
+    // The communication thread first adds the replicas' gradients of a range into the
+    // store's, in replica order (as reduce_gradients would), and zeros them.
+    std::function<void(int64_t, int64_t)> sum_replicas;
+    if (replicas_.size() > 1)
+      sum_replicas = [this](int64_t begin, int64_t end) {
+        float* grads = store_.grads();
+        for (size_t r = 1; r < replicas_.size(); ++r) {
+          float* g = replicas_[r].grads->data();
+          for (int64_t i = begin; i < end; ++i) grads[i] += g[i];
+          std::fill(g + begin, g + end, 0.0f);
+        }
+      };
+    overlap_->begin(store_.grads(), full, int(replicas_.size()), std::move(sum_replicas));
+    for (Replica& replica : replicas_)
+      replica.model->set_stage_hook([this](int64_t stage) { overlap_->stage_done(stage); });
+  }
   std::vector<CrossEntropyResult> results(replicas_.size());
   auto work = [&](size_t r, ThreadPool& pool) {
     const Compute cx{pool, cpu_};
@@ -68,6 +97,12 @@ CrossEntropyResult Trainer::run_batch(double grad_scale, uint64_t dropout_stream
     pool_.run([&](int t, int) {
       if (static_cast<size_t>(t) < replicas_.size()) work(t, *replicas_[t].local);
     });
+  }
+  if (reduce) {
+    for (Replica& replica : replicas_) replica.model->set_stage_hook(nullptr);
+    // Before any other collective: one thread calls MPI at a time.
+    overlap_->finish();
+    reduced_ = true;
   }
   CrossEntropyResult total;
   for (const CrossEntropyResult& r : results) {
@@ -91,7 +126,7 @@ StepReport Trainer::step() {
     taps_->reset();
     replicas_[0].model->set_taps(taps_.get());
   }
-  const double comm_before = dp_.comm_seconds();
+  const double comm_before = comm_waited();
   double loss_sum = 0.0;  // gradients are zero here (constructor, update_parameters)
   for (int64_t micro = 0; micro < options_.accum; ++micro) {
     data_.sample_train(batch_, options_.n_seq, rng_);
@@ -102,8 +137,11 @@ StepReport Trainer::step() {
     // draws the same masks.
     const uint64_t stream = options_.seed * 0x9E3779B97F4A7C15ull ^
                             (uint64_t(step_) << 20 | uint64_t(micro)) * 0xC2B2AE3D27D4EB4Full;
+    // The last micro-batch's backward finishes the gradients: their sum over the ranks
+    // starts during it (telemetry reads every tensor's: a sharded run sums all of them then).
     const CrossEntropyResult r =
-        run_batch(loss_scale_ / (double(counted) * double(options_.accum)), stream);
+        run_batch(loss_scale_ / (double(counted) * double(options_.accum)), stream,
+                  /*reduce=*/micro + 1 == options_.accum, /*full=*/stats);
     loss_sum += r.loss_sum / double(r.counted);
   }
   if (taps_) replicas_[0].model->set_taps(nullptr);
@@ -140,34 +178,36 @@ StepReport Trainer::step() {
   report.loss = loss_sum / double(options_.accum);
   train_seconds_ += timer.seconds();
   wall_seconds_ += timer.seconds();
-  step_comm_seconds_ += dp_.comm_seconds() - comm_before;
+  step_comm_seconds_ += comm_waited() - comm_before;
   report.tokens_per_s = tokens_per_s();
   report.seconds = wall_seconds_;
   return report;
 }
 
 // Sums the replicas' gradients into the store's (in replica order) and zeros them, then
-// the ranks' (train/data_parallel.h); the squared norm in fixed blocks summed in order.
-// One parallel region for one process.
+// the ranks' (train/data_parallel.h), unless the backward did both; the squared norm in
+// fixed blocks summed in order. One parallel region for one process.
 double Trainer::reduce_gradients(bool full) {
   const int64_t total = store_.total();
   const int64_t blocks = (total + kBlock - 1) / kBlock;
   std::vector<double> partial(static_cast<size_t>(blocks), 0.0);
   float* grads = store_.grads();
   const bool alone = dp_.size() == 1;
-  pool_.parallel_for(blocks, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      const int64_t first = b * kBlock, last = std::min(total, first + kBlock);
-      for (size_t r = 1; r < replicas_.size(); ++r) {
-        float* g = replicas_[r].grads->data();
-        for (int64_t i = first; i < last; ++i) grads[i] += g[i];
-        std::fill(g + first, g + last, 0.0f);
+  const bool reduced = std::exchange(reduced_, false);
+  if (!reduced)
+    pool_.parallel_for(blocks, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) {
+        const int64_t first = b * kBlock, last = std::min(total, first + kBlock);
+        for (size_t r = 1; r < replicas_.size(); ++r) {
+          float* g = replicas_[r].grads->data();
+          for (int64_t i = first; i < last; ++i) grads[i] += g[i];
+          std::fill(g + first, g + last, 0.0f);
+        }
+        if (alone) partial[b] = squared_norm(grads + first, last - first);
       }
-      if (alone) partial[b] = squared_norm(grads + first, last - first);
-    }
-  });
+    });
   if (!alone) {
-    dp_.reduce_gradients(grads, full);
+    if (!reduced) dp_.reduce_gradients(grads, full);
     // The blocks whose sums this rank holds; a sharded run adds the other ranks' partials
     // (exact: every block's partial comes from one rank, the others add zeros).
     const bool own_only = dp_.sharded() && !full;
@@ -192,6 +232,8 @@ double Trainer::reduce_gradients(bool full) {
 void Trainer::update_parameters(double lr, double clip) {
   const int64_t total = store_.total();
   const int64_t lo = dp_.shard_begin(), hi_elem = dp_.shard_end();
+  TOY_CHECK(store_.moments_begin() == lo && store_.moments_end() == hi_elem,
+            "the store's moments are not this rank's shard");
   const int64_t blocks = (hi_elem - lo + kBlock - 1) / kBlock;
   float* grads = store_.grads();
   pool_.parallel_for(blocks, [&](int64_t begin, int64_t end) {
@@ -201,8 +243,10 @@ void Trainer::update_parameters(double lr, double clip) {
     for (const ParamTensor& p : store_.tensors()) {
       const int64_t a = std::max(first, p.offset), b = std::min(last, p.offset + p.numel);
       if (a >= b) continue;
-      adamw_update(store_.params() + a, grads + a, store_.moment1() + a, store_.moment2() + a,
-                   b - a, options_.adamw, lr, step_ - skipped_, p.decay);
+      // The moments hold [lo, hi_elem) (the whole store, or this rank's shard).
+      adamw_update(store_.params() + a, grads + a, store_.moment1() + (a - lo),
+                   store_.moment2() + (a - lo), b - a, options_.adamw, lr, step_ - skipped_,
+                   p.decay);
     }
     std::fill(grads + first, grads + last, 0.0f);
   });
@@ -214,8 +258,11 @@ void Trainer::update_parameters(double lr, double clip) {
   }
 }
 
-void Trainer::gather_optimizer_state() {
-  dp_.gather_moments(store_.moment1(), store_.moment2());
+MomentSource Trainer::checkpoint_moments() {
+  if (!dp_.sharded()) return nullptr;
+  return [this](int moment, int64_t begin, int64_t end, float* dst) {
+    dp_.gather_to_root(moment == 1 ? store_.moment1() : store_.moment2(), begin, end, dst);
+  };
 }
 
 void Trainer::set_taps(const std::string& list) {

@@ -11,8 +11,9 @@
 // Otherwise the kernels split each op across the pool.
 //
 // Processes: with a Communicator of N ranks (mpirun), each rank trains its B/N rows
-// of the same global batch and the ranks' gradients are summed after the backward
-// (train/data_parallel.h); every rank then holds the same parameters.
+// of the same global batch and the ranks' gradients are summed (train/data_parallel.h),
+// layer by layer while the backward of a step's last micro-batch runs
+// (train/backward_reduction.h); every rank then holds the same parameters.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +26,7 @@
 #include "core/thread_pool.h"
 #include "kernels/compute.h"
 #include "model/taps.h"
+#include "train/backward_reduction.h"
 #include "train/communicator.h"
 #include "train/data_parallel.h"
 #include "train/dataset.h"
@@ -56,6 +58,9 @@ struct TrainOptions {
   int64_t loss_scale_interval = 2000;
   float lora_dropout = 0.0f;     // PEFT's lora_dropout on the trainable adapters' inputs
   bool shard_optimizer = false;  // ZeRO-1 over the ranks of a process group
+  // Over several ranks: sum the gradients while the backward runs (false: after it; also
+  // when the communicator cannot be called from a second thread).
+  bool overlap_reduction = true;
 };
 
 // Per-tensor training telemetry of one step (--metrics-every), keyed by GGUF name.
@@ -95,6 +100,11 @@ struct TrainerState {
   int64_t skipped = 0;
 };
 
+// Where a checkpoint's AdamW moments come from when no rank holds them all (ZeRO-1):
+// writes elements [begin, end) of moment 1 (m) or 2 (v) of the store's layout to dst on
+// rank 0; a collective, called with the same range on every rank (dst null but on rank 0).
+using MomentSource = std::function<void(int moment, int64_t begin, int64_t end, float* dst)>;
+
 class Trainer {
  public:
   Trainer(ParamStore<float>& store, const Dataset& data, const TrainOptions& options,
@@ -127,10 +137,16 @@ class Trainer {
   // Continues from `state` (the store's parameters and moments restored separately).
   void restore(const TrainerState& state);
   double tokens_per_s() const;
-  // Before a checkpoint: every rank's shard of the AdamW moments into the store (ZeRO-1).
-  void gather_optimizer_state();
-  // Seconds the training steps spent in collectives between ranks (0 for one process).
+  // The moments of a checkpoint (train/checkpoint.h) under ZeRO-1, where each rank holds
+  // its shard's; null when this rank holds them all.
+  MomentSource checkpoint_moments();
+  // Seconds the training steps waited for collectives between ranks (0 for one process):
+  // the reduction the backward did not hide, the loss sums, the sharded update's gathers.
   double comm_seconds() const { return step_comm_seconds_; }
+  // Whether the gradients are summed while the backward runs, and the seconds the
+  // communication thread spent doing it.
+  bool overlaps_reduction() const { return overlap_ != nullptr; }
+  double overlapped_seconds() const { return overlap_ ? overlap_->busy_seconds() : 0.0; }
 
  private:
   // One slice of the batch on one thread.
@@ -143,10 +159,15 @@ class Trainer {
 
   // Forward (and backward when grad_scale > 0, with LoRA dropout masks from
   // dropout_stream) of the batch in batch_ over all replicas; returns the loss sum and count.
-  CrossEntropyResult run_batch(double grad_scale, uint64_t dropout_stream = 0);
-  // Sums the replicas' and ranks' gradients (all of them when `full`, else this rank's shard)
-  // and returns the global gradient norm.
+  // With `reduce` (a step's last micro-batch, overlap_ on), the gradients are summed over
+  // the ranks during the backward: all of them when `full`, else this rank's shard.
+  CrossEntropyResult run_batch(double grad_scale, uint64_t dropout_stream = 0, bool reduce = false,
+                               bool full = false);
+  // Sums the replicas' and ranks' gradients (all of them when `full`, else this rank's shard;
+  // unless the backward did) and returns the global gradient norm.
   double reduce_gradients(bool full);
+  // The training thread's seconds waiting for collectives so far.
+  double comm_waited() const;
   // Stops training with a message naming where the first non-finite value came from: the
   // first tap of the batch's forward that saw one, or the first tensor whose gradient has one.
   [[noreturn]] void fail_nonfinite_loss();
@@ -166,6 +187,8 @@ class Trainer {
   std::unique_ptr<Communicator> alone_;  // the group when none was given
   DataParallel dp_;
   std::vector<Replica> replicas_;
+  std::unique_ptr<BackwardReduction> overlap_;  // null: the reduction follows the backward
+  bool reduced_ = false;                        // the last backward summed the gradients
   std::mt19937_64 rng_;
   std::mt19937_64 eval_rng_;
   Batch batch_;

@@ -1,19 +1,22 @@
-// toy train / toy finetune under `mpirun -np 2` (issue 14): the per-step losses match
+// toy train / toy finetune under `mpirun -np 2` (issues 14, 15): the per-step losses match
 // one process with the same global batch to 1e-5 relative over 50 steps (and bit for bit
 // one process whose thread replicas split the batch the same way), the sharded
-// optimizer (ZeRO-1) gives the same run, a checkpoint resumes with another number of
-// ranks, rank 0 alone writes files, a bad --batch is refused, and a rank that dies ends
-// the job within seconds. Skipped when mpirun is not installed.
+// optimizer (ZeRO-1) gives the same run and the same checkpoint, a checkpoint resumes with
+// another number of ranks, the reduction overlapped with the backward gives the bits of
+// the one after it, rank 0 alone writes files, a bad --batch is refused, and a rank that
+// dies ends the job within seconds. Skipped when mpirun is not installed.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "gguf/reader.h"
 #include "support/fixtures.h"
 
 namespace {
@@ -60,16 +63,31 @@ struct Dir {
   }
 };
 
-// The "loss" of every step line of a --metrics file.
-std::vector<double> losses(const std::string& metrics) {
+// The `key` ("loss", "grad_norm") of every step line of a --metrics file.
+std::vector<double> values(const std::string& metrics, const char* key) {
   std::vector<double> out;
   std::ifstream in(metrics);
   std::string line;
   while (std::getline(in, line)) {
     const nlohmann::json j = nlohmann::json::parse(line);
-    if (j.contains("loss")) out.push_back(j["loss"].get<double>());
+    if (j.contains(key) && !j.contains("final")) out.push_back(j[key].get<double>());
   }
   return out;
+}
+std::vector<double> losses(const std::string& metrics) {
+  return values(metrics, "loss");
+}
+
+// Every tensor of two GGUF files (a checkpoint's parameters and moments), bit for bit.
+void expect_same_tensors(const std::string& a, const std::string& b) {
+  const auto fa = toy::gguf::File::open(a), fb = toy::gguf::File::open(b);
+  ASSERT_EQ(fa->tensors().size(), fb->tensors().size());
+  for (const toy::gguf::TensorInfo& t : fa->tensors()) {
+    const toy::gguf::TensorInfo* u = fb->find_tensor(t.name);
+    ASSERT_NE(u, nullptr) << t.name;
+    ASSERT_EQ(t.bytes, u->bytes) << t.name;
+    EXPECT_EQ(std::memcmp(fa->tensor(t).data, fb->tensor(*u).data, t.bytes), 0) << t.name;
+  }
 }
 
 void expect_close(const std::vector<double>& a, const std::vector<double>& b, size_t steps) {
@@ -170,6 +188,58 @@ TEST_F(DataParallel, ShardedAndReplicatedOptimizersWriteTheSameModel) {
   ASSERT_EQ(mpi_toy(2, args + " -o " + (a / "m.gguf"), &out), 0) << out;
   ASSERT_EQ(mpi_toy(2, args + " --shard-optimizer -o " + (b / "m.gguf"), &out), 0) << out;
   EXPECT_EQ(read_text(a / "m.gguf"), read_text(b / "m.gguf"));
+}
+
+// ZeRO-1's ranks hold their shard's moments only; rank 0 gathers them tensor by tensor as it
+// writes the checkpoint, which holds the same parameters and moments as the unsharded run's
+// and one process's (whose 2 thread replicas split the batch as the 2 ranks do).
+TEST_F(DataParallel, ShardedMomentsCheckpointIsTheUnshardedOne) {
+  Dir one, two, sharded;
+  std::string out;
+  const std::string args =
+      "train --n-embd 32 --n-layer 2 --n-head 4 --n-head-kv 2 --n-ff 64 --ctx 32 --lr 3e-3"
+      " --batch 8 --steps 6 --save-every 3 -q --data " +
+      corpus();
+  ASSERT_EQ(toy(args + " -t 2 -o " + (one / "m.gguf"), &out), 0) << out;
+  ASSERT_EQ(mpi_toy(2, args + " -t 1 -o " + (two / "m.gguf"), &out), 0) << out;
+  ASSERT_EQ(mpi_toy(2, args + " -t 1 --shard-optimizer -o " + (sharded / "m.gguf"), &out), 0)
+      << out;
+  expect_same_tensors(sharded / "m.gguf.checkpoint/state.gguf",
+                      two / "m.gguf.checkpoint/state.gguf");
+  expect_same_tensors(sharded / "m.gguf.checkpoint/state.gguf",
+                      one / "m.gguf.checkpoint/state.gguf");
+}
+
+// The gradients summed layer by layer while the backward runs (the default) or after it
+// (--no-overlap): the same losses, gradient norms and model bytes, with 2 thread replicas per
+// rank, gradient accumulation, telemetry steps (on which a sharded run sums every tensor)
+// and ZeRO-1. Layers this wide are a bucket each (BackwardReduction::kMinBucket), so the
+// reduction does run beside the backward.
+TEST_F(DataParallel, OverlappedReductionGivesTheBitsOfTheReductionAfterTheBackward) {
+  const std::string args =
+      "train --n-embd 128 --n-layer 3 --n-head 4 --n-head-kv 2 --n-ff 640 --ctx 16 --lr 3e-3"
+      " --batch 8 --accum 2 --steps 6 -t 2 --metrics-every 3 --data " +
+      corpus();
+  for (const std::string shard : {"", " --shard-optimizer"}) {
+    Dir after, during;
+    std::string out;
+    ASSERT_EQ(mpi_toy(2,
+                      args + shard + " -q --no-overlap -o " + (after / "m.gguf") + " --metrics " +
+                          (after / "m.jsonl"),
+                      &out),
+              0)
+        << out;
+    ASSERT_EQ(
+        mpi_toy(2,
+                args + shard + " -o " + (during / "m.gguf") + " --metrics " + (during / "m.jsonl"),
+                &out),
+        0)
+        << out;
+    EXPECT_NE(out.find("gradients summed during the backward"), std::string::npos) << out;
+    EXPECT_EQ(losses(during / "m.jsonl"), losses(after / "m.jsonl")) << shard;
+    EXPECT_EQ(values(during / "m.jsonl", "grad_norm"), values(after / "m.jsonl", "grad_norm"));
+    EXPECT_TRUE(read_text(during / "m.gguf") == read_text(after / "m.gguf")) << shard;
+  }
 }
 
 TEST_F(DataParallel, BatchNotAMultipleOfTheRanksIsRefused) {

@@ -1,10 +1,21 @@
-// The Communicator over MPI's world (train/communicator.h). Only the main thread
-// calls MPI (MPI_THREAD_FUNNELED): the trainer's thread pool computes, the main
-// thread communicates between its parallel regions.
+// The Communicator over MPI's world (train/communicator.h). One thread at a time calls
+// MPI (MPI_THREAD_SERIALIZED): the main thread between the thread pool's parallel regions,
+// and the gradient reduction's communication thread while the backward runs
+// (train/backward_reduction.h), never both at once. A library that only gives
+// MPI_THREAD_FUNNELED gets every call from the main thread (any_thread() is false, and the
+// gradients are reduced after the backward).
+//
+// The communication thread shares the cores with the backward: it starts its collectives
+// non-blocking and sleeps between tests while a peer has not arrived, where a blocking call
+// would spin in MPI's progress loop and take a core from this rank's backward (or, on one
+// machine, from the peer it waits for). The main thread has nothing else to run, so its
+// collectives block.
 #include <mpi.h>
 
+#include <chrono>
 #include <climits>
 #include <cstdlib>
+#include <thread>
 #include <type_traits>
 
 #include "core/error.h"
@@ -31,7 +42,8 @@ class MpiWorld final : public Communicator {
  public:
   MpiWorld(int* argc, char*** argv) {
     int provided = 0;
-    check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+    check(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
+    any_thread_ = provided >= MPI_THREAD_SERIALIZED;
     // Errors come back as codes (and become toy::Error) instead of MPI's default of
     // aborting without a word about what toy was doing.
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
@@ -42,6 +54,7 @@ class MpiWorld final : public Communicator {
           "MPI_Comm_split_type");
     check(MPI_Comm_size(local, &local_size_), "MPI_Comm_size");
     MPI_Comm_free(&local);
+    main_ = std::this_thread::get_id();
   }
   ~MpiWorld() override {
     int finalized = 0;
@@ -65,6 +78,14 @@ class MpiWorld final : public Communicator {
   void all_gather(double* data, const std::vector<int64_t>& bounds) override {
     gather(data, bounds);
   }
+
+  void gather_to_root(const float* send, float* recv, const std::vector<int64_t>& bounds) override {
+    counts(bounds, send_count_, send_displ_);
+    check(MPI_Gatherv(send, send_count_[size_t(rank_)], MPI_FLOAT, recv, send_count_.data(),
+                      send_displ_.data(), MPI_FLOAT, 0, MPI_COMM_WORLD),
+          "MPI_Gatherv");
+  }
+  bool any_thread() const override { return any_thread_; }
 
   void barrier() override { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
   [[noreturn]] void abort(int code) override {
@@ -97,9 +118,20 @@ class MpiWorld final : public Communicator {
     recv_count_.assign(size_t(size_), own);
     recv_displ_.resize(size_t(size_));
     for (int r = 0; r < size_; ++r) recv_displ_[size_t(r)] = r * own;
-    check(MPI_Alltoallv(data, send_count_.data(), send_displ_.data(), type_of<Real>(), recv.data(),
+    const char* what = "MPI_Alltoallv (gradient reduce-scatter)";
+    if (std::this_thread::get_id() == main_) {
+      check(
+          MPI_Alltoallv(data, send_count_.data(), send_displ_.data(), type_of<Real>(), recv.data(),
                         recv_count_.data(), recv_displ_.data(), type_of<Real>(), MPI_COMM_WORLD),
-          "MPI_Alltoallv (gradient reduce-scatter)");
+          what);
+    } else {
+      MPI_Request request;
+      check(MPI_Ialltoallv(data, send_count_.data(), send_displ_.data(), type_of<Real>(),
+                           recv.data(), recv_count_.data(), recv_displ_.data(), type_of<Real>(),
+                           MPI_COMM_WORLD, &request),
+            what);
+      wait_sleeping(request, what);
+    }
     Real* out = data + first;
     for (int i = 0; i < own; ++i) out[i] = recv[size_t(i)];
     for (int r = 1; r < size_; ++r) {
@@ -112,12 +144,36 @@ class MpiWorld final : public Communicator {
   void gather(Real* data, const std::vector<int64_t>& bounds) {
     if (size_ == 1) return;
     counts(bounds, send_count_, send_displ_);
-    check(MPI_Allgatherv(MPI_IN_PLACE, 0, type_of<Real>(), data, send_count_.data(),
-                         send_displ_.data(), type_of<Real>(), MPI_COMM_WORLD),
-          "MPI_Allgatherv");
+    if (std::this_thread::get_id() == main_) {
+      check(MPI_Allgatherv(MPI_IN_PLACE, 0, type_of<Real>(), data, send_count_.data(),
+                           send_displ_.data(), type_of<Real>(), MPI_COMM_WORLD),
+            "MPI_Allgatherv");
+    } else {
+      MPI_Request request;
+      check(MPI_Iallgatherv(MPI_IN_PLACE, 0, type_of<Real>(), data, send_count_.data(),
+                            send_displ_.data(), type_of<Real>(), MPI_COMM_WORLD, &request),
+            "MPI_Iallgatherv");
+      wait_sleeping(request, "MPI_Iallgatherv");
+    }
   }
 
+  // Tests `request` until it completes: a few times at once (a transfer under way moves on
+  // in each test), then with a short sleep between tests.
+  static void wait_sleeping(MPI_Request& request, const char* what) {
+    for (int tests = 0;; ++tests) {
+      int done = 0;
+      check(MPI_Test(&request, &done, MPI_STATUS_IGNORE), what);
+      if (done) return;
+      if (tests >= kImmediateTests)
+        std::this_thread::sleep_for(std::chrono::microseconds(kSleepUs));
+    }
+  }
+  static constexpr int kImmediateTests = 16;
+  static constexpr int kSleepUs = 50;
+
   int rank_ = 0, size_ = 1, local_size_ = 1;
+  bool any_thread_ = false;
+  std::thread::id main_;  // the thread that connected
   std::vector<int> send_count_, send_displ_, recv_count_, recv_displ_;
   std::vector<float> scratch_f_;
   std::vector<double> scratch_d_;
