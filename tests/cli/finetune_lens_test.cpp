@@ -30,9 +30,7 @@ using toy::testing::read_text;
 using toy::testing::run_command;
 using toy::testing::temp_path;
 
-int toy(const std::string& args, std::string* output) {
-  return run_command("timeout 300 '" + binary_dir() + "/toy' " + args, output);
-}
+using toy::testing::run_toy;
 
 std::string stories() {
   return fixture_path("models/stories260K.gguf");
@@ -52,10 +50,10 @@ std::string corpus() {
 std::string make_donor(const std::string& vocab_flags) {
   const std::string path = temp_path("-donor.gguf");
   std::string output;
-  EXPECT_EQ(toy("train -o " + path + " --data " + corpus() + " " + vocab_flags +
-                    " --n-embd 32 --n-layer 1 --n-head 2 --n-ff 32 --ctx 16 --batch 2 --steps 1"
-                    " --eval-batches 1 -q -t 1",
-                &output),
+  EXPECT_EQ(run_toy("train -o " + path + " --data " + corpus() + " " + vocab_flags +
+                        " --n-embd 32 --n-layer 1 --n-head 2 --n-ff 32 --ctx 16 --batch 2 --steps 1"
+                        " --eval-batches 1 -q -t 1",
+                    &output),
             0)
       << output;
   return path;
@@ -89,9 +87,9 @@ std::vector<std::string> step_losses(const std::string& output) {
 TEST(FinetuneLens, AnotherVocabularyAndWidthGivesAStandardModelOfTheDonorsVocabulary) {
   const std::string out = temp_path("-lens.gguf"), metrics = temp_path("-lens.jsonl");
   std::string output;
-  ASSERT_EQ(toy(lens_args(byte_donor()) + " --steps 4 -o " + out + " --metrics " + metrics +
-                    " --metrics-every 2 --out-type f16",
-                &output),
+  ASSERT_EQ(run_toy(lens_args(byte_donor()) + " --steps 4 -o " + out + " --metrics " + metrics +
+                        " --metrics-every 2 --out-type f16",
+                    &output),
             0)
       << output;
   EXPECT_NE(output.find("projection lens from"), std::string::npos) << output;
@@ -117,9 +115,10 @@ TEST(FinetuneLens, AnotherVocabularyAndWidthGivesAStandardModelOfTheDonorsVocabu
   EXPECT_EQ(file->tensors().size(), base->tensors().size() + 1);
 
   const std::string logits = temp_path("-lens.f32");
-  ASSERT_EQ(toy("logits -m " + out + " --tokens 1,72,101,108 -o " + logits, &output), 0) << output;
+  ASSERT_EQ(run_toy("logits -m " + out + " --tokens 1,72,101,108 -o " + logits, &output), 0)
+      << output;
   EXPECT_EQ(read_bytes(logits).size(), static_cast<size_t>(4 * V) * sizeof(float));
-  EXPECT_EQ(toy("generate -m " + out + " -p \"To be\" -n 4 -t 1", &output), 0) << output;
+  EXPECT_EQ(run_toy("generate -m " + out + " -p \"To be\" -n 4 -t 1", &output), 0) << output;
 
   // The lens and the new head under their own names in the per-tensor statistics.
   std::ifstream in(metrics);
@@ -143,7 +142,8 @@ TEST(FinetuneLens, AnotherVocabularyAndWidthGivesAStandardModelOfTheDonorsVocabu
 TEST(FinetuneLens, TheSameVocabularyKeepsTheBasesTiedHead) {
   const std::string out = temp_path("-lens-same.gguf");
   std::string output;
-  ASSERT_EQ(toy(lens_args(stories_vocab_donor()) + " --steps 2 -o " + out, &output), 0) << output;
+  ASSERT_EQ(run_toy(lens_args(stories_vocab_donor()) + " --steps 2 -o " + out, &output), 0)
+      << output;
   EXPECT_NE(output.find("the base's tied head"), std::string::npos) << output;
   const auto base = toy::gguf::File::open(stories());
   const auto file = toy::gguf::File::open(out);
@@ -155,7 +155,7 @@ TEST(FinetuneLens, TheSameVocabularyKeepsTheBasesTiedHead) {
   ASSERT_EQ(table.bytes(), base_table.bytes());
   EXPECT_NE(std::memcmp(table.data, base_table.data, table.bytes()), 0);
   EXPECT_EQ(file->get("tokenizer.ggml.tokens").array_size(), 512u);
-  EXPECT_EQ(toy("generate -m " + out + " -p \"Once upon\" -n 4 -t 1", &output), 0) << output;
+  EXPECT_EQ(run_toy("generate -m " + out + " -p \"Once upon\" -n 4 -t 1", &output), 0) << output;
   fs::remove(out);
 }
 
@@ -164,9 +164,10 @@ TEST(FinetuneLens, ResumeKeepsTheLensUnfoldedAndIsBitIdentical) {
   const std::string ckpt = temp_path("-lens-ckpt");
   const std::string common = lens_args(byte_donor()) + " --lr-schedule constant --val-fraction 0";
   std::string out_a, out_b1, out_b2;
-  ASSERT_EQ(toy(common + " --steps 6 -o " + a, &out_a), 0) << out_a;
+  ASSERT_EQ(run_toy(common + " --steps 6 -o " + a, &out_a), 0) << out_a;
   ASSERT_EQ(
-      toy(common + " --steps 3 --save-every 3 --checkpoint-dir " + ckpt + " -o " + b, &out_b1), 0)
+      run_toy(common + " --steps 3 --save-every 3 --checkpoint-dir " + ckpt + " -o " + b, &out_b1),
+      0)
       << out_b1;
   const auto state = toy::gguf::File::open(ckpt + "/state.gguf");
   const toy::gguf::TensorInfo* proj = state->find_tensor("lens.proj.weight");
@@ -175,7 +176,7 @@ TEST(FinetuneLens, ResumeKeepsTheLensUnfoldedAndIsBitIdentical) {
   EXPECT_EQ(proj->ne[1], 64);  // the base's
   EXPECT_NE(state->find_tensor("output.weight"), nullptr);
   EXPECT_EQ(state->find_tensor("token_embd.weight"), nullptr);  // the donor's, not trained
-  ASSERT_EQ(toy(common + " --steps 6 --resume " + ckpt + " -o " + b, &out_b2), 0) << out_b2;
+  ASSERT_EQ(run_toy(common + " --steps 6 --resume " + ckpt + " -o " + b, &out_b2), 0) << out_b2;
   EXPECT_NE(out_b2.find("resumed from"), std::string::npos) << out_b2;
   std::vector<std::string> resumed = step_losses(out_b1);
   for (const std::string& s : step_losses(out_b2)) resumed.push_back(s);
@@ -190,11 +191,11 @@ TEST(FinetuneLens, ResumeKeepsTheLensUnfoldedAndIsBitIdentical) {
   }
   // Another donor is another run: refused, naming it.
   std::string output;
-  EXPECT_EQ(
-      toy(lens_args(stories_vocab_donor()) +
-              " --lr-schedule constant --val-fraction 0 --steps 6 --resume " + ckpt + " -o " + b,
-          &output),
-      1);
+  EXPECT_EQ(run_toy(lens_args(stories_vocab_donor()) +
+                        " --lr-schedule constant --val-fraction 0 --steps 6 --resume " + ckpt +
+                        " -o " + b,
+                    &output),
+            1);
   EXPECT_NE(output.find("donor-embeddings"), std::string::npos) << output;
   fs::remove(a);
   fs::remove(b);
@@ -243,7 +244,7 @@ TEST(FinetuneLens, LoraAndBadDonorsAreRefusedBeforeAnyWork) {
   };
   for (const Case& c : cases) {
     std::string output;
-    EXPECT_EQ(toy("finetune " + c.args, &output), 1) << c.args << "\n" << output;
+    EXPECT_EQ(run_toy("finetune " + c.args, &output), 1) << c.args << "\n" << output;
     EXPECT_NE(output.find(c.message), std::string::npos) << c.args << "\n" << output;
     EXPECT_FALSE(fs::exists(out)) << c.args;
   }

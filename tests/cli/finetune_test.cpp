@@ -28,9 +28,7 @@ using toy::testing::read_text;
 using toy::testing::run_command;
 using toy::testing::temp_path;
 
-int toy(const std::string& args, std::string* output) {
-  return run_command("timeout 300 '" + binary_dir() + "/toy' " + args, output);
-}
+using toy::testing::run_toy;
 
 std::string stories() {
   return fixture_path("models/stories260K.gguf");
@@ -52,7 +50,7 @@ struct Corpus {
 
 double perplexity(const std::string& args) {
   std::string output;
-  EXPECT_EQ(toy("perplexity -c 128 -t 2 " + args, &output), 0) << output;
+  EXPECT_EQ(run_toy("perplexity -c 128 -t 2 " + args, &output), 0) << output;
   std::smatch m;
   const std::regex re(R"(PPL = ([0-9.]+))");
   EXPECT_TRUE(std::regex_search(output, m, re)) << output;
@@ -62,7 +60,7 @@ double perplexity(const std::string& args) {
 std::vector<float> logits(const std::string& args) {
   const std::string out = temp_path(".f32");
   std::string output;
-  EXPECT_EQ(toy("logits --tokens 1,403,407,261,378,300 -o " + out + " " + args, &output), 0)
+  EXPECT_EQ(run_toy("logits --tokens 1,403,407,261,378,300 -o " + out + " " + args, &output), 0)
       << output;
   const std::vector<uint8_t> bytes = read_bytes(out);
   fs::remove(out);
@@ -75,11 +73,12 @@ TEST(FinetuneCommand, LoraLowersHeldOutPerplexityAndTheAdapterMergesToTheSameMod
   const Corpus corpus;
   const std::string adapter = temp_path("-lora.gguf"), merged = temp_path("-merged.gguf");
   std::string output;
-  ASSERT_EQ(toy("finetune -m " + stories() + " --data " + corpus.train + " --val-data " +
-                    corpus.val + " -o " + adapter +
-                    " --lora-targets all-linear -r 8 --steps 60 --lr 2e-3 -c 128 --batch 4 -q -t 2",
-                &output),
-            0)
+  ASSERT_EQ(
+      run_toy("finetune -m " + stories() + " --data " + corpus.train + " --val-data " + corpus.val +
+                  " -o " + adapter +
+                  " --lora-targets all-linear -r 8 --steps 60 --lr 2e-3 -c 128 --batch 4 -q -t 2",
+              &output),
+      0)
       << output;
   auto file = toy::gguf::File::open(adapter);
   EXPECT_EQ(file->get_string("general.type"), "adapter");
@@ -94,7 +93,7 @@ TEST(FinetuneCommand, LoraLowersHeldOutPerplexityAndTheAdapterMergesToTheSameMod
   const double after = perplexity("-m " + stories() + " -f " + corpus.val + " --lora " + adapter);
   EXPECT_LT(after, 0.7 * before) << before << " -> " << after;
 
-  ASSERT_EQ(toy("merge -m " + stories() + " --lora " + adapter + " -o " + merged, &output), 0)
+  ASSERT_EQ(run_toy("merge -m " + stories() + " --lora " + adapter + " -o " + merged, &output), 0)
       << output;
   const std::vector<float> with_adapter = logits("-m " + stories() + " --lora " + adapter);
   const std::vector<float> from_merged = logits("-m " + merged);
@@ -116,11 +115,11 @@ TEST(FinetuneCommand, Bf16AndF16ComputeTrainLikeF32) {
   const std::string out = temp_path("-bf16.gguf");
   auto final_loss = [&](const std::string& type) {
     std::string output;
-    EXPECT_EQ(toy("finetune -m " + stories() + " --data " + corpus.train + " -o " + out +
-                      " --lora-targets all-linear --steps 30 --lr 2e-3 -c 64 --batch 4 -q -t 2"
-                      " --val-fraction 0 --eval-batches 8 --compute-type " +
-                      type,
-                  &output),
+    EXPECT_EQ(run_toy("finetune -m " + stories() + " --data " + corpus.train + " -o " + out +
+                          " --lora-targets all-linear --steps 30 --lr 2e-3 -c 64 --batch 4 -q -t 2"
+                          " --val-fraction 0 --eval-batches 8 --compute-type " +
+                          type,
+                      &output),
               0)
         << output;
     std::smatch m;
@@ -137,10 +136,11 @@ TEST(FinetuneCommand, FullFinetuneWritesAModelWithLowerPerplexity) {
   const Corpus corpus;
   const std::string out = temp_path("-full.gguf");
   std::string output;
-  ASSERT_EQ(toy("finetune --full -m " + stories() + " --data " + corpus.train + " --val-data " +
-                    corpus.val + " -o " + out + " --steps 40 --lr 1e-3 -c 128 --batch 4 -q -t 2",
-                &output),
-            0)
+  ASSERT_EQ(
+      run_toy("finetune --full -m " + stories() + " --data " + corpus.train + " --val-data " +
+                  corpus.val + " -o " + out + " --steps 40 --lr 1e-3 -c 128 --batch 4 -q -t 2",
+              &output),
+      0)
       << output;
   const auto base = toy::gguf::File::open(stories());
   const auto tuned = toy::gguf::File::open(out);
@@ -170,12 +170,13 @@ TEST(FinetuneCommand, ResumeFromACheckpointIsBitIdentical) {
                              " --lora-targets q,k,v,o -c 64 --batch 3 --lr 1e-3 -t 2"
                              " --lr-schedule constant --val-fraction 0";
   std::string out_a, out_b1, out_b2;
-  ASSERT_EQ(toy(common + " --steps 20 -o " + a, &out_a), 0) << out_a;
-  ASSERT_EQ(
-      toy(common + " --steps 10 --save-every 10 --checkpoint-dir " + ckpt + " -o " + b, &out_b1), 0)
+  ASSERT_EQ(run_toy(common + " --steps 20 -o " + a, &out_a), 0) << out_a;
+  ASSERT_EQ(run_toy(common + " --steps 10 --save-every 10 --checkpoint-dir " + ckpt + " -o " + b,
+                    &out_b1),
+            0)
       << out_b1;
   ASSERT_TRUE(fs::exists(ckpt + "/state.gguf"));
-  ASSERT_EQ(toy(common + " --steps 20 --resume " + ckpt + " -o " + b, &out_b2), 0) << out_b2;
+  ASSERT_EQ(run_toy(common + " --steps 20 --resume " + ckpt + " -o " + b, &out_b2), 0) << out_b2;
   EXPECT_NE(out_b2.find("resumed from"), std::string::npos) << out_b2;
   std::vector<std::string> resumed = step_losses(out_b1);
   for (const std::string& s : step_losses(out_b2)) resumed.push_back(s);
@@ -192,7 +193,7 @@ TEST(FinetuneCommand, ResumeFromACheckpointIsBitIdentical) {
 
   // Another rank is another run: refused, naming what differs.
   std::string output;
-  EXPECT_EQ(toy(common + " -r 4 --steps 20 --resume " + ckpt + " -o " + b, &output), 1);
+  EXPECT_EQ(run_toy(common + " -r 4 --steps 20 --resume " + ckpt + " -o " + b, &output), 1);
   EXPECT_NE(output.find("lora"), std::string::npos) << output;
   fs::remove(a);
   fs::remove(b);
@@ -206,11 +207,11 @@ TEST(FinetuneCommand, MetricsJsonLinesPerStepAndPerTensor) {
   const Corpus corpus;
   const std::string out = temp_path("-m.gguf"), metrics = temp_path("-metrics.jsonl");
   std::string output;
-  ASSERT_EQ(toy("finetune -m " + stories() + " --data " + corpus.train + " -o " + out +
-                    " --steps 6 -c 32 --batch 2 --eval-every 3 --eval-batches 2 -q -t 2"
-                    " --metrics " +
-                    metrics + " --metrics-every 3 --tap blk.4.resid_post,attn_norm",
-                &output),
+  ASSERT_EQ(run_toy("finetune -m " + stories() + " --data " + corpus.train + " -o " + out +
+                        " --steps 6 -c 32 --batch 2 --eval-every 3 --eval-batches 2 -q -t 2"
+                        " --metrics " +
+                        metrics + " --metrics-every 3 --tap blk.4.resid_post,attn_norm",
+                    &output),
             0)
       << output;
   std::ifstream in(metrics);
@@ -274,7 +275,7 @@ TEST(FinetuneCommand, BadFlagsAndModelsAreRefusedBeforeAnyWork) {
   };
   for (const Case& c : cases) {
     std::string output;
-    EXPECT_EQ(toy("finetune " + c.args, &output), 1) << c.args << "\n" << output;
+    EXPECT_EQ(run_toy("finetune " + c.args, &output), 1) << c.args << "\n" << output;
     EXPECT_NE(output.find(c.message), std::string::npos) << c.args << "\n" << output;
     EXPECT_FALSE(fs::exists(out)) << c.args;
   }

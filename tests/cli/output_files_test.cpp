@@ -32,9 +32,7 @@ std::string toy_binary() {
   return testing::binary_dir() + "/toy";
 }
 
-int toy(const std::string& args, std::string* output) {
-  return testing::run_command("'" + toy_binary() + "' " + args, output);
-}
+using toy::testing::run_toy;
 
 std::string stories() {
   return fixture_path("models/stories260K.gguf");
@@ -219,9 +217,9 @@ TEST(OutputFiles, SignalsAtAnyMomentLeaveOnlyACompleteFile) {
   const std::string model = dir.path + "/in.gguf";
   std::string output;
   // Big enough that quantizing it takes a few hundred milliseconds on one thread.
-  ASSERT_EQ(
-      toy("init --n-embd 256 --n-layer 4 --n-head 4 --n-ff 688 --vocab 4096 -o " + model, &output),
-      0)
+  ASSERT_EQ(run_toy("init --n-embd 256 --n-layer 4 --n-head 4 --n-ff 688 --vocab 4096 -o " + model,
+                    &output),
+            0)
       << output;
   const std::string corpus = write_corpus(dir.path);
   std::mt19937 rng(::testing::UnitTest::GetInstance()->random_seed());

@@ -21,9 +21,7 @@ using toy::testing::read_text;
 using toy::testing::run_command;
 using toy::testing::temp_path;
 
-int toy(const std::string& args, std::string* output) {
-  return run_command("'" + binary_dir() + "/toy' " + args, output);
-}
+using toy::testing::run_toy;
 
 bool have(const std::string& tool) {
   return run_command("command -v " + tool, nullptr) == 0;
@@ -112,7 +110,7 @@ TEST(PlotCommand, LossPlotHasTheSeriesAxesAndLegend) {
   const std::string metrics = write_file(".jsonl", small_metrics());
   const std::string svg = temp_path(".svg");
   std::string output;
-  ASSERT_EQ(toy("plot " + metrics + " -o " + svg + " --title 'loss <&> \"run\"'", &output), 0)
+  ASSERT_EQ(run_toy("plot " + metrics + " -o " + svg + " --title 'loss <&> \"run\"'", &output), 0)
       << output;
   expect_renders(svg);
   const std::string text = read_text(svg);
@@ -131,13 +129,13 @@ TEST(PlotCommand, LossPlotHasTheSeriesAxesAndLegend) {
   EXPECT_GE(count(text, "<circle"), 4u);
 
   // --smooth: an EMA line over the faint raw curve, with the same gap.
-  ASSERT_EQ(toy("plot " + metrics + " -o " + svg + " --smooth 0.5", &output), 0) << output;
+  ASSERT_EQ(run_toy("plot " + metrics + " -o " + svg + " --smooth 0.5", &output), 0) << output;
   expect_renders(svg);
   const std::string smoothed = read_text(svg);
   EXPECT_EQ(count(smoothed, "<path "), 4u);
   EXPECT_NE(smoothed.find(">smoothed (EMA 0.5)<"), std::string::npos);
   EXPECT_NE(smoothed.find("stroke-opacity=\"0.3\""), std::string::npos);
-  EXPECT_EQ(toy("plot " + metrics + " -o " + svg + " --smooth 1", &output), 1);
+  EXPECT_EQ(run_toy("plot " + metrics + " -o " + svg + " --smooth 1", &output), 1);
   EXPECT_NE(output.find("--smooth"), std::string::npos) << output;
 }
 
@@ -145,7 +143,7 @@ TEST(PlotCommand, GradsPlotHasOneLinePerTensorOrPerLayer) {
   std::string output;
   const std::string svg = temp_path(".svg");
   const std::string few = write_file(".jsonl", small_metrics(2));  // 5 tensors
-  ASSERT_EQ(toy("plot " + few + " --grads -o " + svg, &output), 0) << output;
+  ASSERT_EQ(run_toy("plot " + few + " --grads -o " + svg, &output), 0) << output;
   expect_renders(svg);
   std::string text = read_text(svg);
   for (const char* name : {">all (global norm)<", ">blk.0.attn_q.weight<",
@@ -154,12 +152,12 @@ TEST(PlotCommand, GradsPlotHasOneLinePerTensorOrPerLayer) {
 
   // 8 layers × 2 + 1 tensors: combined per layer (9 lines), then the 4 largest.
   const std::string many = write_file(".jsonl", small_metrics(8));
-  ASSERT_EQ(toy("plot " + many + " --grads -o " + svg, &output), 0) << output;
+  ASSERT_EQ(run_toy("plot " + many + " --grads -o " + svg, &output), 0) << output;
   text = read_text(svg);
   EXPECT_NE(text.find(">blk.7<"), std::string::npos);
   EXPECT_EQ(text.find(">blk.7.attn_q.weight<"), std::string::npos);
   EXPECT_NE(text.find("17 tensors combined per layer"), std::string::npos);
-  ASSERT_EQ(toy("plot " + many + " --grads --max-lines 4 -o " + svg, &output), 0) << output;
+  ASSERT_EQ(run_toy("plot " + many + " --grads --max-lines 4 -o " + svg, &output), 0) << output;
   expect_renders(svg);
   text = read_text(svg);
   EXPECT_NE(text.find("4 of 9 largest"), std::string::npos);
@@ -172,12 +170,12 @@ TEST(PlotCommand, SinglePointAndEmptySeriesStillRender) {
       write_file(".jsonl", "{\"step\":1,\"loss\":2.5,\"lr\":null,\"grad_norm\":1.0}\n");
   const std::string svg = temp_path(".svg");
   std::string output;
-  ASSERT_EQ(toy("plot " + metrics + " -o " + svg, &output), 0) << output;
+  ASSERT_EQ(run_toy("plot " + metrics + " -o " + svg, &output), 0) << output;
   expect_renders(svg);
   const std::string text = read_text(svg);
   EXPECT_NE(text.find("<circle"), std::string::npos);    // a lone point is a dot
   EXPECT_NE(text.find(">no data<"), std::string::npos);  // the lr panel
-  ASSERT_EQ(toy("plot " + metrics + " --grads -o " + svg, &output), 0) << output;
+  ASSERT_EQ(run_toy("plot " + metrics + " --grads -o " + svg, &output), 0) << output;
   expect_renders(svg);
 }
 
@@ -210,7 +208,7 @@ TEST(PlotCommand, BadInputsAreRefusedAndLeaveNoOutput) {
   };
   for (const Case& c : cases) {
     std::string output;
-    EXPECT_EQ(toy("plot " + c.args, &output), 1) << c.args << "\n" << output;
+    EXPECT_EQ(run_toy("plot " + c.args, &output), 1) << c.args << "\n" << output;
     EXPECT_NE(output.find(c.expected), std::string::npos) << c.args << "\n" << output;
     EXPECT_FALSE(fs::exists(out)) << c.args;
   }
@@ -235,10 +233,10 @@ TEST(PlotTraining, TrainWritesThePlotsAndToyPlotDrawsTheSameFromMetrics) {
   const std::string model = temp_path(".gguf"), loss = temp_path(".svg"), grads = temp_path(".svg"),
                     metrics = temp_path(".jsonl");
   std::string output;
-  ASSERT_EQ(toy("train -o " + model + " --data " + small_corpus() + " --vocab chars --steps 30" +
-                    kTiny + " --metrics-every 5 --plot " + loss + " --plot-grads " + grads +
-                    " --metrics " + metrics,
-                &output),
+  ASSERT_EQ(run_toy("train -o " + model + " --data " + small_corpus() +
+                        " --vocab chars --steps 30" + kTiny + " --metrics-every 5 --plot " + loss +
+                        " --plot-grads " + grads + " --metrics " + metrics,
+                    &output),
             0)
       << output;
   expect_renders(loss);
@@ -250,12 +248,13 @@ TEST(PlotTraining, TrainWritesThePlotsAndToyPlotDrawsTheSameFromMetrics) {
 
   // The metrics file drawn afterwards gives the same picture: the JSON numbers round-trip.
   const std::string again = temp_path(".svg");
-  ASSERT_EQ(toy("plot " + metrics + " -o " + again + " --title 'train: " + model + "'", &output), 0)
+  ASSERT_EQ(
+      run_toy("plot " + metrics + " -o " + again + " --title 'train: " + model + "'", &output), 0)
       << output;
   EXPECT_EQ(read_text(again), text);
-  ASSERT_EQ(toy("plot " + metrics + " --grads -o " + again +
-                    " --title 'gradient norms: train: " + model + "'",
-                &output),
+  ASSERT_EQ(run_toy("plot " + metrics + " --grads -o " + again +
+                        " --title 'gradient norms: train: " + model + "'",
+                    &output),
             0)
       << output;
   EXPECT_EQ(read_text(again), read_text(grads));
@@ -266,17 +265,17 @@ TEST(PlotTraining, PlotWithoutMetricsAndBadPlotFlags) {
   const std::string base =
       "train -o " + model + " --data " + small_corpus() + " --vocab chars --steps 6" + kTiny;
   std::string output;
-  ASSERT_EQ(toy(base + " --plot " + loss, &output), 0) << output;
+  ASSERT_EQ(run_toy(base + " --plot " + loss, &output), 0) << output;
   expect_renders(loss);
   EXPECT_NE(read_text(loss).find(">train loss<"), std::string::npos);
 
   // A run that diverges stops with an error, and its plot shows the steps up to there.
   const std::string diverged = temp_path(".svg");
-  EXPECT_EQ(toy("train -o " + model + " --data " + small_corpus() +
-                    " --vocab chars --steps 40 --n-embd 32 --n-layer 2 --n-head 4 --n-ff 64"
-                    " --ctx 32 --batch 8 -q -t 1 --lr 1e3 --grad-clip 0 --plot " +
-                    diverged,
-                &output),
+  EXPECT_EQ(run_toy("train -o " + model + " --data " + small_corpus() +
+                        " --vocab chars --steps 40 --n-embd 32 --n-layer 2 --n-head 4 --n-ff 64"
+                        " --ctx 32 --batch 8 -q -t 1 --lr 1e3 --grad-clip 0 --plot " +
+                        diverged,
+                    &output),
             1);
   EXPECT_NE(output.find("not finite"), std::string::npos) << output;
   expect_renders(diverged);
@@ -284,15 +283,17 @@ TEST(PlotTraining, PlotWithoutMetricsAndBadPlotFlags) {
 
   const std::string dir = temp_path("-dir");
   fs::create_directory(dir);
-  EXPECT_EQ(toy(base + " --plot " + dir, &output), 1);
+  EXPECT_EQ(run_toy(base + " --plot " + dir, &output), 1);
   EXPECT_NE(output.find("--plot"), std::string::npos) << output;
-  EXPECT_EQ(toy(base + " --plot " + small_corpus(), &output), 1);
+  EXPECT_EQ(run_toy(base + " --plot " + small_corpus(), &output), 1);
   EXPECT_NE(output.find("same file"), std::string::npos) << output;
-  EXPECT_EQ(toy(base + " --plot " + dir + "/m.jsonl --metrics " + dir + "/m.jsonl", &output), 1);
+  EXPECT_EQ(run_toy(base + " --plot " + dir + "/m.jsonl --metrics " + dir + "/m.jsonl", &output),
+            1);
   EXPECT_NE(output.find("--plot and --metrics name the same file"), std::string::npos) << output;
-  EXPECT_EQ(toy(base + " --plot " + dir + "/p.svg --plot-grads " + dir + "/./p.svg", &output), 1);
+  EXPECT_EQ(run_toy(base + " --plot " + dir + "/p.svg --plot-grads " + dir + "/./p.svg", &output),
+            1);
   EXPECT_NE(output.find("--plot-grads and --plot name the same file"), std::string::npos) << output;
-  EXPECT_EQ(toy(base + " --plot-grads " + dir + "/g.svg --metrics-every 0", &output), 1);
+  EXPECT_EQ(run_toy(base + " --plot-grads " + dir + "/g.svg --metrics-every 0", &output), 1);
   EXPECT_NE(output.find("--metrics-every"), std::string::npos) << output;
   EXPECT_TRUE(fs::is_empty(dir));
   fs::remove_all(dir);
@@ -312,12 +313,12 @@ TEST(PlotTraining, FinetuneWritesAtSaveEveryAndResumeContinuesTheCurve) {
                              metrics + " --metrics-every 2 --plot " + loss + " --plot-grads " +
                              grads + " --save-every 4 --checkpoint-dir " + ckpt;
   std::string output;
-  ASSERT_EQ(toy(common + " --steps 4", &output), 0) << output;
+  ASSERT_EQ(run_toy(common + " --steps 4", &output), 0) << output;
   expect_renders(grads);
   EXPECT_NE(read_text(grads).find(">blk.0<"), std::string::npos);  // 5 layers × 4 adapters
   EXPECT_NE(read_text(grads).find("20 tensors combined per layer"), std::string::npos);
   EXPECT_NE(read_text(loss).find("step 4: loss"), std::string::npos);
-  ASSERT_EQ(toy(common + " --steps 8 --resume " + ckpt, &output), 0) << output;
+  ASSERT_EQ(run_toy(common + " --steps 8 --resume " + ckpt, &output), 0) << output;
   expect_renders(loss);
   const std::string text = read_text(loss);
   EXPECT_NE(text.find("step 8: loss"), std::string::npos);
@@ -327,11 +328,12 @@ TEST(PlotTraining, FinetuneWritesAtSaveEveryAndResumeContinuesTheCurve) {
   const std::string d = text.substr(at, text.find('"', at + 9) - at);
   EXPECT_EQ(count(d, "L"), 7u) << d;
   std::string again = temp_path(".svg");
-  ASSERT_EQ(toy("plot " + metrics + " -o " + again + " --title 'finetune: " + out + "'", &output),
-            0)
+  ASSERT_EQ(
+      run_toy("plot " + metrics + " -o " + again + " --title 'finetune: " + out + "'", &output), 0)
       << output;
   EXPECT_EQ(read_text(again), text);
-  ASSERT_EQ(toy("plot " + metrics + " --grads --max-lines 20 -o " + again, &output), 0) << output;
+  ASSERT_EQ(run_toy("plot " + metrics + " --grads --max-lines 20 -o " + again, &output), 0)
+      << output;
   EXPECT_NE(read_text(again).find(">blk.0.attn_q.weight.lora_a<"), std::string::npos);
   fs::remove_all(ckpt);
 }

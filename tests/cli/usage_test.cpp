@@ -26,9 +26,7 @@ std::string toy_binary() {
 }
 
 // Runs `toy ARGS` (stdout and stderr together); returns the exit status.
-int toy(const std::string& args, std::string* output) {
-  return testing::run_command(toy_binary() + " " + args, output);
-}
+using toy::testing::run_toy;
 
 // Runs `toy ARGS` keeping stdout only.
 int toy_stdout(const std::string& args, std::string* output) {
@@ -52,15 +50,11 @@ std::string corpus() {
 
 const char* kTinyTrain = " --n-embd 16 --n-layer 1 --n-head 2 --n-ff 32 --batch 2 -q";
 
-size_t count_lines(const std::string& s) {
-  return static_cast<size_t>(std::count(s.begin(), s.end(), '\n'));
-}
-
 // A usage error: exit 1 and exactly one line, "toy CMD: error: MESSAGE (see toy CMD --help)".
 void expect_usage_error(const std::string& command, const std::string& args,
                         const std::string& message) {
   std::string output;
-  EXPECT_EQ(toy(command + " " + args, &output), 1) << command << " " << args << "\n" << output;
+  EXPECT_EQ(run_toy(command + " " + args, &output), 1) << command << " " << args << "\n" << output;
   const std::string line =
       "toy " + command + ": error: " + message + " (see toy " + command + " --help)\n";
   EXPECT_EQ(output, line) << command << " " << args;
@@ -132,8 +126,8 @@ TEST(Usage, ParseErrorsAreOneLineWithExitCode1) {
   expect_usage_error("generate", "-m " + stories(),
                      "give a prompt with -p TEXT, -f FILE or --tokens IDS");
   std::string output;
-  EXPECT_EQ(toy("", &output), 2);  // no command at all
-  EXPECT_EQ(toy("nosuch", &output), 1);
+  EXPECT_EQ(run_toy("", &output), 2);  // no command at all
+  EXPECT_EQ(run_toy("nosuch", &output), 1);
   EXPECT_EQ(output, "toy: error: unknown command 'nosuch' (see toy --help)\n");
 }
 
@@ -155,13 +149,14 @@ TEST(Usage, VersionFlag) {
 TEST(Usage, GpuLayersAreAcceptedWithANoteAndThreadsAreCapped) {
   // -ngl used to be read as -n "gl"; -t 10000 used to hang.
   std::string output;
-  EXPECT_EQ(toy("generate -m " + stories() + " -p Once -n 3 --temp 0 -ngl 99 -t 10000", &output), 0)
+  EXPECT_EQ(
+      run_toy("generate -m " + stories() + " -p Once -n 3 --temp 0 -ngl 99 -t 10000", &output), 0)
       << output;
   EXPECT_NE(output.find("toy generate: note: -ngl 99: toy has no GPU backend"), std::string::npos)
       << output;
   EXPECT_NE(output.find("toy generate: note: -t 10000 is more than the"), std::string::npos)
       << output;
-  EXPECT_EQ(toy("bench -m " + stories() + " -p 8 -n 2 -r 1 --n-gpu-layers 10", &output), 0)
+  EXPECT_EQ(run_toy("bench -m " + stories() + " -p 8 -n 2 -r 1 --n-gpu-layers 10", &output), 0)
       << output;
   EXPECT_NE(output.find("no GPU backend"), std::string::npos) << output;
 }
@@ -186,7 +181,7 @@ TEST(Usage, PromptFromTextFileOrStandardInputIsTheSame) {
   ASSERT_EQ(toy_stdout(base + "-f " + file, &real), 0);
   EXPECT_EQ(escaped, real);
   std::string output;
-  EXPECT_EQ(toy(base + "-f /nonexistent.txt", &output), 1);
+  EXPECT_EQ(run_toy(base + "-f /nonexistent.txt", &output), 1);
   EXPECT_NE(output.find("-f /nonexistent.txt: cannot open: No such file or directory"),
             std::string::npos)
       << output;
@@ -196,7 +191,7 @@ TEST(Usage, PromptFromTextFileOrStandardInputIsTheSame) {
 TEST(Usage, SeedIsPrintedAndRepeatsTheRun) {
   const std::string base = "generate -m " + stories() + " -p Once -n 8 --temp 1 --print-ids";
   std::string output;
-  ASSERT_EQ(toy(base, &output), 0) << output;
+  ASSERT_EQ(run_toy(base, &output), 0) << output;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(output, m, std::regex(R"(repeat this run with --seed (\d+))")))
       << output;
@@ -222,17 +217,18 @@ TEST(Usage, ContextBeyondTheModelsIsAWarningAndBenchRefusesIt) {
   const auto model = gguf::File::open(stories());
   const int64_t trained = model->get_integer("llama.context_length");
   std::string output;
-  EXPECT_EQ(
-      toy("generate -m " + stories() + " -p Once -n 2 --temp 0 -c " + std::to_string(2 * trained),
-          &output),
-      0)
+  EXPECT_EQ(run_toy("generate -m " + stories() + " -p Once -n 2 --temp 0 -c " +
+                        std::to_string(2 * trained),
+                    &output),
+            0)
       << output;
   EXPECT_NE(
       output.find("warning: -c " + std::to_string(2 * trained) +
                   " is larger than the model's training context (" + std::to_string(trained) + ")"),
       std::string::npos)
       << output;
-  EXPECT_EQ(toy("bench -m " + stories() + " -r 1 -n 1 -p " + std::to_string(trained), &output), 1);
+  EXPECT_EQ(run_toy("bench -m " + stories() + " -r 1 -n 1 -p " + std::to_string(trained), &output),
+            1);
   EXPECT_NE(output.find("more than " + stories() + " was trained for"), std::string::npos)
       << output;
 }
@@ -240,14 +236,15 @@ TEST(Usage, ContextBeyondTheModelsIsAWarningAndBenchRefusesIt) {
 TEST(Usage, ContextSizeFlagInInitAndTrain) {
   const std::string model = temp_path(".gguf");
   std::string output;
-  ASSERT_EQ(toy("init --n-embd 16 --n-layer 1 --n-head 2 --n-ff 16 --vocab 32 -c 96 -o " + model,
-                &output),
-            0)
+  ASSERT_EQ(
+      run_toy("init --n-embd 16 --n-layer 1 --n-head 2 --n-ff 16 --vocab 32 -c 96 -o " + model,
+              &output),
+      0)
       << output;
   EXPECT_EQ(gguf::File::open(model)->get_integer("llama.context_length"), 96);
   ASSERT_EQ(
-      toy("train -o " + model + " --data " + corpus() + kTinyTrain + " --ctx-size 24 --steps 2",
-          &output),
+      run_toy("train -o " + model + " --data " + corpus() + kTinyTrain + " --ctx-size 24 --steps 2",
+              &output),
       0)
       << output;
   EXPECT_EQ(gguf::File::open(model)->get_integer("llama.context_length"), 24);
@@ -285,7 +282,7 @@ TEST(Usage, DetokenizeTakesTheIdsAsTokenizePrintsThem) {
   EXPECT_EQ(commas, spaced);
   EXPECT_EQ(tokens_flag, spaced);
   std::string output;
-  EXPECT_EQ(toy("detokenize -m " + vocab + " --ids '1,,2'", &output), 1);
+  EXPECT_EQ(run_toy("detokenize -m " + vocab + " --ids '1,,2'", &output), 1);
   EXPECT_NE(output.find("entry 2 ('') is not a token id"), std::string::npos) << output;
 }
 

@@ -24,9 +24,7 @@ namespace fs = std::filesystem;
 using testing::fixture_path;
 using testing::temp_path;
 
-int toy(const std::string& args, std::string* output) {
-  return testing::run_command("'" + testing::binary_dir() + "/toy' " + args, output);
-}
+using toy::testing::run_toy;
 
 size_t occurrences(const std::string& text, const std::string& needle) {
   size_t n = 0;
@@ -65,11 +63,11 @@ std::string damaged_copy(const std::string& source, const std::string& name, siz
 TEST(ValueChecks, InfoCheckReportsEachDamagedTensorWithItsFirstBadElement) {
   const std::string model = fixture_path("models/llama.gguf");
   std::string output;
-  EXPECT_EQ(toy("info --check " + model, &output), 0) << output;
+  EXPECT_EQ(run_toy("info --check " + model, &output), 0) << output;
   EXPECT_NE(output.find("check: all 21 tensors hold finite values"), std::string::npos) << output;
 
   const std::string bad = damaged_copy(model, "blk.0.attn_q.weight", 64 * 3 + 5, NAN);
-  EXPECT_EQ(toy("info --check " + bad, &output), 1) << output;
+  EXPECT_EQ(run_toy("info --check " + bad, &output), 1) << output;
   EXPECT_NE(output.find("check: blk.0.attn_q.weight (f32): NaN at element 197 (row 3, column 5)"),
             std::string::npos)
       << output;
@@ -79,7 +77,7 @@ TEST(ValueChecks, InfoCheckReportsEachDamagedTensorWithItsFirstBadElement) {
   // Infinity is told apart from NaN.
   const std::string inf =
       damaged_copy(model, "blk.1.ffn_down.weight", 7, std::numeric_limits<float>::infinity());
-  EXPECT_EQ(toy("info --check " + inf, &output), 1) << output;
+  EXPECT_EQ(run_toy("info --check " + inf, &output), 1) << output;
   EXPECT_NE(output.find("check: blk.1.ffn_down.weight (f32): infinity at element 7 (row 0, "
                         "column 7)"),
             std::string::npos)
@@ -93,7 +91,7 @@ TEST(ValueChecks, QuantizeRefusesNanInsteadOfHidingIt) {
       damaged_copy(fixture_path("models/llama.gguf"), "blk.0.attn_q.weight", 70, NAN);
   const std::string out = temp_path(".gguf");
   std::string output;
-  EXPECT_EQ(toy("quantize -t 1 " + bad + " " + out + " q8_0", &output), 1) << output;
+  EXPECT_EQ(run_toy("quantize -t 1 " + bad + " " + out + " q8_0", &output), 1) << output;
   EXPECT_NE(output.find("tensor 'blk.0.attn_q.weight' holds NaN at element 70 (row 1, column 6)"),
             std::string::npos)
       << output;
@@ -106,7 +104,7 @@ TEST(ValueChecks, GenerateWarnsOnceAndStopsOnNonFiniteLogits) {
   const std::string bad =
       damaged_copy(fixture_path("models/stories260K.gguf"), "output_norm.weight", 0, NAN);
   std::string output;
-  EXPECT_EQ(toy("generate -m " + bad + " -p Once -n 20 --temp 0 --print-ids", &output), 1)
+  EXPECT_EQ(run_toy("generate -m " + bad + " -p Once -n 20 --temp 0 --print-ids", &output), 1)
       << output;
   EXPECT_EQ(occurrences(output, "logits are not finite"), 1u) << output;
   EXPECT_NE(output.find("toy generate: warning: the model's logits are not finite (NaN"),
@@ -120,7 +118,7 @@ TEST(ValueChecks, ErrorTextsShowEmbeddedControlBytesEscaped) {
   const std::string bad = damaged_copy(fixture_path("models/llama.gguf"), "", 0, 0.0f,
                                        "general.architecture", std::string("llama\0x\x1b", 8));
   std::string output;
-  EXPECT_EQ(toy("generate -m " + bad + " --tokens 1,2 -n 1 --seed 1", &output), 1) << output;
+  EXPECT_EQ(run_toy("generate -m " + bad + " --tokens 1,2 -n 1 --seed 1", &output), 1) << output;
   EXPECT_NE(output.find("'llama\\x00x\\x1b'"), std::string::npos) << output;
   EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 1) << output;
   fs::remove(bad);
@@ -130,9 +128,9 @@ TEST(ValueChecks, AllocationFailureNamesTheTensorAndItsSize) {
   const std::string out = temp_path(".gguf");
   std::string output;
   // token_embd: 2e9 x 64 floats = 512 GB, more than any machine here has.
-  EXPECT_EQ(
-      toy("init --n-embd 64 --n-layer 1 --n-head 4 --n-ff 8 --vocab 2000000000 -o " + out, &output),
-      1)
+  EXPECT_EQ(run_toy("init --n-embd 64 --n-layer 1 --n-head 4 --n-ff 8 --vocab 2000000000 -o " + out,
+                    &output),
+            1)
       << output;
   EXPECT_NE(output.find("out of memory allocating 512000000000 bytes (476.84 GiB) for tensor "
                         "'token_embd.weight'"),
@@ -155,7 +153,7 @@ TEST(ValueChecks, AnImpossibleBlockCountIsNamedNotAnAllocationFailure) {
   const std::string bad = temp_path(".gguf");
   writer.write(bad);
   std::string output;
-  EXPECT_EQ(toy("generate -m " + bad + " --tokens 1,2 -n 1 --seed 1", &output), 1) << output;
+  EXPECT_EQ(run_toy("generate -m " + bad + " --tokens 1,2 -n 1 --seed 1", &output), 1) << output;
   EXPECT_NE(output.find("llama.block_count = 4000000000 but the file has only 21 tensors"),
             std::string::npos)
       << output;

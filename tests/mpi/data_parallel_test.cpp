@@ -42,9 +42,7 @@ const std::string kMpirun =
     "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
     "timeout 300 mpirun --oversubscribe --bind-to none -np ";
 
-int toy(const std::string& args, std::string* output) {
-  return run_command("timeout 300 " + toy_path() + " " + args, output);
-}
+using toy::testing::run_toy;
 int mpi_toy(int ranks, const std::string& args, std::string* output) {
   return run_command(kMpirun + std::to_string(ranks) + " " + toy_path() + " " + args, output);
 }
@@ -123,7 +121,7 @@ TEST_F(DataParallel, TrainLossesMatchOneProcessAndOnlyRankZeroWrites) {
   std::string out;
   const std::string args =
       kTrain + corpus() + " --batch 8 --steps 50 --eval-every 25 --save-every 25";
-  ASSERT_EQ(toy(args + " -o " + (one / "m.gguf") + " --metrics " + (one / "m.jsonl"), &out), 0)
+  ASSERT_EQ(run_toy(args + " -o " + (one / "m.gguf") + " --metrics " + (one / "m.jsonl"), &out), 0)
       << out;
   ASSERT_EQ(mpi_toy(2, args + " -o " + (two / "m.gguf") + " --metrics " + (two / "m.jsonl"), &out),
             0)
@@ -143,7 +141,7 @@ TEST_F(DataParallel, TwoRanksWriteTheModelOfTwoThreadReplicas) {
       "train --n-embd 32 --n-layer 2 --n-head 4 --n-head-kv 2 --n-ff 64 --ctx 32 --lr 3e-3"
       " --batch 8 --steps 20 -q --data " +
       corpus();
-  ASSERT_EQ(toy(args + " -t 2 -o " + (one / "m.gguf"), &out), 0) << out;
+  ASSERT_EQ(run_toy(args + " -t 2 -o " + (one / "m.gguf"), &out), 0) << out;
   ASSERT_EQ(mpi_toy(2, args + " -t 1 -o " + (two / "m.gguf"), &out), 0) << out;
   EXPECT_TRUE(read_text(one / "m.gguf") == read_text(two / "m.gguf"));
 }
@@ -155,7 +153,7 @@ TEST_F(DataParallel, FinetuneLoraLossesMatchOneProcess) {
                            corpus() +
                            " --lora-targets all-linear -r 4 --steps 50 --lr 2e-3 -c 64 --batch 4"
                            " -q -t 1";
-  ASSERT_EQ(toy(args + " -o " + (one / "a.gguf") + " --metrics " + (one / "a.jsonl"), &out), 0)
+  ASSERT_EQ(run_toy(args + " -o " + (one / "a.gguf") + " --metrics " + (one / "a.jsonl"), &out), 0)
       << out;
   ASSERT_EQ(mpi_toy(2, args + " -o " + (two / "a.gguf") + " --metrics " + (two / "a.jsonl"), &out),
             0)
@@ -168,15 +166,16 @@ TEST_F(DataParallel, ShardedOptimizerGivesTheSameRunAndResumesWithAnotherRankCou
   std::string out;
   // A constant schedule, so that a run of 20 steps continues into one of 40.
   const std::string args = kTrain + corpus() + " --batch 8 --lr-schedule constant --save-every 10";
-  ASSERT_EQ(
-      toy(args + " --steps 40 -o " + (ref / "m.gguf") + " --metrics " + (ref / "m.jsonl"), &out), 0)
+  ASSERT_EQ(run_toy(args + " --steps 40 -o " + (ref / "m.gguf") + " --metrics " + (ref / "m.jsonl"),
+                    &out),
+            0)
       << out;
   const std::string ckpt = run / "ckpt", common = args + " --checkpoint-dir " + ckpt + " -o " +
                                                   (run / "m.gguf") + " --metrics " +
                                                   (run / "m.jsonl");
   // 2 ranks with ZeRO-1 to step 20, then 1 process to 30, then 2 ranks without sharding to 40.
   ASSERT_EQ(mpi_toy(2, common + " --shard-optimizer --steps 20", &out), 0) << out;
-  ASSERT_EQ(toy(common + " --steps 30 --resume " + ckpt, &out), 0) << out;
+  ASSERT_EQ(run_toy(common + " --steps 30 --resume " + ckpt, &out), 0) << out;
   ASSERT_EQ(mpi_toy(2, common + " --steps 40 --resume " + ckpt, &out), 0) << out;
   expect_close(losses(run / "m.jsonl"), losses(ref / "m.jsonl"), 40);
 }
@@ -200,7 +199,7 @@ TEST_F(DataParallel, ShardedMomentsCheckpointIsTheUnshardedOne) {
       "train --n-embd 32 --n-layer 2 --n-head 4 --n-head-kv 2 --n-ff 64 --ctx 32 --lr 3e-3"
       " --batch 8 --steps 6 --save-every 3 -q --data " +
       corpus();
-  ASSERT_EQ(toy(args + " -t 2 -o " + (one / "m.gguf"), &out), 0) << out;
+  ASSERT_EQ(run_toy(args + " -t 2 -o " + (one / "m.gguf"), &out), 0) << out;
   ASSERT_EQ(mpi_toy(2, args + " -t 1 -o " + (two / "m.gguf"), &out), 0) << out;
   ASSERT_EQ(mpi_toy(2, args + " -t 1 --shard-optimizer -o " + (sharded / "m.gguf"), &out), 0)
       << out;
@@ -281,7 +280,7 @@ TEST_F(DataParallel, ADeadRankEndsTheJobAndTheCheckpointStays) {
   EXPECT_LT(std::atoi(out.c_str() + ms + 3), 10000) << out;
   // The last checkpoint is whole (the reader validates every offset and size).
   std::string info;
-  EXPECT_EQ(toy("info " + ckpt + "/state.gguf", &info), 0) << info;
+  EXPECT_EQ(run_toy("info " + ckpt + "/state.gguf", &info), 0) << info;
 }
 
 }  // namespace

@@ -128,6 +128,10 @@ std::string sha256_hex(const void* data, size_t size) {
   return out;
 }
 
+int run_toy(const std::string& args, std::string* output) {
+  return run_command("timeout 300 '" + binary_dir() + "/toy' " + args, output);
+}
+
 int run_command(const std::string& command, std::string* output) {
   std::string full = command + " 2>&1";
   FILE* pipe = ::popen(full.c_str(), "r");

@@ -20,5 +20,8 @@ std::string temp_path(const std::string& suffix);
 std::string sha256_hex(const void* data, size_t size);
 // Runs a shell command, returns its exit status; stdout+stderr captured into *output.
 int run_command(const std::string& command, std::string* output);
+// Runs the build's toy binary with `args` (shell words) under a 300 s timeout, as
+// run_command does.
+int run_toy(const std::string& args, std::string* output);
 
 }  // namespace toy::testing
