@@ -71,6 +71,18 @@ void masked_softmax(const cpu::Backend& cpu, Real* scores, int64_t T, Real scale
   }
 }
 
+// The causal mask makes the upper triangle of every (T, T) product zero, so the products
+// run by blocks of queries (rows [i0, i1) need keys [0, i1) only) or, for the products
+// summed over queries (dK, dV), by blocks of keys (keys [j0, j1) get queries [j0, T) only):
+// about half the multiply-adds at T = 256. The skipped terms are exact zeros (P and dS are 0
+// there), so the sums do not change.
+constexpr int64_t kCausalBlock = 32;
+
+template <typename Fn>
+void for_each_causal_block(int64_t T, Fn&& fn) {
+  for (int64_t i0 = 0; i0 < T; i0 += kCausalBlock) fn(i0, std::min(T, i0 + kCausalBlock));
+}
+
 }  // namespace
 
 // Per (sequence b, query head h): S = Q_h·K_gᵀ, P = softmax(scale·S) under the
@@ -90,11 +102,17 @@ void attention_forward_train(Real* out, Real* probs, const Real* q, const Real* 
       for (int64_t h = g * group; h < (g + 1) * group; ++h) {
         const Real* qh = q + b * T * qs + h * D;       // (T, D) rows qs apart
         Real* p = probs + (b * d.n_head + h) * T * T;  // (T, T)
-        gemm_in_thread<Real>(cx.cpu, p, T, {qh, qs, 1}, {kg, 1, kvs}, T, T, D, false);
+        Real* oh = out + b * T * qs + h * D;
+        for_each_causal_block(T, [&](int64_t i0, int64_t i1) {  // S rows i0..i1, keys < i1
+          gemm_in_thread<Real>(cx.cpu, p + i0 * T, T, {qh + i0 * qs, qs, 1}, {kg, 1, kvs}, i1 - i0,
+                               i1, D, false);
+        });
         masked_softmax(cx.cpu, p, T, Real(d.scale), Real(d.softcap), d.window,
                        segment ? segment + b * T : nullptr);
-        gemm_in_thread<Real>(cx.cpu, out + b * T * qs + h * D, qs, {p, T, 1}, {vg, kvs, 1}, T, D, T,
-                             false);
+        for_each_causal_block(T, [&](int64_t i0, int64_t i1) {  // O rows i0..i1
+          gemm_in_thread<Real>(cx.cpu, oh + i0 * qs, qs, {p + i0 * T, T, 1}, {vg, kvs, 1}, i1 - i0,
+                               D, i1, false);
+        });
       }
     }
   });
@@ -130,11 +148,19 @@ void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Re
         const Real* qh = q + b * T * qs + h * D;
         const Real* doh = dout + b * T * qs + h * D;
         Real* dqh = dq + b * T * qs + h * D;
-        gemm_in_thread<Real>(cx.cpu, ds.data(), T, {doh, qs, 1}, {vg, 1, kvs}, T, T, D,
-                             false);  // dP
-        gemm_in_thread<Real>(cx.cpu, dvg, kvs, {p, 1, T}, {doh, qs, 1}, T, D, T, true);
-        if (cap > 0)
-          gemm_in_thread<Real>(cx.cpu, ys.data(), T, {qh, qs, 1}, {kg, 1, kvs}, T, T, D, false);
+        for_each_causal_block(T, [&](int64_t i0, int64_t i1) {
+          // dP rows i0..i1 (keys < i1)
+          gemm_in_thread<Real>(cx.cpu, ds.data() + i0 * T, T, {doh + i0 * qs, qs, 1}, {vg, 1, kvs},
+                               i1 - i0, i1, D, false);
+          if (cap > 0)
+            gemm_in_thread<Real>(cx.cpu, ys.data() + i0 * T, T, {qh + i0 * qs, qs, 1}, {kg, 1, kvs},
+                                 i1 - i0, i1, D, false);
+        });
+        for_each_causal_block(T, [&](int64_t j0, int64_t j1) {
+          // dV keys j0..j1 += Pᵀ (queries ≥ j0) · dO
+          gemm_in_thread<Real>(cx.cpu, dvg + j0 * kvs, kvs, {p + j0 * T + j0, 1, T},
+                               {doh + j0 * qs, qs, 1}, j1 - j0, D, T - j0, true);
+        });
         const int32_t* seg = segment ? segment + b * T : nullptr;
         for (int64_t i = 0; i < T; ++i) {
           const Real* pi = p + i * T;
@@ -154,8 +180,14 @@ void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Re
           std::fill(row, row + lo, Real(0));
           std::fill(row + i + 1, row + T, Real(0));
         }
-        gemm_in_thread<Real>(cx.cpu, dqh, qs, {ds.data(), T, 1}, {kg, kvs, 1}, T, D, T, true);
-        gemm_in_thread<Real>(cx.cpu, dkg, kvs, {ds.data(), 1, T}, {qh, qs, 1}, T, D, T, true);
+        for_each_causal_block(T, [&](int64_t i0, int64_t i1) {  // dQ rows i0..i1
+          gemm_in_thread<Real>(cx.cpu, dqh + i0 * qs, qs, {ds.data() + i0 * T, T, 1}, {kg, kvs, 1},
+                               i1 - i0, D, i1, true);
+        });
+        for_each_causal_block(T, [&](int64_t j0, int64_t j1) {  // dK keys j0..j1
+          gemm_in_thread<Real>(cx.cpu, dkg + j0 * kvs, kvs, {ds.data() + j0 * T + j0, 1, T},
+                               {qh + j0 * qs, qs, 1}, j1 - j0, D, T - j0, true);
+        });
       }
     }
   });
