@@ -9,12 +9,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "cli/training_runs.h"
 #include "gguf/copy.h"
 #include "gguf/reader.h"
 #include "gguf/writer.h"
@@ -30,7 +30,9 @@ using toy::testing::read_text;
 using toy::testing::run_command;
 using toy::testing::temp_path;
 
+using toy::testing::expect_same_tensors;
 using toy::testing::run_toy;
+using toy::testing::step_losses;
 
 std::string stories() {
   return fixture_path("models/stories260K.gguf");
@@ -72,16 +74,6 @@ std::string stories_vocab_donor() {  // stories260K's vocabulary, another width
 std::string lens_args(const std::string& donor) {
   return "finetune --full -m " + stories() + " --donor-embeddings " + donor + " --data " +
          corpus() + " -c 32 --batch 2 --lr 1e-3 -t 1 --eval-batches 1";
-}
-
-// Per-step losses printed on a pipe ("step N/M | loss X | ...").
-std::vector<std::string> step_losses(const std::string& output) {
-  std::vector<std::string> losses;
-  const std::regex re(R"(step (\d+)/\d+ \| loss ([0-9.]+))");
-  for (auto it = std::sregex_iterator(output.begin(), output.end(), re);
-       it != std::sregex_iterator(); ++it)
-    losses.push_back((*it)[1].str() + ":" + (*it)[2].str());
-  return losses;
 }
 
 TEST(FinetuneLens, AnotherVocabularyAndWidthGivesAStandardModelOfTheDonorsVocabulary) {
@@ -182,13 +174,7 @@ TEST(FinetuneLens, ResumeKeepsTheLensUnfoldedAndIsBitIdentical) {
   for (const std::string& s : step_losses(out_b2)) resumed.push_back(s);
   EXPECT_EQ(step_losses(out_a), resumed);
   EXPECT_EQ(step_losses(out_a).size(), 6u);
-  const auto file_a = toy::gguf::File::open(a), file_b = toy::gguf::File::open(b);
-  ASSERT_EQ(file_a->tensors().size(), file_b->tensors().size());
-  for (const toy::gguf::TensorInfo& info : file_a->tensors()) {
-    const toy::Tensor ta = file_a->tensor(info), tb = file_b->tensor(info.name);
-    ASSERT_EQ(ta.bytes(), tb.bytes());
-    EXPECT_EQ(std::memcmp(ta.data, tb.data, ta.bytes()), 0) << info.name;
-  }
+  expect_same_tensors(a, b);
   // Another donor is another run: refused, naming it.
   std::string output;
   EXPECT_EQ(run_toy(lens_args(stories_vocab_donor()) +

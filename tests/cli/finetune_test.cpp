@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/training_runs.h"
 #include "gguf/reader.h"
 #include "support/fixtures.h"
 
@@ -28,7 +29,9 @@ using toy::testing::read_text;
 using toy::testing::run_command;
 using toy::testing::temp_path;
 
+using toy::testing::expect_same_tensors;
 using toy::testing::run_toy;
+using toy::testing::step_losses;
 
 std::string stories() {
   return fixture_path("models/stories260K.gguf");
@@ -152,16 +155,6 @@ TEST(FinetuneCommand, FullFinetuneWritesAModelWithLowerPerplexity) {
   fs::remove(out);
 }
 
-// Per-step losses printed on a pipe ("step N/M | loss X | ...").
-std::vector<std::string> step_losses(const std::string& output) {
-  std::vector<std::string> losses;
-  const std::regex re(R"(step (\d+)/\d+ \| loss ([0-9.]+))");
-  for (auto it = std::sregex_iterator(output.begin(), output.end(), re);
-       it != std::sregex_iterator(); ++it)
-    losses.push_back((*it)[1].str() + ":" + (*it)[2].str());
-  return losses;
-}
-
 TEST(FinetuneCommand, ResumeFromACheckpointIsBitIdentical) {
   const Corpus corpus;
   const std::string a = temp_path("-a.gguf"), b = temp_path("-b.gguf");
@@ -182,14 +175,8 @@ TEST(FinetuneCommand, ResumeFromACheckpointIsBitIdentical) {
   for (const std::string& s : step_losses(out_b2)) resumed.push_back(s);
   EXPECT_EQ(step_losses(out_a), resumed);
   EXPECT_EQ(step_losses(out_a).size(), 20u);
-  // Every adapter tensor bit for bit (general.name differs: it is the output's file name).
-  const auto file_a = toy::gguf::File::open(a), file_b = toy::gguf::File::open(b);
-  ASSERT_EQ(file_a->tensors().size(), file_b->tensors().size());
-  for (const toy::gguf::TensorInfo& info : file_a->tensors()) {
-    const toy::Tensor ta = file_a->tensor(info), tb = file_b->tensor(info.name);
-    ASSERT_EQ(ta.bytes(), tb.bytes());
-    EXPECT_EQ(std::memcmp(ta.data, tb.data, ta.bytes()), 0) << info.name;
-  }
+  // Every tensor bit for bit.
+  expect_same_tensors(a, b);
 
   // Another rank is another run: refused, naming what differs.
   std::string output;
