@@ -59,15 +59,6 @@ void pack_rows_portable(float* panel, const float* src, int64_t stride, int64_t 
   }
 }
 
-// The portable pairing pack (cpu::Backend::pack_rows_bf16's contract), through an F32 panel.
-void pack_rows_bf16_portable(uint32_t* pairs, const float* src, int64_t stride, int64_t valid,
-                             int64_t width, int64_t kc) {
-  thread_local std::vector<float> panel;
-  panel.resize(static_cast<size_t>(width * kc));
-  pack_rows_portable(panel.data(), src, stride, valid, width, kc);
-  pair_panel(pairs, panel.data(), width, kc);
-}
-
 // What the micro-kernel reads: F32 panels, or BF16 pairs (GemmInputs::BF16 with the
 // backend's BF16 dot products), or F32 panels rounded to 16-bit values (F16, and BF16
 // without them).
@@ -88,8 +79,7 @@ void pack_panels(const cpu::Backend& cpu, Panels kind, float* f32, uint32_t* pai
     if (m.col_stride == 1) {
       // Rows of contiguous k: a transpose per panel, in the backend where it has one.
       if (kind == Panels::Pairs) {
-        (cpu.pack_rows_bf16 ? cpu.pack_rows_bf16 : pack_rows_bf16_portable)(
-            pairs + p * kp, src, m.row_stride, valid, width, kc);
+        cpu.pack_rows_bf16(pairs + p * kp, src, m.row_stride, valid, width, kc);
         continue;
       }
       (cpu.pack_rows ? cpu.pack_rows : pack_rows_portable)(panel, src, m.row_stride, valid, width,
@@ -120,10 +110,10 @@ void pack_panels(const cpu::Backend& cpu, Panels kind, float* f32, uint32_t* pai
 void gemm_block(const cpu::Backend& cpu, float* c, int64_t ldc, MatrixRef<float> a,
                 MatrixRef<float> b, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
                 bool accumulate, GemmInputs inputs) {
-  const Panels kind = inputs == GemmInputs::F32        ? Panels::F32
-                      : inputs == GemmInputs::F16      ? Panels::RoundedF16
-                      : cpu.gemm_micro_bf16 != nullptr ? Panels::Pairs
-                                                       : Panels::RoundedBF16;
+  const Panels kind = inputs == GemmInputs::F32                   ? Panels::F32
+                      : inputs == GemmInputs::F16                 ? Panels::RoundedF16
+                      : cpu.gemm_micro_bf16 && cpu.pack_rows_bf16 ? Panels::Pairs
+                                                                  : Panels::RoundedBF16;
   const bool pairs = kind == Panels::Pairs;
   // B's panels are rows of Bᵀ: element (column j, k) of B.
   const MatrixRef<float> bt{b.data, b.col_stride, b.row_stride};

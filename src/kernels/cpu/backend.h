@@ -84,7 +84,7 @@ struct Backend {
                     int64_t kc);
   // The same rows as gemm_micro_bf16's pairs: pairs[p*width + i] = bf16(row i, k = 2p) |
   // bf16(row i, k = 2p+1) << 16, rounded to nearest even, zero past kc and for rows ≥ valid.
-  // Set wherever gemm_micro_bf16 is.
+  // The GEMM uses BF16 pairs only where both this and gemm_micro_bf16 are set.
   void (*pack_rows_bf16)(uint32_t* pairs, const float* src, int64_t stride, int64_t valid,
                          int64_t width, int64_t kc);
   // SwiGLU, h[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u (h may alias g or u).
