@@ -140,9 +140,15 @@ TEST_P(WholeModelGradient, EveryTensorMatchesFiniteDifferencesInDouble) {
   if (c.tied) {
     EXPECT_EQ(store->find("output.weight"), nullptr);
   }
-  if (c.n_embd_lens > 0) EXPECT_NE(store->find("lens.proj.weight"), nullptr);
-  if (std::string(c.name) == "qwen2") EXPECT_NE(store->find("blk.1.attn_v.bias"), nullptr);
-  if (std::string(c.name) == "qwen3") EXPECT_NE(store->find("blk.0.attn_k_norm.weight"), nullptr);
+  if (c.n_embd_lens > 0) {
+    EXPECT_NE(store->find("lens.proj.weight"), nullptr);
+  }
+  if (std::string(c.name) == "qwen2") {
+    EXPECT_NE(store->find("blk.1.attn_v.bias"), nullptr);
+  }
+  if (std::string(c.name) == "qwen3") {
+    EXPECT_NE(store->find("blk.0.attn_k_norm.weight"), nullptr);
+  }
   if (std::string(c.name) == "gemma2") {
     EXPECT_NE(store->find("blk.1.post_attention_norm.weight"), nullptr);
     EXPECT_NE(store->find("blk.1.post_ffw_norm.weight"), nullptr);
