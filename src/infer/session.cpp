@@ -85,6 +85,9 @@ void Session::truncate(int64_t n) {
            "or all of them, or mark() the position first)");
     cache_.restore_recurrent(recurrent_);
   }
+  // A mark past the kept positions saved a state of tokens that are now gone: whatever
+  // refills those positions, that state is not theirs.
+  if (n < marked_) marked_ = -1;
   n_past_ = n;
 }
 

@@ -58,7 +58,8 @@ class Session {
   int64_t n_past() const { return n_past_; }  // positions in the cache
   int64_t n_ctx() const { return cache_.n_ctx(); }
   int64_t n_vocab() const { return model_.config.n_vocab; }
-  void reset() { n_past_ = 0; }  // forget the sequence (the cache is overwritten as it refills)
+  // Forgets the sequence (the cache is overwritten as it refills) and any mark() of it.
+  void reset() { truncate(0); }
   // Keeps the first n positions (a shared prompt prefix) and forgets the rest. A
   // hybrid (gated delta-net layers) keeps 0, all, or the marked positions only:
   // its recurrent state cannot be rewound (toy::Error otherwise).

@@ -129,6 +129,29 @@ TEST(Hybrid, ResetAndTruncateStartTheStateOver) {
   (void)first;
 }
 
+// A mark belongs to the sequence it was made in: once the positions before it are dropped
+// (reset, or truncate below it), going back to it is refused rather than restoring the old
+// sequence's recurrent state beside the new sequence's attention rows.
+TEST(Hybrid, AMarkDoesNotOutliveItsSequence) {
+  const Model model = Model::load(testing::write_hybrid("attn,gdn", 2));
+  ThreadPool pool(1);
+  Session session(model, pool, {.kv_type = DType::F32});
+  const auto ids = tokens(30, model.config.n_vocab);
+  const auto first12 = std::span<const int32_t>(ids).first(12);
+  session.prefill(first12);
+  session.mark();
+  session.reset();
+  session.prefill(std::span<const int32_t>(ids).subspan(5, 20));
+  EXPECT_THROW(session.truncate(12), Error);
+  session.truncate(0);
+  session.prefill(first12);
+  session.mark();
+  session.prefill(std::span<const int32_t>(ids).subspan(12, 4));
+  session.truncate(0);
+  session.prefill(std::span<const int32_t>(ids).subspan(3, 14));
+  EXPECT_THROW(session.truncate(12), Error);
+}
+
 int32_t argmax(std::span<const float> logits) {
   return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }

@@ -138,8 +138,10 @@ TEST(GatedDeltaNet, ChunkedPrefixThenStepsEqualsOneCall) {
   GdnDims d = in.d;
   std::vector<float> scratch(static_cast<size_t>(gdn_scratch_floats(d, kGdnChunk, 2)));
   d.n_tok = prompt;
-  gdn_forward(out.data(), state.data(), qkv.data(), qkv.data() + c.n_k_head * c.d_k,
-              qkv.data() + 2 * c.n_k_head * c.d_k, g.data(), beta.data(), d, scratch.data(), cx);
+  // The prompt through the chunked form itself (gdn_forward would pick the recurrence).
+  gdn_chunked(out.data(), state.data(), qkv.data(), qkv.data() + c.n_k_head * c.d_k,
+              qkv.data() + 2 * c.n_k_head * c.d_k, g.data(), beta.data(), d, kGdnChunk,
+              scratch.data(), cx);
   d.n_tok = 1;
   for (int64_t t = prompt; t < c.n_tok; ++t) {
     const float* row = qkv.data() + t * stride;
