@@ -1,5 +1,5 @@
 // Hybrid models (gated delta-net layers) end to end: toy init --layer-pattern, toy
-// train --layer-pattern, then generate, perplexity, logits (prefill = decode),
+// train --layer-pattern, then generate, perplexity, chat, logits (prefill = decode),
 // quantize, and toy finetune (LoRA and full, with an F16 output) on the result.
 #include <gtest/gtest.h>
 
@@ -78,6 +78,17 @@ TEST(HybridCommands, TrainThenRunAndFinetune) {
   ASSERT_EQ(toy_run("perplexity -m " + model + " -f " + corpus() + " -c 32 --chunks 3", &out), 0)
       << out;
   EXPECT_NE(out.find("Final estimate: PPL"), std::string::npos) << out;
+  // Two chat turns: the second continues the recurrent state the first left in the cache.
+  ASSERT_EQ(run_command("printf 'ROMEO\\nJULIET\\n' | timeout 300 '" + binary_dir() +
+                            "/toy' chat -m " + model + " --temp 0 -n 6 --ignore-eos -c 128 2>&1",
+                        &out),
+            0)
+      << out;
+  size_t replies = 0;
+  for (size_t at = out.find("[6 tokens"); at != std::string::npos;
+       at = out.find("[6 tokens", at + 1))
+    ++replies;
+  EXPECT_EQ(replies, 2u) << out;
   // A whole prompt at once and one token at a time through the recurrent state.
   const std::string a = temp_path(".f32"), b = temp_path(".f32");
   const std::string ids = "--tokens 1,5,9,2,7,3,8,4,6,10,11,12,13,14,15,16,17";
