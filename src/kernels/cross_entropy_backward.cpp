@@ -49,24 +49,48 @@ CrossEntropyResult sum_rows(const std::vector<double>& row_loss, const int32_t* 
 
 template <typename Real>
 CrossEntropyResult cross_entropy_forward(const Real* logits, const int32_t* targets, int64_t rows,
-                                         int64_t n_vocab, const Compute& cx) {
+                                         int64_t n_vocab, const Compute& cx,
+                                         SavedSoftmax<Real> saved) {
   for (int64_t r = 0; r < rows; ++r)
     if (targets[r] >= 0) check_target(targets[r], r, n_vocab);
   std::vector<double> row_loss(static_cast<size_t>(rows), 0.0);
   cx.parallel_for(
       rows,
       [&](int64_t begin, int64_t end) {
-        std::vector<Real> e(static_cast<size_t>(n_vocab));
+        std::vector<Real> scratch(saved.exp ? 0 : static_cast<size_t>(n_vocab));
         for (int64_t r = begin; r < end; ++r) {
           if (targets[r] < 0) continue;
           const Real* row = logits + r * n_vocab;
+          Real* e = saved.exp ? saved.exp + r * n_vocab : scratch.data();
           Real max_value;
-          const double sum = shifted_exp_sum(cx.cpu, e.data(), row, n_vocab, &max_value);
+          const double sum = shifted_exp_sum(cx.cpu, e, row, n_vocab, &max_value);
+          if (saved.sums) saved.sums[r] = sum;
           row_loss[r] = double(max_value) + std::log(sum) - double(row[targets[r]]);
         }
       },
       16);
   return sum_rows(row_loss, targets, rows);
+}
+
+template <typename Real>
+void cross_entropy_backward_saved(SavedSoftmax<Real> saved, const int32_t* targets, int64_t rows,
+                                  int64_t n_vocab, double grad_scale, const Compute& cx) {
+  cx.parallel_for(
+      rows,
+      [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; ++r) {
+          Real* drow = saved.exp + r * n_vocab;
+          if (targets[r] < 0) {
+            std::fill(drow, drow + n_vocab, Real(0));
+            continue;
+          }
+          // softmax = exp(row − max) / sum, as in cross_entropy_forward_backward
+          const Real scale = Real(grad_scale / saved.sums[r]);
+          for (int64_t i = 0; i < n_vocab; ++i) drow[i] *= scale;
+          drow[targets[r]] -= Real(grad_scale);
+        }
+      },
+      16);
 }
 
 template <typename Real>
@@ -101,9 +125,15 @@ CrossEntropyResult cross_entropy_forward_backward(Real* dlogits, const Real* log
 }
 
 template CrossEntropyResult cross_entropy_forward<float>(const float*, const int32_t*, int64_t,
-                                                         int64_t, const Compute&);
+                                                         int64_t, const Compute&,
+                                                         SavedSoftmax<float>);
 template CrossEntropyResult cross_entropy_forward<double>(const double*, const int32_t*, int64_t,
-                                                          int64_t, const Compute&);
+                                                          int64_t, const Compute&,
+                                                          SavedSoftmax<double>);
+template void cross_entropy_backward_saved<float>(SavedSoftmax<float>, const int32_t*, int64_t,
+                                                  int64_t, double, const Compute&);
+template void cross_entropy_backward_saved<double>(SavedSoftmax<double>, const int32_t*, int64_t,
+                                                   int64_t, double, const Compute&);
 template CrossEntropyResult cross_entropy_forward_backward<float>(float*, const float*,
                                                                   const int32_t*, int64_t, int64_t,
                                                                   double, const Compute&);

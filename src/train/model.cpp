@@ -200,7 +200,10 @@ CrossEntropyResult TrainModel<Real>::forward(const int32_t* tokens, const int32_
   forward_train<Real>(c_, store_.weights(), tokens, acts_, context(cx),
                       positions ? positions_.data() : nullptr,
                       segment_.empty() ? nullptr : segment_.data());
-  return cross_entropy_forward(acts_.logits(), targets, BT_, c_.n_vocab, cx);
+  // The exponentials stay in d_logits_ for backward(), which then only scales them.
+  row_sums_.resize(static_cast<size_t>(BT_));
+  return cross_entropy_forward(acts_.logits(), targets, BT_, c_.n_vocab, cx,
+                               SavedSoftmax<Real>{d_logits_, row_sums_.data()});
 }
 
 template <typename Real>
@@ -209,8 +212,8 @@ void TrainModel<Real>::backward(double grad_scale, const Compute& cx) {
   Weights& g = grads_;
   const LinearContext ctx = context(cx);
   const int64_t E = c_.n_embd, V = c_.n_vocab;
-  cross_entropy_forward_backward(d_logits_, acts_.logits(), targets_.data(), BT_, V, grad_scale,
-                                 cx);
+  cross_entropy_backward_saved(SavedSoftmax<Real>{d_logits_, row_sums_.data()}, targets_.data(),
+                               BT_, V, grad_scale, cx);
   // logits = c·tanh(raw/c) (Gemma 2): the saved logits are the capped ones.
   if (c_.final_softcap > 0.0f)
     parallel_elements(cx, BT_ * V, [&](int64_t begin, int64_t end) {

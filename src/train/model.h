@@ -110,6 +110,7 @@ class TrainModel {
   std::function<void(int64_t)> stage_hook_;
   const ModelConfig& c_;
   int64_t B_, T_, BT_;
+  std::vector<double> row_sums_;  // (B·T) Σ exp(logit − max) per row, saved by forward()
   Activations<Real> acts_;
   RopeTable<Real> rope_table_;      // the forward's RoPE, for its backward
   std::vector<int32_t> positions_;  // (BT) RoPE position of each row (restarts per example)

@@ -329,6 +329,16 @@ TEST(BackwardKernels, CrossEntropyFloatMatchesDouble) {
   EXPECT_NEAR(rf.loss_sum, rd.loss_sum, 1e-5 * rd.loss_sum);
   EXPECT_EQ(only.loss_sum, rf.loss_sum);
   for (int64_t i = 0; i < rows * V; ++i) ASSERT_NEAR(f[i], d[i], 1e-6) << i;
+  // A training forward that saves its exponentials, then the backward from them: the loss
+  // and the gradient of the one-call form, bit for bit (the buffer's old content is gone).
+  std::vector<float> saved_exp(rows * V, 7.0f);
+  std::vector<double> sums(rows);
+  const SavedSoftmax<float> saved{saved_exp.data(), sums.data()};
+  const CrossEntropyResult rs =
+      cross_entropy_forward(logits_f.data(), targets.data(), rows, V, cx, saved);
+  cross_entropy_backward_saved(saved, targets.data(), rows, V, 0.1, cx);
+  EXPECT_EQ(rs.loss_sum, rf.loss_sum);
+  EXPECT_EQ(saved_exp, f);
 }
 
 // The AVX-512 gemm against its scalar reference: odd sizes, every operand
