@@ -105,13 +105,13 @@ void attention_forward_train(Real* out, Real* probs, const Real* q, const Real* 
         Real* oh = out + b * T * qs + h * D;
         for_each_causal_block(T, [&](int64_t i0, int64_t i1) {  // S rows i0..i1, keys < i1
           gemm_in_thread<Real>(cx.cpu, p + i0 * T, T, {qh + i0 * qs, qs, 1}, {kg, 1, kvs}, i1 - i0,
-                               i1, D, false);
+                               i1, D, false, d.inputs);
         });
         masked_softmax(cx.cpu, p, T, Real(d.scale), Real(d.softcap), d.window,
                        segment ? segment + b * T : nullptr);
         for_each_causal_block(T, [&](int64_t i0, int64_t i1) {  // O rows i0..i1
           gemm_in_thread<Real>(cx.cpu, oh + i0 * qs, qs, {p + i0 * T, T, 1}, {vg, kvs, 1}, i1 - i0,
-                               D, i1, false);
+                               D, i1, false, d.inputs);
         });
       }
     }
@@ -151,15 +151,15 @@ void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Re
         for_each_causal_block(T, [&](int64_t i0, int64_t i1) {
           // dP rows i0..i1 (keys < i1)
           gemm_in_thread<Real>(cx.cpu, ds.data() + i0 * T, T, {doh + i0 * qs, qs, 1}, {vg, 1, kvs},
-                               i1 - i0, i1, D, false);
+                               i1 - i0, i1, D, false, d.inputs);
           if (cap > 0)
             gemm_in_thread<Real>(cx.cpu, ys.data() + i0 * T, T, {qh + i0 * qs, qs, 1}, {kg, 1, kvs},
-                                 i1 - i0, i1, D, false);
+                                 i1 - i0, i1, D, false, d.inputs);
         });
         for_each_causal_block(T, [&](int64_t j0, int64_t j1) {
           // dV keys j0..j1 += Pᵀ (queries ≥ j0) · dO
           gemm_in_thread<Real>(cx.cpu, dvg + j0 * kvs, kvs, {p + j0 * T + j0, 1, T},
-                               {doh + j0 * qs, qs, 1}, j1 - j0, D, T - j0, true);
+                               {doh + j0 * qs, qs, 1}, j1 - j0, D, T - j0, true, d.inputs);
         });
         const int32_t* seg = segment ? segment + b * T : nullptr;
         for (int64_t i = 0; i < T; ++i) {
@@ -182,11 +182,11 @@ void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Re
         }
         for_each_causal_block(T, [&](int64_t i0, int64_t i1) {  // dQ rows i0..i1
           gemm_in_thread<Real>(cx.cpu, dqh + i0 * qs, qs, {ds.data() + i0 * T, T, 1}, {kg, kvs, 1},
-                               i1 - i0, D, i1, true);
+                               i1 - i0, D, i1, true, d.inputs);
         });
         for_each_causal_block(T, [&](int64_t j0, int64_t j1) {  // dK keys j0..j1
           gemm_in_thread<Real>(cx.cpu, dkg + j0 * kvs, kvs, {ds.data() + j0 * T + j0, 1, T},
-                               {qh + j0 * qs, qs, 1}, j1 - j0, D, T - j0, true);
+                               {qh + j0 * qs, qs, 1}, j1 - j0, D, T - j0, true, d.inputs);
         });
       }
     }

@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "kernels/compute.h"
+#include "kernels/linear_backward.h"
 
 namespace toy {
 
@@ -31,6 +32,9 @@ struct AttentionDims {
   double scale;        // usually 1/sqrt(head_dim)
   double softcap = 0;  // 0: off; else scores y = softcap·tanh(scale·q·k / softcap)
   int64_t window = 0;  // 0: full causal; else key j visible to query i iff i − j < window
+  // What the score and value products round their inputs to: BF16 under mixed precision
+  // (as autocast runs attention's matrix products), the softmax itself stays F32.
+  GemmInputs inputs = GemmInputs::F32;
 };
 
 // out, q: (B·T, n_head·head_dim); k, v: (B·T, n_head_kv·head_dim);

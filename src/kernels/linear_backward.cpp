@@ -185,11 +185,12 @@ void gemm(float* c, int64_t ldc, MatrixRef<float> a, MatrixRef<float> b, int64_t
 
 template <typename Real>
 void gemm_in_thread(const cpu::Backend& cpu, Real* c, int64_t ldc, MatrixRef<Real> a,
-                    MatrixRef<Real> b, int64_t M, int64_t N, int64_t K, bool accumulate) {
+                    MatrixRef<Real> b, int64_t M, int64_t N, int64_t K, bool accumulate,
+                    GemmInputs inputs) {
   if constexpr (std::is_same_v<Real, float>) {
     if (M <= 0 || N <= 0) return;
     if (K > 0) {
-      gemm_block(cpu, c, ldc, a, b, 0, M, 0, N, K, accumulate, GemmInputs::F32);
+      gemm_block(cpu, c, ldc, a, b, 0, M, 0, N, K, accumulate, inputs);
     } else if (!accumulate) {
       for (int64_t i = 0; i < M; ++i) std::fill(c + i * ldc, c + i * ldc + N, 0.0f);
     }
@@ -251,9 +252,10 @@ template void gemm_any<float>(float*, int64_t, MatrixRef<float>, MatrixRef<float
 template void gemm_any<double>(double*, int64_t, MatrixRef<double>, MatrixRef<double>, int64_t,
                                int64_t, int64_t, bool, const Compute&, GemmInputs);
 template void gemm_in_thread<float>(const cpu::Backend&, float*, int64_t, MatrixRef<float>,
-                                    MatrixRef<float>, int64_t, int64_t, int64_t, bool);
+                                    MatrixRef<float>, int64_t, int64_t, int64_t, bool, GemmInputs);
 template void gemm_in_thread<double>(const cpu::Backend&, double*, int64_t, MatrixRef<double>,
-                                     MatrixRef<double>, int64_t, int64_t, int64_t, bool);
+                                     MatrixRef<double>, int64_t, int64_t, int64_t, bool,
+                                     GemmInputs);
 template void gemm_reference<float>(float*, int64_t, MatrixRef<float>, MatrixRef<float>, int64_t,
                                     int64_t, int64_t, bool);
 template void gemm_reference<double>(double*, int64_t, MatrixRef<double>, MatrixRef<double>,

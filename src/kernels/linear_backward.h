@@ -36,7 +36,8 @@ void gemm(float* c, int64_t ldc, MatrixRef<float> a, MatrixRef<float> b, int64_t
 // packed kernel, double the reference.
 template <typename Real>
 void gemm_in_thread(const cpu::Backend& cpu, Real* c, int64_t ldc, MatrixRef<Real> a,
-                    MatrixRef<Real> b, int64_t M, int64_t N, int64_t K, bool accumulate);
+                    MatrixRef<Real> b, int64_t M, int64_t N, int64_t K, bool accumulate,
+                    GemmInputs inputs = GemmInputs::F32);
 
 // The scalar reference of gemm (single-threaded, sums in Real).
 template <typename Real>

@@ -57,6 +57,10 @@ class Activations final : public ForwardSink<Real> {
   ExpertBuffers<Real> experts(int64_t il) override { return experts_[static_cast<size_t>(il)]; }
   GdnTensors<Real> gdn(int64_t il) override { return gdn_[static_cast<size_t>(il)]; }
   void set_segment(const int32_t* segment) { segment_ = segment; }
+  // What every layer's attention products round their inputs to (mixed precision).
+  void set_attention_inputs(GemmInputs inputs) {
+    for (AttentionDims& d : dims_) d.inputs = inputs;
+  }
 
  private:
   int64_t B_, T_;

@@ -75,8 +75,13 @@ class TrainModel {
   // GradBuffer of a data-parallel replica) instead of the store's own.
   void set_gradients(Real* grads);
   // MatmulMode::Train (F32, the default) or TrainBf16 (mixed precision: the weight products
-  // of forward and backward on BF16-rounded inputs, F32 sums, F32 master weights).
-  void set_matmul_mode(MatmulMode mode) { mode_ = mode; }
+  // of forward and backward, and the attention products, on BF16-rounded inputs, F32 sums,
+  // F32 master weights). TrainF16 rounds the weight products only: attention's inputs
+  // include the loss-scaled gradients, which would overflow F16's range far more often.
+  void set_matmul_mode(MatmulMode mode) {
+    mode_ = mode;
+    acts_.set_attention_inputs(mode == MatmulMode::TrainBf16 ? GemmInputs::BF16 : GemmInputs::F32);
+  }
   // Activation taps (model/taps.h) fed by the forward from now on; null: none.
   void set_taps(LayerTaps* taps) { acts_.taps = taps; }
   // Called by backward as the gradients of a stage (gradient_stages) become final: with
