@@ -186,6 +186,10 @@ int run_serve(int argc, char** argv) {
                static_cast<long long>(decoder.n_ctx()), kv_type_name.c_str(),
                std::string(tokenizer::chat_template_name(family)).c_str(), threads,
                api_key.empty() ? "" : ", API key required");
+  for (size_t i = 0; i < adapters.size(); ++i)
+    std::fprintf(stderr, "toy serve: LoRA adapter %s (%zu matrices, scale %g)\n",
+                 adapters.adapter(i).path.c_str(), adapters.adapter(i).weights.size(),
+                 static_cast<double>(adapters.scale(i)));
   std::fprintf(stderr, "toy serve: listening on http://%s:%d\n", host.c_str(), bound);
   std::fflush(stderr);
 
@@ -193,7 +197,7 @@ int run_serve(int argc, char** argv) {
   while (!(sig = wait_signal(stop_signals, 3600.0))) {
   }
   std::fprintf(stderr,
-               "toy serve: %s received: finishing %lld request%s (up to %.0f s; again to stop "
+               "toy serve: %s received: finishing %lld request%s (up to %g s; again to stop "
                "now)\n",
                sig == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(http.in_flight()),
                http.in_flight() == 1 ? "" : "s", shutdown_timeout);

@@ -60,6 +60,19 @@ const char* reason_of(int status) {
   }
 }
 
+// The methods a known path answers (for 405's Allow header); empty for unknown paths.
+std::string allowed_methods(const std::string& path) {
+  std::string p = path;
+  if (p.starts_with("/v1/")) p = p.substr(3);
+  if (p == "/" || p == "/health" || p == "/metrics" || p == "/models" ||
+      (p.starts_with("/models/") && p.size() > 8))
+    return "GET, HEAD, OPTIONS";
+  if (p == "/chat/completions" || p == "/completions" ||
+      (path == p && (p == "/tokenize" || p == "/detokenize")))
+    return "POST, OPTIONS";
+  return "";
+}
+
 }  // namespace
 
 bool constant_time_equals(std::string_view given, std::string_view expected) {
@@ -99,9 +112,13 @@ struct HttpServer::Impl {
   void check_key(const httplib::Request& req) const;
   void check_model(const std::string& model) const;
   std::vector<int32_t> prompt_tokens(const CompletionRequest& r) const;
-  void completion(const httplib::Request& req, httplib::Response& res, bool chat);
+  void completion(const std::string& body, const httplib::Request& req, httplib::Response& res,
+                  bool chat);
   void models(const httplib::Request& req, httplib::Response& res, const std::string& id);
   json model_json() const;
+
+  using BodyHandler =
+      std::function<void(const httplib::Request&, const std::string& body, httplib::Response&)>;
 
   // Wraps a handler: key check, ApiError -> OpenAI error object, anything else -> 500.
   httplib::Server::Handler api(
@@ -122,6 +139,35 @@ struct HttpServer::Impl {
             send_error(res, ApiError(500, e.what(), "server_error"));
           }
         };
+  }
+
+  // api() for a POST handler that reads its body itself: cpp-httplib parses a body sent as
+  // application/x-www-form-urlencoded (curl -d's default type) as a form and refuses one over
+  // 8 KiB with 413 whatever --max-body says; read here, the body is only held to the limit.
+  httplib::Server::HandlerWithContentReader api_post(bool needs_key, BodyHandler fn) {
+    return [this, needs_key, fn = std::move(fn)](const httplib::Request& req,
+                                                 httplib::Response& res,
+                                                 const httplib::ContentReader& reader) {
+      if (req.is_multipart_form_data()) {
+        // Not read: close the connection rather than parse the rest as a next request.
+        res.set_header("Connection", "close");
+        send_error(res, ApiError(400, "the request body must be JSON, not multipart form data"));
+        return;
+      }
+      std::string body;
+      const bool complete = reader([&body](const char* data, size_t n) {
+        body.append(data, n);
+        return true;
+      });
+      if (!complete) {
+        // Over --max-body (413, set by the reader) or a body that ended early.
+        if (res.status < 400) res.status = 400;
+        res.set_header("Connection", "close");
+        return;
+      }
+      api(needs_key, [&](const httplib::Request& r, httplib::Response& out) { fn(r, body, out); })(
+          req, res);
+    };
   }
 };
 
@@ -180,9 +226,10 @@ std::vector<int32_t> HttpServer::Impl::prompt_tokens(const CompletionRequest& r)
   return ids;
 }
 
-void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response& res, bool chat) {
+void HttpServer::Impl::completion(const std::string& body_text, const httplib::Request& req,
+                                  httplib::Response& res, bool chat) {
   if (draining.load()) throw ApiError(503, "the server is shutting down", "server_error");
-  const json body = parse_json_object(req.body);
+  const json body = parse_json_object(body_text);
   const CompletionRequest r = chat ? parse_chat_request(body) : parse_completion_request(body);
   check_model(r.model);
   std::vector<int32_t> prompt = prompt_tokens(r);
@@ -200,6 +247,7 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
       if (peer_closed(fd)) {
         job->cancel();     // nobody is left to read the answer
         res.status = 499;  // nginx's "client closed request", for the log line
+        current_log.completion_tokens = job->generated();
         return;
       }
     }
@@ -244,6 +292,8 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
     JobOutput out;
     while (true) {
       const bool done = st->job->wait(out, kPoll);
+      // Kept current for the log line, whether the stream ends, fails or is abandoned.
+      current_log.completion_tokens = st->job->generated();
       if (!sink.is_writable() || peer_closed(st->fd)) {
         st->job->cancel();
         return false;
@@ -315,9 +365,12 @@ void HttpServer::Impl::routes() {
            }));
   for (const std::string prefix : {"/v1", ""}) {
     http.Post(prefix + "/chat/completions",
-              api(true, [this](const Request& req, Response& res) { completion(req, res, true); }));
-    http.Post(prefix + "/completions", api(true, [this](const Request& req, Response& res) {
-                completion(req, res, false);
+              api_post(true, [this](const Request& req, const std::string& body, Response& res) {
+                completion(body, req, res, true);
+              }));
+    http.Post(prefix + "/completions",
+              api_post(true, [this](const Request& req, const std::string& body, Response& res) {
+                completion(body, req, res, false);
               }));
     http.Get(prefix + "/models",
              api(true, [this](const Request& req, Response& res) { models(req, res, ""); }));
@@ -325,8 +378,9 @@ void HttpServer::Impl::routes() {
                models(req, res, req.matches[1]);
              }));
   }
-  http.Post("/tokenize", api(true, [this](const Request& req, Response& res) {
-              const TokenizeRequest r = parse_tokenize_request(parse_json_object(req.body));
+  http.Post("/tokenize",
+            api_post(true, [this](const Request&, const std::string& body, Response& res) {
+              const TokenizeRequest r = parse_tokenize_request(parse_json_object(body));
               const std::vector<int32_t> ids = tok.tokenize(
                   r.content, {.add_special = r.add_special, .parse_special = r.parse_special});
               json tokens = json::array();
@@ -338,9 +392,9 @@ void HttpServer::Impl::routes() {
               }
               send_json(res, 200, {{"tokens", tokens}});
             }));
-  http.Post("/detokenize", api(true, [this](const Request& req, Response& res) {
-              const std::vector<int32_t> ids =
-                  parse_detokenize_request(parse_json_object(req.body));
+  http.Post("/detokenize",
+            api_post(true, [this](const Request&, const std::string& body, Response& res) {
+              const std::vector<int32_t> ids = parse_detokenize_request(parse_json_object(body));
               for (int32_t id : ids)
                 if (id >= config.n_vocab)
                   bad_request(
@@ -362,7 +416,17 @@ void HttpServer::Impl::routes() {
       httplib::Server::HandlerWithResponse([](const Request& req, Response& res) {
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
         std::string message = reason_of(res.status);
-        if (res.status == 404) message = str("no endpoint ", req.method, " ", req.path);
+        if (res.status == 404) {
+          const std::string allow = allowed_methods(req.path);
+          if (allow.empty()) {
+            message = str("no endpoint ", req.method, " ", req.path);
+          } else {
+            res.status = 405;
+            res.set_header("Allow", allow);
+            message =
+                str(req.path, " answers ", allow.substr(0, allow.find(',')), ", not ", req.method);
+          }
+        }
         if (res.status == 413) message = "the request body is larger than the server accepts";
         send_error(res, ApiError(res.status, message,
                                  res.status >= 500 ? "server_error" : "invalid_request_error"));

@@ -308,6 +308,7 @@ void Scheduler::sample(Slot& slot, std::span<const float> logits) {
   slot.sampler->accept(info.id);
   if (slot.counts[static_cast<size_t>(info.id)]++ == 0) slot.touched.push_back(info.id);
   ++slot.result.completion_tokens;
+  slot.job->generated_.fetch_add(1);
   metrics_.generated_tokens.fetch_add(1);
   slot.job->emit(slot.stop->push(slot.detok->push(info.id)), p.top_logprobs >= 0 ? &info : nullptr);
   if (slot.stop->matched()) {

@@ -64,6 +64,8 @@ class Job {
   bool cancelled() const { return cancelled_.load(); }
   // Valid once wait() returned true.
   const JobResult& result() const { return result_; }
+  // Tokens generated so far (for the log line of a request whose client went away).
+  int64_t generated() const { return generated_.load(); }
 
  private:
   friend class Scheduler;
@@ -73,6 +75,7 @@ class Job {
   const std::vector<int32_t> prompt_;
   const GenerationParams params_;
   std::atomic<bool> cancelled_{false};
+  std::atomic<int64_t> generated_{0};
   std::mutex mutex_;
   std::condition_variable ready_;
   JobOutput pending_;  // guarded by mutex_

@@ -8,8 +8,11 @@ import concurrent.futures
 import http.client
 import json
 import os
+import re
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -19,7 +22,7 @@ import urllib.request
 import openai
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from toy_server import ToyServer, fixture  # noqa: E402
+from toy_server import ToyServer, fixture, toy_binary  # noqa: E402
 
 MODEL = fixture("models/stories260K.gguf")
 KEY = "test-key-0123456789"
@@ -236,6 +239,40 @@ class OpenAIClientTest(unittest.TestCase):
             self.chat("x " * 40000)  # 80 kB > --max-body 64 KiB
         self.assertEqual(e.exception.status_code, 413)
 
+    def test_form_encoded_json_body_over_8_kib(self):
+        # curl -d sends application/x-www-form-urlencoded unless told otherwise; the body is
+        # still JSON, and only --max-body limits it.
+        body = json.dumps({"prompt": "Once upon a time", "max_tokens": 1}) + " " * 20000
+        req = urllib.request.Request(self.server.url + "/v1/completions", data=body.encode(),
+                                     method="POST")
+        req.add_header("Content-Type", "application/x-www-form-urlencoded")
+        req.add_header("Authorization", "Bearer " + KEY)
+        with urllib.request.urlopen(req, timeout=30) as res:
+            self.assertEqual(res.status, 200)
+            self.assertEqual(json.loads(res.read())["usage"]["completion_tokens"], 1)
+
+    def test_multipart_body_is_refused(self):
+        req = urllib.request.Request(self.server.url + "/v1/completions", method="POST",
+                                     data=b"--b\r\nContent-Disposition: form-data; name=\"a\""
+                                          b"\r\n\r\n1\r\n--b--\r\n")
+        req.add_header("Content-Type", "multipart/form-data; boundary=b")
+        req.add_header("Authorization", "Bearer " + KEY)
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=30)
+        self.assertEqual(e.exception.code, 400)
+        self.assertIn("JSON", json.loads(e.exception.read())["error"]["message"])
+
+    def test_wrong_method_is_405_with_allow(self):
+        req = urllib.request.Request(self.server.url + "/v1/chat/completions", method="GET")
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=30)
+        self.assertEqual(e.exception.code, 405)
+        self.assertIn("POST", e.exception.headers["Allow"])
+        self.assertEqual(json.loads(e.exception.read())["error"]["code"], None)
+        status, body = http_json(self.server.url + "/v1/models", "POST", {})
+        self.assertEqual(status, 405)
+        self.assertIn("GET", body["error"]["message"])
+
     def test_prompt_longer_than_context(self):
         with self.assertRaises(openai.BadRequestError) as e:
             self.client.completions.create(model="stories260K", prompt=[5] * 5000, max_tokens=4)
@@ -259,6 +296,7 @@ class OpenAIClientTest(unittest.TestCase):
 
     def test_disconnect_cancels_generation(self):
         cancelled = metric(self.server.url, "toy_completions_cancelled_total")
+        log_start = len(self.server.log_text())
         before = metric(self.server.url, "toy_tokens_predicted_total")
         host, port = self.server.url.split("//")[1].split(":")
         body = json.dumps({"prompt": "Once upon a time", "max_tokens": 4000, "stream": True,
@@ -275,6 +313,11 @@ class OpenAIClientTest(unittest.TestCase):
             time.sleep(0.02)
         generated = metric(self.server.url, "toy_tokens_predicted_total") - before
         self.assertLess(generated, 4000)
+        # The access log line counts the tokens generated before the client left.
+        pattern = re.compile(r"POST /v1/completions 200 \d+\+([1-9]\d*) tokens ")
+        while not pattern.search(self.server.log_text()[log_start:]):
+            self.assertLess(time.monotonic(), deadline + 10, self.server.log_text()[-2000:])
+            time.sleep(0.02)
 
     def test_concurrent_requests(self):
         def one(i):
@@ -310,6 +353,37 @@ class RealChatModelTest(unittest.TestCase):
                 messages=[{"role": "user", "content": "What is the capital of France?"}])
             text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
             self.assertEqual(text, r.choices[0].message.content)
+
+
+class LoraTest(unittest.TestCase):
+    """--lora: the server applies the adapter as `toy generate --lora` does."""
+
+    def test_adapter_is_applied_and_announced(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            data, adapter = os.path.join(tmp, "data.txt"), os.path.join(tmp, "adapter.gguf")
+            with open(fixture("text/tinyshakespeare.txt"), encoding="utf-8") as f:
+                text = f.read(20000)
+            with open(data, "w", encoding="utf-8") as f:
+                f.write(text)
+            subprocess.run([toy_binary(), "finetune", "-m", MODEL, "--data", data, "-o", adapter,
+                            "--lora-targets", "all-linear", "-r", "4", "--steps", "8",
+                            "--lr", "1e-2", "-c", "64", "--batch", "2", "-q", "-t", "2"],
+                           check=True, capture_output=True)
+            generated = subprocess.run(
+                [toy_binary(), "generate", "-m", MODEL, "--lora", adapter, "-p",
+                 "Once upon a time", "-n", "12", "--temp", "0", "-t", "2"],
+                check=True, capture_output=True, text=True).stdout
+            base = subprocess.run(
+                [toy_binary(), "generate", "-m", MODEL, "-p", "Once upon a time", "-n", "12",
+                 "--temp", "0", "-t", "2"], check=True, capture_output=True, text=True).stdout
+            self.assertNotEqual(generated, base)  # the adapter changes the greedy text
+            with ToyServer(MODEL, "--lora", adapter, "--parallel", "1") as server:
+                self.assertIn(f"LoRA adapter {adapter}", server.log_text())
+                client = openai.OpenAI(base_url=server.url + "/v1", api_key="none",
+                                       max_retries=0)
+                r = client.completions.create(model="stories260K", prompt="Once upon a time",
+                                              max_tokens=12, temperature=0)
+            self.assertEqual("Once upon a time" + r.choices[0].text + "\n", generated)
 
 
 class ShutdownTest(unittest.TestCase):
