@@ -74,6 +74,7 @@ int run_logits(int argc, char** argv) {
     std::vector<NamedPath> all = inputs;
     all.push_back({"-o", out_path});
     check_output({"--tap-out", taps_out}, all);
+    check_distinct_outputs({{"-o", out_path}, {"--tap-out", taps_out}});
   }
   const Model model = Model::load(model_path);
   if (taps) taps->check_layers(model.config.n_layer);

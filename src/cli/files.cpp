@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -34,7 +35,8 @@ void check_output(const NamedPath& output, const std::vector<NamedPath>& inputs)
   const bool exists = ::stat(path.c_str(), &out_stat) == 0;
   if ((exists && S_ISDIR(out_stat.st_mode)) || path.back() == '/')
     fail(describe(output), ": is a directory; give a file path");
-  const std::string dir = directory_of(path);
+  // A symbolic link is written through (core/atomic_file.h): its target's directory counts.
+  const std::string dir = directory_of(output_target(path));
   struct stat dir_stat {};
   if (::stat(dir.c_str(), &dir_stat) != 0) {
     if (errno == ENOENT) fail(describe(output), ": directory ", dir, " does not exist");
@@ -51,6 +53,21 @@ void check_output(const NamedPath& output, const std::vector<NamedPath>& inputs)
     if (in_stat.st_dev == out_stat.st_dev && in_stat.st_ino == out_stat.st_ino)
       fail(describe(output), " is the same file as ", describe(input),
            "; writing it would destroy the input: choose another output path");
+  }
+}
+
+void check_distinct_outputs(const std::vector<NamedPath>& outputs) {
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      const NamedPath &a = outputs[i], &b = outputs[j];
+      if (a.path.empty() || b.path.empty()) continue;
+      std::error_code ea, eb;
+      const auto ca = std::filesystem::weakly_canonical(output_target(a.path), ea);
+      const auto cb = std::filesystem::weakly_canonical(output_target(b.path), eb);
+      if (a.path == b.path || (!ea && !eb && ca == cb))
+        fail(a.flag, " and ", b.flag, " name the same file ", a.path,
+             ": one output would overwrite the other");
+    }
   }
 }
 

@@ -22,6 +22,10 @@ struct NamedPath {
 // file also through a symlink or a hard link (same st_dev and st_ino).
 void check_output(const NamedPath& output, const std::vector<NamedPath>& inputs = {});
 
+// Refuses two outputs that name the same file (also one not created yet, through "." or ".."
+// or a symlink): one would overwrite the other. Empty paths are skipped.
+void check_distinct_outputs(const std::vector<NamedPath>& outputs);
+
 // The whole content of a text input; "-" reads standard input when `allow_stdin`.
 // A directory, a missing or unreadable file are errors naming the flag and the reason.
 std::string read_input_text(const NamedPath& input, bool allow_stdin = true);

@@ -64,6 +64,8 @@ std::string PromptOptions::read() const {
   } else {
     text = prompt_;
   }
+  // A file's (or echo's) final newline ends the line, not the prompt: llama.cpp drops one too.
+  if ((file_opt_->count() || prompt_ == "-") && text.ends_with('\n')) text.pop_back();
   return escapes_ ? process_escapes(text) : text;
 }
 

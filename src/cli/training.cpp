@@ -193,8 +193,6 @@ void check_training_flags(TrainingFlags& f, const NamedPath& output,
     all.push_back(output);
     check_output({"--metrics", f.metrics_path}, all);
   }
-  // Outputs that do not exist yet cannot be compared by inode: two flags naming the same
-  // path would have one file overwrite the other (a plot replacing the metrics log).
   std::vector<NamedPath> outputs = {output};
   if (!f.metrics_path.empty()) outputs.push_back({"--metrics", f.metrics_path});
   for (const NamedPath& extra :
@@ -204,15 +202,11 @@ void check_training_flags(TrainingFlags& f, const NamedPath& output,
     std::vector<NamedPath> all = inputs;
     all.insert(all.end(), outputs.begin(), outputs.end());
     check_output(extra, all);
-    for (const NamedPath& other : outputs) {
-      std::error_code e1, e2;
-      const auto a = std::filesystem::weakly_canonical(extra.path, e1);
-      const auto b = std::filesystem::weakly_canonical(other.path, e2);
-      if (extra.path == other.path || (!e1 && !e2 && a == b))
-        usage_error(extra.flag, " and ", other.flag, " name the same file ", extra.path);
-    }
     outputs.push_back(extra);
   }
+  // Outputs that do not exist yet cannot be compared by inode: two flags naming the same
+  // path would have one file overwrite the other (a plot replacing the metrics log).
+  check_distinct_outputs(outputs);
   if (!f.plot_grads_path.empty() && f.metrics_every == 0)
     usage_error("--plot-grads needs per-tensor statistics: --metrics-every must be at least 1");
   for (const NamedPath& input : inputs)

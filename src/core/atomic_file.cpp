@@ -159,11 +159,35 @@ int link_anonymous(int fd, const std::string& name) {
 
 }  // namespace
 
+std::string output_target(const std::string& path) {
+  std::string p = path;
+  for (int hops = 0; hops < 40; ++hops) {  // Linux's own limit (ELOOP)
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return p;
+    char buffer[PATH_MAX];
+    const ssize_t n = ::readlink(p.c_str(), buffer, sizeof(buffer));
+    if (n < 0 || n >= static_cast<ssize_t>(sizeof(buffer))) return p;
+    const std::string link(buffer, static_cast<size_t>(n));
+    const std::string dir = directory_of(p);
+    p = link.starts_with('/') ? link : (dir == "/" ? "/" : dir + "/") + link;
+  }
+  fail(path, ": too many levels of symbolic links");
+}
+
 AtomicFile::AtomicFile(std::string path, Mode mode) : path_(std::move(path)) {
   if (path_.empty()) fail("output path is empty");
   if (path_.back() == '/') fail(path_, ": is a directory path; expected a file name");
-  dir_ = directory_of(path_);
-  remove_stale_temporaries(path_);
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+    // Renaming a new file over /dev/null would replace the device for every program.
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd_ < 0) fail_errno("cannot open", errno);
+    in_place_ = true;
+    return;
+  }
+  target_ = output_target(path_);
+  dir_ = directory_of(target_);
+  remove_stale_temporaries(target_);
   if (mode == Mode::Auto) {
     // Mode 0666: the umask decides, as for any file a Unix tool creates.
     fd_ = ::open(dir_.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
@@ -174,7 +198,7 @@ AtomicFile::AtomicFile(std::string path, Mode mode) : path_(std::move(path)) {
       fail_errno(str("cannot create a file in ", dir_).c_str(), err);
   }
   for (int attempt = 0; attempt < 100; ++attempt) {
-    std::string name = temp_name(path_);
+    std::string name = temp_name(target_);
     // Registered before it exists, so no instant passes in which a signal would leave it.
     cleanup_slot_ = register_cleanup(name);
     fd_ = ::open(name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0666);
@@ -233,14 +257,21 @@ void AtomicFile::write_zeros(uint64_t count) {
 
 void AtomicFile::commit() {
   TOY_CHECK(fd_ >= 0 && !committed_, "AtomicFile::commit twice or after failure");
+  if (in_place_) {
+    committed_ = true;
+    const int closed = ::close(fd_);
+    fd_ = -1;
+    if (closed != 0) fail_errno("error closing the written file", errno);
+    return;
+  }
   if (::fsync(fd_) != 0) fail_errno("cannot flush to disk (fsync)", errno);
   if (temp_.empty()) {
     // Link straight to the target when it does not exist yet; otherwise link under a
     // temporary name and rename that over the target (link cannot replace a file).
-    if (link_anonymous(fd_, path_) != 0) {
+    if (link_anonymous(fd_, target_) != 0) {
       if (errno != EEXIST) fail_errno("cannot link the written file into place", errno);
       for (int attempt = 0; temp_.empty(); ++attempt) {
-        std::string name = temp_name(path_);
+        std::string name = temp_name(target_);
         cleanup_slot_ = register_cleanup(name);
         if (link_anonymous(fd_, name) == 0) {
           temp_ = std::move(name);
@@ -254,7 +285,7 @@ void AtomicFile::commit() {
       }
     }
   }
-  if (!temp_.empty() && ::rename(temp_.c_str(), path_.c_str()) != 0) {
+  if (!temp_.empty() && ::rename(temp_.c_str(), target_.c_str()) != 0) {
     const int err = errno;
     ::unlink(temp_.c_str());
     temp_.clear();

@@ -11,6 +11,10 @@
 // error and by a SIGINT/SIGTERM/SIGHUP handler, and one left by a kill -9 (its
 // PID no longer running) is removed by the next AtomicFile for the same target.
 //
+// A symbolic link as `path` is written through, as a shell redirect or cp would: the link
+// stays and the file it names is replaced. A device, FIFO or socket (/dev/null, /dev/stdout,
+// a named pipe) is written in place: there is no file there to replace.
+//
 //   AtomicFile out(path);          // fails now (with errno text) if it cannot be created
 //   out.write(bytes, n);           // ENOSPC etc. → toy::Error naming the file
 //   out.commit();                  // fsync, then atomically replace `path`
@@ -42,7 +46,7 @@ class AtomicFile {
   void commit();
 
   const std::string& path() const { return path_; }
-  // True when the data has no name until commit() (O_TMPFILE).
+  // True when the data has no name until commit() (O_TMPFILE, or a device written in place).
   bool anonymous() const { return temp_.empty(); }
   uint64_t bytes_written() const { return written_; }
 
@@ -51,12 +55,18 @@ class AtomicFile {
   void discard() noexcept;
 
   std::string path_;
-  std::string dir_;
-  std::string temp_;  // the named temporary (fallback), empty with O_TMPFILE
+  std::string target_;  // path_ with symbolic links followed: the file replaced
+  std::string dir_;     // target_'s directory
+  std::string temp_;    // the named temporary (fallback), empty with O_TMPFILE
   int fd_ = -1;
   int cleanup_slot_ = -1;  // signal-cleanup registration of temp_
   uint64_t written_ = 0;
   bool committed_ = false;
+  bool in_place_ = false;  // a device, FIFO or socket: written directly
 };
+
+// `path` with symbolic links followed (also a dangling one: the file it would create);
+// `path` itself when it is not a link. Throws toy::Error on a loop of links.
+std::string output_target(const std::string& path);
 
 }  // namespace toy

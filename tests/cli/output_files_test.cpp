@@ -110,6 +110,32 @@ TEST(OutputFiles, AnOutputThatIsAnInputIsRefused) {
   EXPECT_EQ(testing::read_bytes(corpus), corpus_bytes);
 }
 
+TEST(OutputFiles, TwoOutputsNamingOneFileAreRefused) {
+  TempDir dir;
+  const std::string corpus = write_corpus(dir.path);
+  const std::string out = dir.path + "/out.gguf", same = dir.path + "/./out.gguf";
+  expect_error("train -o " + out + " --metrics " + same + " --data " + corpus + kTinyTrain,
+               "--metrics and -o name the same file");
+  expect_error(
+      "logits -m " + stories() + " --tokens 1,2 --tap attn_norm --tap-out " + out + " -o " + same,
+      "--tap-out and -o name the same file");
+  EXPECT_EQ(dir.entries(), std::vector<std::string>{"corpus.txt"});
+}
+
+TEST(OutputFiles, ALinkIsWrittenThroughAndADeviceInPlace) {
+  TempDir dir;
+  fs::create_symlink("target.gguf", dir.path + "/link.gguf");
+  std::string output;
+  ASSERT_EQ(run_toy("quantize " + stories() + " " + dir.path + "/link.gguf q8_0", &output), 0)
+      << output;
+  EXPECT_TRUE(fs::is_symlink(dir.path + "/link.gguf"));
+  EXPECT_TRUE(fs::is_regular_file(dir.path + "/target.gguf"));
+  ASSERT_EQ(run_toy("quantize " + stories() + " /dev/null q8_0", &output), 0) << output;
+  EXPECT_TRUE(fs::is_character_file("/dev/null"));  // not replaced by a regular file
+  ASSERT_EQ(run_toy("logits -m " + stories() + " --tokens 1,2 -o /dev/null", &output), 0) << output;
+  EXPECT_TRUE(fs::is_character_file("/dev/null"));
+}
+
 TEST(OutputFiles, DirectoriesAsInputsGetAClearError) {
   TempDir dir;
   const std::string out = dir.path + "/out";

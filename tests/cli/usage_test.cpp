@@ -174,6 +174,16 @@ TEST(Usage, PromptFromTextFileOrStandardInputIsTheSame) {
   EXPECT_EQ(from_file, from_text);
   EXPECT_EQ(from_stdin_p, from_text);
   EXPECT_EQ(from_stdin_f, from_text);
+  // One final newline is dropped (as llama.cpp does), so a file written by an editor is the same.
+  std::ofstream(file) << "Once upon a time\n";
+  std::string with_newline, echoed;
+  ASSERT_EQ(toy_stdout(base + "-f " + file, &with_newline), 0);
+  ASSERT_EQ(
+      testing::run_command(
+          "(echo 'Once upon a time' | " + toy_binary() + " " + base + "-p - 2>/dev/null)", &echoed),
+      0);
+  EXPECT_EQ(with_newline, from_text);
+  EXPECT_EQ(echoed, from_text);
   // -e turns "\n" into a newline, as the file's real newline.
   std::ofstream(file) << "Once\nupon";
   std::string escaped, real;

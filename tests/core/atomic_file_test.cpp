@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -122,6 +123,24 @@ TEST_P(AtomicFileModes, WriteErrorsNameTheFileAndTheReason) {
   EXPECT_TRUE(dir.entries().empty());
 }
 
+TEST_P(AtomicFileModes, ASymbolicLinkIsWrittenThrough) {
+  TempDir dir;
+  fs::create_directory(dir.path + "/real");
+  const std::string link = dir.path + "/link.bin", dangling = dir.path + "/dangling.bin";
+  fs::create_symlink("real/target.bin", link);                 // relative, to a file not there yet
+  fs::create_symlink(dir.path + "/real/other.bin", dangling);  // absolute
+  for (const std::string& path : {link, link, dangling}) {     // create, then replace
+    AtomicFile out(path, GetParam());
+    out.write("data", 4);
+    out.commit();
+  }
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_TRUE(fs::is_symlink(dangling));
+  EXPECT_EQ(testing::read_text(dir.path + "/real/target.bin"), "data");
+  EXPECT_EQ(testing::read_text(dir.path + "/real/other.bin"), "data");
+  EXPECT_EQ(output_target(link), dir.path + "/real/target.bin");
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, AtomicFileModes,
                          ::testing::Values(AtomicFile::Mode::Auto, AtomicFile::Mode::NamedTemp),
                          [](const auto& info) {
@@ -149,6 +168,50 @@ TEST(AtomicFile, RemovesTemporariesOfDeadProcessesOnly) {
   EXPECT_FALSE(fs::exists(stale));
   EXPECT_TRUE(fs::exists(live));   // this process is running: maybe still writing it
   EXPECT_TRUE(fs::exists(other));  // another target's
+}
+
+TEST(AtomicFile, DevicesAndFifosAreWrittenInPlace) {
+  {
+    AtomicFile out("/dev/null");
+    out.write("discarded", 9);
+    out.commit();
+  }
+  struct stat st {};
+  ASSERT_EQ(::stat("/dev/null", &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));  // still the device, not a file renamed over it
+
+  TempDir dir;
+  const std::string fifo = dir.path + "/pipe";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const pid_t reader = ::fork();
+  ASSERT_GE(reader, 0);
+  if (reader == 0) {
+    char buffer[16] = {};
+    const int fd = ::open(fifo.c_str(), O_RDONLY);
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    ::_exit(n == 5 && std::string(buffer, 5) == "hello" ? 0 : 1);
+  }
+  {
+    AtomicFile out(fifo);
+    out.write("hello", 5);
+    out.commit();
+  }
+  int status = -1;
+  ASSERT_EQ(::waitpid(reader, &status, 0), reader);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(dir.entries(), std::vector<std::string>{"pipe"});
+}
+
+TEST(AtomicFile, ALoopOfLinksIsNamed) {
+  TempDir dir;
+  fs::create_symlink(dir.path + "/b", dir.path + "/a");
+  fs::create_symlink(dir.path + "/a", dir.path + "/b");
+  try {
+    AtomicFile out(dir.path + "/a");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.message(), dir.path + "/a: too many levels of symbolic links");
+  }
 }
 
 TEST(AtomicFile, MissingDirectoryIsReportedWithErrnoText) {
