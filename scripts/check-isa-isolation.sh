@@ -5,7 +5,7 @@
 # A shared inline function or template compiled in an ISA file and picked by the
 # linker for baseline callers would show up here as an illegal instruction
 # waiting for an older CPU.
-#  x86-64: ymm/zmm registers (AVX2, AVX-512) only in toy::cpu::avx2 / avx512.
+#  x86-64: ymm/zmm/tmm registers (AVX2, AVX-512, AMX) only in toy::cpu::avx2 / avx512.
 #  ARM64:  dot products, int8 matrix multiplies and half-precision arithmetic
 #          (ARMv8.2 dotprod / fp16, i8mm) only in toy::cpu::neon; plain
 #          Advanced SIMD is part of ARMv8-A and may appear anywhere.
@@ -18,7 +18,7 @@ if readelf -h "$binary" | grep -q 'Machine:.*AArch64'; then
   allowed='toy::cpu::neon::'
 else
   objdump=objdump
-  pattern='%[yz]mm[0-9]'
+  pattern='%[yzt]mm[0-9]'
   allowed='toy::cpu::avx2::|toy::cpu::avx512::'
 fi
 "$objdump" -d --no-show-raw-insn -C "$binary" | awk -v pattern="$pattern" -v allowed="$allowed" '

@@ -106,6 +106,71 @@ void pack_panels(const cpu::Backend& cpu, Panels kind, float* f32, uint32_t* pai
   }
 }
 
+// Rows [first, first + count) × k [k0, k0 + kc) of `m` as BF16 pairs, row-major: row i at
+// rows + i*ld, rows[i*ld + p] = bf16(k = 2p) | bf16(k = 2p+1) << 16, zero from k = kc on (up
+// to ld pairs) and for rows count..padded_rows (gemm_tile_bf16's A operand).
+void pack_pair_rows(uint32_t* rows, int64_t ld, MatrixRef<float> m, int64_t first, int64_t count,
+                    int64_t padded_rows, int64_t k0, int64_t kc) {
+  std::memset(rows, 0, static_cast<size_t>(padded_rows * ld) * sizeof(uint32_t));
+  if (m.col_stride == 1) {
+    for (int64_t i = 0; i < count; ++i) {
+      const float* src = m.data + (first + i) * m.row_stride + k0;
+      uint32_t* dst = rows + i * ld;
+      for (int64_t p = 0; p < kc / 2; ++p)
+        dst[p] = bf16_bits(src[2 * p]) | bf16_bits(src[2 * p + 1]) << 16;
+      if (kc % 2) dst[kc / 2] = bf16_bits(src[kc - 1]);
+    }
+    return;
+  }
+  // k strided (a transposed operand): read along the contiguous rows, k by k, into the
+  // 16-bit halves.
+  auto* halves = reinterpret_cast<uint16_t*>(rows);
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* line = m.data + first * m.row_stride + (k0 + k) * m.col_stride;
+    for (int64_t i = 0; i < count; ++i)
+      halves[i * 2 * ld + k] = static_cast<uint16_t>(bf16_bits(line[i * m.row_stride]));
+  }
+}
+
+// gemm_block on BF16 inputs with the backend's tile instructions (gemm_tile_bf16): blocks
+// of kTileRows rows × kNR columns, k padded with zero pairs to whole tiles.
+void gemm_block_tiles(const cpu::Backend& cpu, float* c, int64_t ldc, MatrixRef<float> a,
+                      MatrixRef<float> b, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
+                      bool accumulate) {
+  constexpr int64_t kRows = cpu::kTileRows;
+  const MatrixRef<float> bt{b.data, b.col_stride, b.row_stride};
+  const int64_t cols = n1 - n0;
+  const int64_t cols_padded = (cols + kNR - 1) / kNR * kNR;
+  const int64_t kp_max = (kKC / 2 + cpu::kTilePairs - 1) / cpu::kTilePairs * cpu::kTilePairs;
+  tls_pairs_b.resize(static_cast<size_t>(kp_max * cols_padded));
+  tls_pairs_a.resize(static_cast<size_t>(kp_max * kMC));
+  tls_pack_b.resize(static_cast<size_t>(kKC * kNR));
+  for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+    const int64_t kc = std::min(kKC, K - k0);
+    const int64_t kp = (kc + 1) / 2;
+    const int64_t kp_tiles = (kp + cpu::kTilePairs - 1) / cpu::kTilePairs * cpu::kTilePairs;
+    for (int64_t jp = 0; jp < cols; jp += kNR) {
+      uint32_t* panel = tls_pairs_b.data() + jp * kp_tiles;
+      pack_panels(cpu, Panels::Pairs, tls_pack_b.data(), panel, bt, n0 + jp,
+                  std::min(kNR, cols - jp), k0, kc, kNR);
+      std::memset(panel + kp * kNR, 0, static_cast<size_t>((kp_tiles - kp) * kNR) * 4);
+    }
+    for (int64_t r0 = m0; r0 < m1; r0 += kMC) {
+      const int64_t rows = std::min(kMC, m1 - r0);
+      const int64_t padded = (rows + kRows - 1) / kRows * kRows;
+      pack_pair_rows(tls_pairs_a.data(), kp_tiles, a, r0, rows, padded, k0, kc);
+      const bool overwrite = k0 == 0 && !accumulate;
+      for (int64_t jp = 0; jp < cols; jp += kNR) {
+        for (int64_t ip = 0; ip < rows; ip += kRows) {
+          cpu.gemm_tile_bf16(kp_tiles, tls_pairs_a.data() + ip * kp_tiles, kp_tiles,
+                             tls_pairs_b.data() + jp * kp_tiles, c + (r0 + ip) * ldc + n0 + jp, ldc,
+                             std::min(kRows, rows - ip), std::min(kNR, cols - jp), overwrite);
+        }
+      }
+    }
+  }
+}
+
 // C[m0..m1) × [n0..n1) += A·B on one thread (= when !accumulate; K > 0).
 void gemm_block(const cpu::Backend& cpu, float* c, int64_t ldc, MatrixRef<float> a,
                 MatrixRef<float> b, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
@@ -115,6 +180,10 @@ void gemm_block(const cpu::Backend& cpu, float* c, int64_t ldc, MatrixRef<float>
                       : cpu.gemm_micro_bf16 && cpu.pack_rows_bf16 ? Panels::Pairs
                                                                   : Panels::RoundedBF16;
   const bool pairs = kind == Panels::Pairs;
+  if (pairs && cpu.gemm_tile_bf16) {
+    gemm_block_tiles(cpu, c, ldc, a, b, m0, m1, n0, n1, K, accumulate);
+    return;
+  }
   // B's panels are rows of Bᵀ: element (column j, k) of B.
   const MatrixRef<float> bt{b.data, b.col_stride, b.row_stride};
   const int64_t cols = n1 - n0;

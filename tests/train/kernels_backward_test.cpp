@@ -384,7 +384,11 @@ TEST(Gemm, Bf16InputsMatchTheReferenceOfRoundedInputsOnEveryBackend) {
     for (float& x : v) x = quant::bf16_to_f32(quant::f32_to_bf16(x));
     return v;
   };
-  for (const cpu::Backend* backend : cpu::runnable_backends(cpu::host_features())) {
+  const cpu::Features& f = cpu::host_features();
+  std::vector<const cpu::Backend*> backends = cpu::runnable_backends(f);
+  // With AMX the avx512 table runs its tiles; its BF16 dot products are tested here too.
+  if (f.amx_bf16) backends.push_back(cpu::avx512_backend(f.avx512vnni, f.avx512bf16, false));
+  for (const cpu::Backend* backend : backends) {
     for (int threads : {1, 2}) {
       ThreadPool pool(threads);
       const Compute cx{pool, *backend};
@@ -403,8 +407,8 @@ TEST(Gemm, Bf16InputsMatchTheReferenceOfRoundedInputsOnEveryBackend) {
                          {rb.data(), b_t ? 1 : N, b_t ? K : 1}, M, N, K, true);
           for (int64_t i = 0; i < M * ldc; ++i)
             ASSERT_NEAR(ours[i], ref[i], 2e-5f * (std::sqrt(float(K)) + std::abs(ref[i])))
-                << backend->name << " M=" << M << " N=" << N << " K=" << K << " layout " << layout
-                << " at " << i;
+                << backend->name << (backend->gemm_tile_bf16 ? " (AMX)" : "") << " M=" << M
+                << " N=" << N << " K=" << K << " layout " << layout << " at " << i;
         }
       }
     }
@@ -415,15 +419,17 @@ TEST(Gemm, IsBitIdenticalForAnyThreadCount) {
   const int64_t M = 100, N = 90, K = 300;
   std::vector<float> a = testing::to_float(random_values(M * K, 25)),
                      b = testing::to_float(random_values(K * N, 26));
-  std::vector<float> first;
-  for (int threads = 1; threads <= 3; ++threads) {
-    ThreadPool pool(threads);
-    const Compute cx{pool, cpu::host_backend()};
-    std::vector<float> c(M * N);
-    gemm(c.data(), N, {a.data(), K, 1}, {b.data(), N, 1}, M, N, K, false, cx);
-    if (first.empty()) first = c;
-    EXPECT_EQ(0, std::memcmp(first.data(), c.data(), c.size() * sizeof(float)))
-        << threads << " threads";
+  for (GemmInputs inputs : {GemmInputs::F32, GemmInputs::BF16}) {
+    std::vector<float> first;
+    for (int threads = 1; threads <= 3; ++threads) {
+      ThreadPool pool(threads);
+      const Compute cx{pool, cpu::host_backend()};
+      std::vector<float> c(M * N);
+      gemm(c.data(), N, {a.data(), K, 1}, {b.data(), N, 1}, M, N, K, false, cx, inputs);
+      if (first.empty()) first = c;
+      EXPECT_EQ(0, std::memcmp(first.data(), c.data(), c.size() * sizeof(float)))
+          << threads << " threads, inputs " << static_cast<int>(inputs);
+    }
   }
 }
 

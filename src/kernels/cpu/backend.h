@@ -87,6 +87,15 @@ struct Backend {
   // The GEMM uses BF16 pairs only where both this and gemm_micro_bf16 are set.
   void (*pack_rows_bf16)(uint32_t* pairs, const float* src, int64_t stride, int64_t valid,
                          int64_t width, int64_t kc);
+  // Optional (nullptr: none): gemm_micro_bf16's product on tile registers (Intel AMX-BF16),
+  // a kTileRows × kGemmNR block: a holds kTileRows rows of A as BF16 pairs, row-major (row i
+  // at a + i*lda, a[i*lda + p] = bf16 A(i, 2p) | bf16 A(i, 2p+1) << 16); b is a
+  // gemm_micro_bf16 B panel (b[p*kGemmNR + j]); kp pairs, a multiple of kTilePairs (the
+  // panels are zero past the real k). C[0..m_valid) x [0..n_valid) += A·B (= when
+  // `overwrite`). Each element is summed the same way wherever its block lies, so results
+  // do not depend on how the GEMM is split over threads.
+  void (*gemm_tile_bf16)(int64_t kp, const uint32_t* a, int64_t lda, const uint32_t* b, float* c,
+                         int64_t ldc, int64_t m_valid, int64_t n_valid, bool overwrite);
   // SwiGLU, h[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u (h may alias g or u).
   void (*swiglu)(float* h, const float* g, const float* u, int64_t n);
   // SwiGLU backward, h = silu(g) * u: dg += dh * u * silu'(g), du += dh * silu(g).
@@ -97,13 +106,17 @@ struct Backend {
 // The register tile of gemm_micro, shared by every backend's packing.
 inline constexpr int64_t kGemmMR = 8;
 inline constexpr int64_t kGemmNR = 32;
+// gemm_tile_bf16's block: rows of A per call, and the pairs of k one tile instruction takes.
+inline constexpr int64_t kTileRows = 32;
+inline constexpr int64_t kTilePairs = 16;
 
 // The tables, one per backend compiled into this binary (nullptr where the
 // architecture has none). generic is always present.
 const Backend& generic_backend();
 const Backend* avx2_backend();
-// Without VNNI the int8 GEMM is AVX2's; without AVX512_BF16 there is no gemm_micro_bf16.
-const Backend* avx512_backend(bool vnni, bool bf16 = false);
+// Without VNNI the int8 GEMM is AVX2's; without AVX512_BF16 there is no gemm_micro_bf16;
+// gemm_tile_bf16 only with `amx` (AMX-BF16 usable: see Features::amx_bf16).
+const Backend* avx512_backend(bool vnni, bool bf16 = false, bool amx = false);
 const Backend* neon_backend();
 
 }  // namespace cpu

@@ -1,6 +1,7 @@
 // The AVX-512 backend's table (F/BW/DQ/VL). Its int8 GEMM needs VNNI; a CPU with
 // AVX-512 but no VNNI (Skylake-X) gets the AVX2 int8 GEMM (and block products) in its table. The
-// BF16 GEMM tile needs AVX512_BF16 (Zen 4, Sapphire Rapids, Cooper Lake).
+// BF16 GEMM tile needs AVX512_BF16 (Zen 4, Sapphire Rapids, Cooper Lake); the training GEMM
+// runs on AMX tiles where the CPU has AMX-BF16 (Sapphire Rapids and later).
 #include "kernels/cpu/backend.h"
 
 namespace toy::cpu {
@@ -15,11 +16,14 @@ void gemm_micro_bf16(int64_t kp, const uint32_t* a, const uint32_t* b, float* c,
                      int64_t m_valid, int64_t n_valid, bool overwrite);
 void pack_rows_bf16(uint32_t* pairs, const float* src, int64_t stride, int64_t valid, int64_t width,
                     int64_t kc);
+// Needs AMX-TILE and AMX-BF16 (and the process's permission to use them).
+void gemm_tile_bf16(int64_t kp, const uint32_t* a, int64_t lda, const uint32_t* b, float* c,
+                    int64_t ldc, int64_t m_valid, int64_t n_valid, bool overwrite);
 }  // namespace avx512
 
 namespace {
 
-Backend make(bool vnni, bool bf16) {
+Backend make(bool vnni, bool bf16, bool amx) {
   return Backend{
       .name = "avx512",
       .gemm_float = avx512::gemm_float,
@@ -38,6 +42,7 @@ Backend make(bool vnni, bool bf16) {
       // A transposing copy is bound by loads and stores: AVX2's 8 × 8 transpose serves.
       .pack_rows = avx2_backend()->pack_rows,
       .pack_rows_bf16 = bf16 ? avx512::pack_rows_bf16 : nullptr,
+      .gemm_tile_bf16 = bf16 && amx ? avx512::gemm_tile_bf16 : nullptr,
       .swiglu = avx512::swiglu,
       .swiglu_backward = avx512::swiglu_backward,
   };
@@ -45,10 +50,12 @@ Backend make(bool vnni, bool bf16) {
 
 }  // namespace
 
-const Backend* avx512_backend(bool vnni, bool bf16) {
-  static const Backend tables[2][2] = {{make(false, false), make(false, true)},
-                                       {make(true, false), make(true, true)}};
-  return &tables[vnni][bf16];
+const Backend* avx512_backend(bool vnni, bool bf16, bool amx) {
+  static const Backend tables[2][2][2] = {{{make(false, false, false), make(false, false, true)},
+                                           {make(false, true, false), make(false, true, true)}},
+                                          {{make(true, false, false), make(true, false, true)},
+                                           {make(true, true, false), make(true, true, true)}}};
+  return &tables[vnni][bf16][amx];
 }
 
 }  // namespace toy::cpu
