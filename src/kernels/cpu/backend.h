@@ -96,6 +96,11 @@ struct Backend {
   // do not depend on how the GEMM is split over threads.
   void (*gemm_tile_bf16)(int64_t kp, const uint32_t* a, int64_t lda, const uint32_t* b, float* c,
                          int64_t ldc, int64_t m_valid, int64_t n_valid, bool overwrite);
+  // gemm_tile_bf16's A operand (set with it): rows[i*ld + p] = bf16(A(i, 2p)) | bf16(A(i, 2p+1))
+  // << 16 (nearest even) for i < count, where A(i, k) = src[i*row_stride + k*col_stride], k <
+  // kc; zero from k = kc up to ld pairs and for rows count..padded_rows.
+  void (*pack_tile_rows)(uint32_t* rows, int64_t ld, const float* src, int64_t row_stride,
+                         int64_t col_stride, int64_t count, int64_t padded_rows, int64_t kc);
   // SwiGLU, h[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u (h may alias g or u).
   void (*swiglu)(float* h, const float* g, const float* u, int64_t n);
   // SwiGLU backward, h = silu(g) * u: dg += dh * u * silu'(g), du += dh * silu(g).

@@ -19,6 +19,8 @@ void pack_rows_bf16(uint32_t* pairs, const float* src, int64_t stride, int64_t v
 // Needs AMX-TILE and AMX-BF16 (and the process's permission to use them).
 void gemm_tile_bf16(int64_t kp, const uint32_t* a, int64_t lda, const uint32_t* b, float* c,
                     int64_t ldc, int64_t m_valid, int64_t n_valid, bool overwrite);
+void pack_tile_rows(uint32_t* rows, int64_t ld, const float* src, int64_t row_stride,
+                    int64_t col_stride, int64_t count, int64_t padded_rows, int64_t kc);
 }  // namespace avx512
 
 namespace {
@@ -43,6 +45,7 @@ Backend make(bool vnni, bool bf16, bool amx) {
       .pack_rows = avx2_backend()->pack_rows,
       .pack_rows_bf16 = bf16 ? avx512::pack_rows_bf16 : nullptr,
       .gemm_tile_bf16 = bf16 && amx ? avx512::gemm_tile_bf16 : nullptr,
+      .pack_tile_rows = bf16 && amx ? avx512::pack_tile_rows : nullptr,
       .swiglu = avx512::swiglu,
       .swiglu_backward = avx512::swiglu_backward,
   };

@@ -88,4 +88,60 @@ void gemm_tile_bf16(int64_t kp, const uint32_t* a, int64_t lda, const uint32_t* 
   }
 }
 
+void pack_tile_rows(uint32_t* rows, int64_t ld, const float* src, int64_t row_stride,
+                    int64_t col_stride, int64_t count, int64_t padded_rows, int64_t kc) {
+  std::memset(rows, 0, static_cast<size_t>(padded_rows * ld) * sizeof(uint32_t));
+  if (col_stride == 1) {
+    // Each row's k is contiguous: 32 floats → 32 BF16 (= 16 pairs) per conversion.
+    for (int64_t i = 0; i < count; ++i) {
+      const float* row = src + i * row_stride;
+      auto* dst = reinterpret_cast<uint16_t*>(rows + i * ld);
+      for (int64_t k = 0; k < kc; k += 32) {
+        const int64_t n = kc - k < 32 ? kc - k : 32;
+        const __mmask16 lo = n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
+        const __mmask16 hi = n >= 32   ? 0xFFFF
+                             : n <= 16 ? 0
+                                       : static_cast<__mmask16>((1u << (n - 16)) - 1);
+        const __m512bh bf = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, row + k + 16),
+                                                _mm512_maskz_loadu_ps(lo, row + k));
+        const __mmask32 keep = n >= 32 ? 0xFFFFFFFFu : static_cast<__mmask32>((1ull << n) - 1);
+        _mm512_mask_storeu_epi16(dst + k, keep, (__m512i)bf);
+      }
+    }
+    return;
+  }
+  if (row_stride == 1) {
+    // k strided, rows contiguous (a transposed operand): 16 rows at a time, two k per step
+    // become one pair per row, scattered to the 16 rows.
+    const __m512i interleave =
+        _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                         21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i offsets =
+        _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                           _mm512_set1_epi32(static_cast<int>(ld)));
+    for (int64_t i0 = 0; i0 < count; i0 += 16) {
+      const int64_t n = count - i0 < 16 ? count - i0 : 16;
+      const __mmask16 live = n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
+      for (int64_t p = 0; p < (kc + 1) / 2; ++p) {
+        const float* k0 = src + i0 + 2 * p * col_stride;
+        const __m512 even = _mm512_maskz_loadu_ps(live, k0);
+        const __m512 odd =
+            2 * p + 1 < kc ? _mm512_maskz_loadu_ps(live, k0 + col_stride) : _mm512_setzero_ps();
+        const __m512i pairs =
+            _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(odd, even));
+        _mm512_mask_i32scatter_epi32(rows + i0 * ld + p, live, offsets, pairs, 4);
+      }
+    }
+    return;
+  }
+  auto* halves = reinterpret_cast<uint16_t*>(rows);
+  for (int64_t i = 0; i < count; ++i)
+    for (int64_t k = 0; k < kc; ++k) {
+      float f = src[i * row_stride + k * col_stride];
+      uint32_t bits;
+      std::memcpy(&bits, &f, sizeof(bits));
+      halves[i * 2 * ld + k] = static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+    }
+}
+
 }  // namespace toy::cpu::avx512
