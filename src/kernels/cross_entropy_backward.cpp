@@ -17,18 +17,32 @@ void check_target(int32_t target, int64_t row, int64_t n_vocab) {
 
 // The row's maximum; exp(row − max) into `e` (the backend's vector exp for float,
 // std::exp for double); returns Σ e in double. log Σ exp(row) = max + log(returned sum).
+// The maximum and the sum run in kLanes independent lanes, combined in a fixed order, so
+// the compiler vectorizes them (a single running sum in double would be one add per cycle
+// over the whole vocabulary) and a row's result still does not depend on the threads.
 template <typename Real>
 double shifted_exp_sum(const cpu::Backend& cpu, Real* e, const Real* row, int64_t n,
                        Real* max_out) {
+  constexpr int64_t kLanes = 8;
+  const int64_t whole = n / kLanes * kLanes;
+  Real lane_max[kLanes];
+  std::fill(lane_max, lane_max + kLanes, row[0]);
+  for (int64_t i = 0; i < whole; i += kLanes)
+    for (int64_t j = 0; j < kLanes; ++j) lane_max[j] = std::max(lane_max[j], row[i + j]);
   Real max_value = row[0];
-  for (int64_t i = 1; i < n; ++i) max_value = std::max(max_value, row[i]);
+  for (int64_t j = 0; j < kLanes; ++j) max_value = std::max(max_value, lane_max[j]);
+  for (int64_t i = whole; i < n; ++i) max_value = std::max(max_value, row[i]);
   if constexpr (std::is_same_v<Real, float>) {
     cpu.exp_shifted(e, row, max_value, n);
   } else {
     for (int64_t i = 0; i < n; ++i) e[i] = std::exp(row[i] - max_value);
   }
+  double lane_sum[kLanes] = {};
+  for (int64_t i = 0; i < whole; i += kLanes)
+    for (int64_t j = 0; j < kLanes; ++j) lane_sum[j] += double(e[i + j]);
   double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum += double(e[i]);
+  for (int64_t j = 0; j < kLanes; ++j) sum += lane_sum[j];
+  for (int64_t i = whole; i < n; ++i) sum += double(e[i]);
   *max_out = max_value;
   return sum;
 }
