@@ -106,32 +106,6 @@ void pack_panels(const cpu::Backend& cpu, Panels kind, float* f32, uint32_t* pai
   }
 }
 
-// Rows [first, first + count) × k [k0, k0 + kc) of `m` as BF16 pairs, row-major: row i at
-// rows + i*ld, rows[i*ld + p] = bf16(k = 2p) | bf16(k = 2p+1) << 16, zero from k = kc on (up
-// to ld pairs) and for rows count..padded_rows (gemm_tile_bf16's A operand).
-void pack_pair_rows(uint32_t* rows, int64_t ld, MatrixRef<float> m, int64_t first, int64_t count,
-                    int64_t padded_rows, int64_t k0, int64_t kc) {
-  std::memset(rows, 0, static_cast<size_t>(padded_rows * ld) * sizeof(uint32_t));
-  if (m.col_stride == 1) {
-    for (int64_t i = 0; i < count; ++i) {
-      const float* src = m.data + (first + i) * m.row_stride + k0;
-      uint32_t* dst = rows + i * ld;
-      for (int64_t p = 0; p < kc / 2; ++p)
-        dst[p] = bf16_bits(src[2 * p]) | bf16_bits(src[2 * p + 1]) << 16;
-      if (kc % 2) dst[kc / 2] = bf16_bits(src[kc - 1]);
-    }
-    return;
-  }
-  // k strided (a transposed operand): read along the contiguous rows, k by k, into the
-  // 16-bit halves.
-  auto* halves = reinterpret_cast<uint16_t*>(rows);
-  for (int64_t k = 0; k < kc; ++k) {
-    const float* line = m.data + first * m.row_stride + (k0 + k) * m.col_stride;
-    for (int64_t i = 0; i < count; ++i)
-      halves[i * 2 * ld + k] = static_cast<uint16_t>(bf16_bits(line[i * m.row_stride]));
-  }
-}
-
 // gemm_block on BF16 inputs with the backend's tile instructions (gemm_tile_bf16): blocks
 // of kTileRows rows × kNR columns, k padded with zero pairs to whole tiles.
 void gemm_block_tiles(const cpu::Backend& cpu, float* c, int64_t ldc, MatrixRef<float> a,
@@ -158,7 +132,9 @@ void gemm_block_tiles(const cpu::Backend& cpu, float* c, int64_t ldc, MatrixRef<
     for (int64_t r0 = m0; r0 < m1; r0 += kMC) {
       const int64_t rows = std::min(kMC, m1 - r0);
       const int64_t padded = (rows + kRows - 1) / kRows * kRows;
-      pack_pair_rows(tls_pairs_a.data(), kp_tiles, a, r0, rows, padded, k0, kc);
+      cpu.pack_tile_rows(tls_pairs_a.data(), kp_tiles,
+                         a.data + r0 * a.row_stride + k0 * a.col_stride, a.row_stride, a.col_stride,
+                         rows, padded, kc);
       const bool overwrite = k0 == 0 && !accumulate;
       for (int64_t jp = 0; jp < cols; jp += kNR) {
         for (int64_t ip = 0; ip < rows; ip += kRows) {
@@ -180,7 +156,7 @@ void gemm_block(const cpu::Backend& cpu, float* c, int64_t ldc, MatrixRef<float>
                       : cpu.gemm_micro_bf16 && cpu.pack_rows_bf16 ? Panels::Pairs
                                                                   : Panels::RoundedBF16;
   const bool pairs = kind == Panels::Pairs;
-  if (pairs && cpu.gemm_tile_bf16) {
+  if (pairs && cpu.gemm_tile_bf16 && cpu.pack_tile_rows) {
     gemm_block_tiles(cpu, c, ldc, a, b, m0, m1, n0, n1, K, accumulate);
     return;
   }
