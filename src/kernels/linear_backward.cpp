@@ -136,8 +136,8 @@ void gemm_block_tiles(const cpu::Backend& cpu, float* c, int64_t ldc, MatrixRef<
                          a.data + r0 * a.row_stride + k0 * a.col_stride, a.row_stride, a.col_stride,
                          rows, padded, kc);
       const bool overwrite = k0 == 0 && !accumulate;
-      for (int64_t jp = 0; jp < cols; jp += kNR) {
-        for (int64_t ip = 0; ip < rows; ip += kRows) {
+      for (int64_t ip = 0; ip < rows; ip += kRows) {
+        for (int64_t jp = 0; jp < cols; jp += kNR) {
           cpu.gemm_tile_bf16(kp_tiles, tls_pairs_a.data() + ip * kp_tiles, kp_tiles,
                              tls_pairs_b.data() + jp * kp_tiles, c + (r0 + ip) * ldc + n0 + jp, ldc,
                              std::min(kRows, rows - ip), std::min(kNR, cols - jp), overwrite);

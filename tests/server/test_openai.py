@@ -305,7 +305,12 @@ class OpenAIClientTest(unittest.TestCase):
         sock.sendall((f"POST /v1/completions HTTP/1.1\r\nHost: {host}\r\n"
                       f"Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n"
                       f"Content-Length: {len(body)}\r\n\r\n{body}").encode())
-        self.assertIn(b"200", sock.recv(4096))  # headers and the first events
+        received = sock.recv(4096)
+        self.assertIn(b"200", received)
+        while b"data: " not in received:  # at least one token streamed before leaving
+            chunk = sock.recv(4096)
+            self.assertTrue(chunk, "the stream ended early")
+            received += chunk
         sock.close()
         deadline = time.monotonic() + 20
         while metric(self.server.url, "toy_completions_cancelled_total") == cancelled:

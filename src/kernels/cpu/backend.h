@@ -88,17 +88,18 @@ struct Backend {
   void (*pack_rows_bf16)(uint32_t* pairs, const float* src, int64_t stride, int64_t valid,
                          int64_t width, int64_t kc);
   // Optional (nullptr: none): gemm_micro_bf16's product on tile registers (Intel AMX-BF16),
-  // a kTileRows × kGemmNR block: a holds kTileRows rows of A as BF16 pairs, row-major (row i
-  // at a + i*lda, a[i*lda + p] = bf16 A(i, 2p) | bf16 A(i, 2p+1) << 16); b is a
-  // gemm_micro_bf16 B panel (b[p*kGemmNR + j]); kp pairs, a multiple of kTilePairs (the
-  // panels are zero past the real k). C[0..m_valid) x [0..n_valid) += A·B (= when
-  // `overwrite`). Each element is summed the same way wherever its block lies, so results
-  // do not depend on how the GEMM is split over threads.
+  // a kTileRows × kGemmNR block: a holds kTileRows rows of A as BF16 pairs in pack_tile_rows's
+  // layout with lda pairs per row; b is a gemm_micro_bf16 B panel (b[p*kGemmNR + j]); kp
+  // pairs, a multiple of kTilePairs (the panels are zero past the real k). C[0..m_valid) x
+  // [0..n_valid) += A·B (= when `overwrite`). Each element is summed the same way wherever its
+  // block lies, so results do not depend on how the GEMM is split over threads.
   void (*gemm_tile_bf16)(int64_t kp, const uint32_t* a, int64_t lda, const uint32_t* b, float* c,
                          int64_t ldc, int64_t m_valid, int64_t n_valid, bool overwrite);
-  // gemm_tile_bf16's A operand (set with it): rows[i*ld + p] = bf16(A(i, 2p)) | bf16(A(i, 2p+1))
-  // << 16 (nearest even) for i < count, where A(i, k) = src[i*row_stride + k*col_stride], k <
-  // kc; zero from k = kc up to ld pairs and for rows count..padded_rows.
+  // gemm_tile_bf16's A operand (set with it): the pair bf16(A(i, 2p)) | bf16(A(i, 2p+1)) << 16
+  // (nearest even), A(i, k) = src[i*row_stride + k*col_stride], for i < count and k < kc; zero
+  // from k = kc up to ld pairs (a multiple of kTilePairs) and for rows count..padded_rows (a
+  // multiple of 16). Stored tile by tile, so one tile load reads 1 KiB in a row: pair (i, p)
+  // at rows[(i/16)*16*ld + (p/16)*256 + (i%16)*16 + p%16].
   void (*pack_tile_rows)(uint32_t* rows, int64_t ld, const float* src, int64_t row_stride,
                          int64_t col_stride, int64_t count, int64_t padded_rows, int64_t kc);
   // SwiGLU, h[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u (h may alias g or u).

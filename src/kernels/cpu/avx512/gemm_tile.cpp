@@ -52,11 +52,12 @@ void gemm_tile_bf16(int64_t kp, const uint32_t* a, int64_t lda, const uint32_t* 
   _tile_zero(1);
   _tile_zero(2);
   _tile_zero(3);
-  const int64_t a_stride = lda * 4;  // bytes
+  // A is stored tile by tile (backend.h): each 16 × 16-pair tile is 1 KiB, contiguous.
+  const int64_t a_stride = kTilePairs * 4;  // bytes per tile row
   const int64_t b_stride = kGemmNR * 4;
   for (int64_t p = 0; p < kp; p += kTilePairs) {
-    _tile_loadd(4, a + p, a_stride);
-    _tile_loadd(5, a + 16 * lda + p, a_stride);
+    _tile_loadd(4, a + p * 16, a_stride);
+    _tile_loadd(5, a + 16 * lda + p * 16, a_stride);
     _tile_loadd(6, b + p * kGemmNR, b_stride);
     _tile_loadd(7, b + p * kGemmNR + 16, b_stride);
     _tile_dpbf16ps(0, 4, 6);
@@ -95,8 +96,9 @@ void pack_tile_rows(uint32_t* rows, int64_t ld, const float* src, int64_t row_st
     // Each row's k is contiguous: 32 floats → 32 BF16 (= 16 pairs) per conversion.
     for (int64_t i = 0; i < count; ++i) {
       const float* row = src + i * row_stride;
-      auto* dst = reinterpret_cast<uint16_t*>(rows + i * ld);
+      uint32_t* block = rows + (i / 16) * 16 * ld + (i % 16) * 16;
       for (int64_t k = 0; k < kc; k += 32) {
+        auto* dst = reinterpret_cast<uint16_t*>(block + k / 32 * 256);
         const int64_t n = kc - k < 32 ? kc - k : 32;
         const __mmask16 lo = n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
         const __mmask16 hi = n >= 32   ? 0xFFFF
@@ -105,7 +107,7 @@ void pack_tile_rows(uint32_t* rows, int64_t ld, const float* src, int64_t row_st
         const __m512bh bf = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, row + k + 16),
                                                 _mm512_maskz_loadu_ps(lo, row + k));
         const __mmask32 keep = n >= 32 ? 0xFFFFFFFFu : static_cast<__mmask32>((1ull << n) - 1);
-        _mm512_mask_storeu_epi16(dst + k, keep, (__m512i)bf);
+        _mm512_mask_storeu_epi16(dst, keep, (__m512i)bf);
       }
     }
     return;
@@ -118,7 +120,7 @@ void pack_tile_rows(uint32_t* rows, int64_t ld, const float* src, int64_t row_st
                          21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i offsets =
         _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                           _mm512_set1_epi32(static_cast<int>(ld)));
+                           _mm512_set1_epi32(16));
     for (int64_t i0 = 0; i0 < count; i0 += 16) {
       const int64_t n = count - i0 < 16 ? count - i0 : 16;
       const __mmask16 live = n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
@@ -129,7 +131,8 @@ void pack_tile_rows(uint32_t* rows, int64_t ld, const float* src, int64_t row_st
             2 * p + 1 < kc ? _mm512_maskz_loadu_ps(live, k0 + col_stride) : _mm512_setzero_ps();
         const __m512i pairs =
             _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(odd, even));
-        _mm512_mask_i32scatter_epi32(rows + i0 * ld + p, live, offsets, pairs, 4);
+        _mm512_mask_i32scatter_epi32(rows + i0 * ld + p / 16 * 256 + p % 16, live, offsets, pairs,
+                                     4);
       }
     }
     return;
@@ -140,7 +143,9 @@ void pack_tile_rows(uint32_t* rows, int64_t ld, const float* src, int64_t row_st
       float f = src[i * row_stride + k * col_stride];
       uint32_t bits;
       std::memcpy(&bits, &f, sizeof(bits));
-      halves[i * 2 * ld + k] = static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+      const int64_t word = (i / 16) * 16 * ld + (k / 32) * 256 + (i % 16) * 16 + (k / 2) % 16;
+      halves[2 * word + k % 2] =
+          static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
     }
 }
 
