@@ -247,8 +247,11 @@ void for_each_dequantized_block(
     cx.parallel_for(
         rows,
         [&](int64_t begin, int64_t end) {
-          for (int64_t i = begin; i < end; ++i)
-            quant::dequantize_row(w.type, w.row(o + i), block + i * n_in, n_in);
+          for (int64_t i = begin; i < end; ++i) {
+            float* dst = block + i * n_in;
+            if (!(cx.cpu.dequantize_row && cx.cpu.dequantize_row(w.type, w.row(o + i), dst, n_in)))
+              quant::dequantize_row(w.type, w.row(o + i), dst, n_in);
+          }
         },
         16);
     fn(block, o, rows);

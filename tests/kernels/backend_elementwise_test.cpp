@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "quant/fp16.h"
+#include "quant/quant.h"
 #include "support/backends.h"
 
 namespace toy {
@@ -142,6 +143,25 @@ TEST_P(BackendOn, GemmMicroKernelMatchesDoubleSumsOnEveryEdgeTile) {
 
 // pack_rows / pack_rows_bf16 (where the backend has them) against their contract over
 // both panel widths, every count of valid rows and k lengths around the vector widths.
+TEST_P(BackendOn, DequantizedRowsHaveTheScalarBits) {
+  if (!cpu().dequantize_row) GTEST_SKIP() << "quant::dequantize_row serves";
+  std::mt19937 rng(11);
+  std::normal_distribution<float> dist(0.0f, 2.0f);
+  for (DType type : {DType::Q4_0, DType::Q4_1, DType::Q8_0, DType::Q6_K}) {
+    const int64_t n = 256 * 3;
+    std::vector<float> x(static_cast<size_t>(n));
+    for (float& v : x) v = dist(rng);
+    std::vector<uint8_t> row(static_cast<size_t>(row_bytes(type, n)));
+    quant::quantize_row(type, x.data(), row.data(), n);
+    std::vector<float> want(x.size()), got(x.size(), -1.0f);
+    quant::dequantize_row(type, row.data(), want.data(), n);
+    if (!cpu().dequantize_row(type, row.data(), got.data(), n)) continue;  // not handled
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want[i]))
+          << dtype_name(type) << " at " << i;
+  }
+}
+
 TEST_P(BackendOn, TransposingPacksFollowTheirContract) {
   if (!cpu().pack_rows && !cpu().pack_rows_bf16) GTEST_SKIP() << "the portable packs serve";
   std::mt19937 rng(13);

@@ -58,6 +58,11 @@ struct Backend {
   bool (*gemm_blocks)(float* y, int64_t ldy, const quant::PackedActRow* x, int64_t T, const void* w,
                       size_t w_stride, int64_t n_rows, int64_t n, DType type);
 
+  // Optional (nullptr: none): y[0..n) = the row of `type` blocks dequantized, bit for bit
+  // as quant::dequantize_row. Returns false for a type it does not handle (the caller then
+  // uses quant::dequantize_row).
+  bool (*dequantize_row)(DType type, const void* row, float* y, int64_t n);
+
   // ---- elementwise ----
   // y[i] = exp(x[i] - shift) (y may alias x); relative error < 4e-7.
   void (*exp_shifted)(float* y, const float* x, float shift, int64_t n);

@@ -16,6 +16,7 @@ void gemm_micro_bf16(int64_t kp, const uint32_t* a, const uint32_t* b, float* c,
                      int64_t m_valid, int64_t n_valid, bool overwrite);
 void pack_rows_bf16(uint32_t* pairs, const float* src, int64_t stride, int64_t valid, int64_t width,
                     int64_t kc);
+bool dequantize_row(DType type, const void* row, float* y, int64_t n);
 // Needs AMX-TILE and AMX-BF16 (and the process's permission to use them).
 void gemm_tile_bf16(int64_t kp, const uint32_t* a, int64_t lda, const uint32_t* b, float* c,
                     int64_t ldc, int64_t m_valid, int64_t n_valid, bool overwrite);
@@ -37,6 +38,7 @@ Backend make(bool vnni, bool bf16, bool amx) {
       // The block products must round as gemm_int8 does (a row's output may not depend
       // on how many rows share the call), so they come from the same instruction set.
       .gemm_blocks = vnni ? avx512::gemm_blocks : avx2_backend()->gemm_blocks,
+      .dequantize_row = avx512::dequantize_row,
       .exp_shifted = avx512::exp_shifted,
       .f16_to_f32_row = avx512::f16_to_f32_row,
       .gemm_micro = avx512::gemm_micro,
