@@ -16,6 +16,7 @@
 #include <random>
 #include <vector>
 
+#include "bench_setup.h"
 #include "core/thread_pool.h"
 #include "kernels/compute.h"
 #include "kernels/cpu/features.h"
@@ -25,22 +26,8 @@
 namespace toy {
 namespace {
 
-// Threads: 2 (the machine's cores), or $TOY_BENCH_THREADS; the backend of this
-// CPU, or $TOY_BACKEND.
-const Compute& compute() {
-  static ThreadPool p(std::getenv("TOY_BENCH_THREADS") ? std::atoi(std::getenv("TOY_BENCH_THREADS"))
-                                                       : 2);
-  static const Compute cx{p, cpu::host_backend()};
-  return cx;
-}
-
-std::vector<float> gaussian(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& f : v) f = dist(rng);
-  return v;
-}
+using bench::compute;
+using bench::gaussian;
 
 // `copies` identical weights of n_out rows × n_in in `type`, back to back.
 std::vector<uint8_t> make_weights(DType type, int64_t n_in, int64_t n_out, int copies) {

@@ -13,6 +13,7 @@
 #include <random>
 #include <vector>
 
+#include "bench_setup.h"
 #include "core/thread_pool.h"
 #include "kernels/compute.h"
 #include "kernels/cpu/features.h"
@@ -23,20 +24,8 @@ namespace {
 
 constexpr int64_t kRows = 1024;  // B·T positions of one micro-batch (batch 4 × 256)
 
-const Compute& compute() {
-  static ThreadPool pool(
-      std::getenv("TOY_BENCH_THREADS") ? std::atoi(std::getenv("TOY_BENCH_THREADS")) : 2);
-  static const Compute cx{pool, cpu::host_backend()};
-  return cx;
-}
-
-std::vector<float> gaussian(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& f : v) f = dist(rng);
-  return v;
-}
+using bench::compute;
+using bench::gaussian;
 
 enum class Product { Forward, InputGrad, WeightGrad };
 
