@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "kernels/cpu/avx512/simd.h"
 #include "kernels/cpu/backend.h"
 
 namespace toy::cpu::avx512 {
@@ -72,13 +73,10 @@ void gemm_tile_bf16(int64_t kp, const uint32_t* a, int64_t lda, const uint32_t* 
   _tile_stored(1, block + 16, 32 * 4);
   _tile_stored(2, block + 16 * 32, 32 * 4);
   _tile_stored(3, block + 16 * 32 + 16, 32 * 4);
+  const __mmask16 lo = tail_mask(n_valid), hi = tail_mask(n_valid - 16);
   for (int64_t i = 0; i < m_valid; ++i) {
     const float* src = block + i * 32;
     float* dst = c + i * ldc;
-    const __mmask16 lo = n_valid >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n_valid) - 1);
-    const __mmask16 hi = n_valid >= 32   ? 0xFFFF
-                         : n_valid <= 16 ? 0
-                                         : static_cast<__mmask16>((1u << (n_valid - 16)) - 1);
     __m512 s0 = _mm512_load_ps(src), s1 = _mm512_load_ps(src + 16);
     if (!overwrite) {
       s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(lo, dst));
@@ -91,27 +89,28 @@ void gemm_tile_bf16(int64_t kp, const uint32_t* a, int64_t lda, const uint32_t* 
 
 void pack_tile_rows(uint32_t* rows, int64_t ld, const float* src, int64_t row_stride,
                     int64_t col_stride, int64_t count, int64_t padded_rows, int64_t kc) {
-  std::memset(rows, 0, static_cast<size_t>(padded_rows * ld) * sizeof(uint32_t));
   if (col_stride == 1) {
-    // Each row's k is contiguous: 32 floats → 32 BF16 (= 16 pairs) per conversion.
+    // Each row's k is contiguous: 32 floats → 32 BF16 (= 16 pairs) per conversion, one tile
+    // row, whose zero-masked loads fill a last partial chunk with zeros. When ld holds just
+    // those chunks (the GEMM's case), only the padding rows' blocks need clearing first.
+    const int64_t cleared_from = ld == (kc + 31) / 32 * kTilePairs ? count / 16 * 16 : 0;
+    std::memset(rows + cleared_from * ld, 0,
+                static_cast<size_t>((padded_rows - cleared_from) * ld) * sizeof(uint32_t));
     for (int64_t i = 0; i < count; ++i) {
       const float* row = src + i * row_stride;
       uint32_t* block = rows + (i / 16) * 16 * ld + (i % 16) * 16;
       for (int64_t k = 0; k < kc; k += 32) {
         auto* dst = reinterpret_cast<uint16_t*>(block + k / 32 * 256);
         const int64_t n = kc - k < 32 ? kc - k : 32;
-        const __mmask16 lo = n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
-        const __mmask16 hi = n >= 32   ? 0xFFFF
-                             : n <= 16 ? 0
-                                       : static_cast<__mmask16>((1u << (n - 16)) - 1);
-        const __m512bh bf = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, row + k + 16),
-                                                _mm512_maskz_loadu_ps(lo, row + k));
-        const __mmask32 keep = n >= 32 ? 0xFFFFFFFFu : static_cast<__mmask32>((1ull << n) - 1);
-        _mm512_mask_storeu_epi16(dst, keep, (__m512i)bf);
+        const __m512bh bf =
+            _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(tail_mask(n - 16), row + k + 16),
+                                _mm512_maskz_loadu_ps(tail_mask(n), row + k));
+        _mm512_storeu_si512(dst, (__m512i)bf);
       }
     }
     return;
   }
+  std::memset(rows, 0, static_cast<size_t>(padded_rows * ld) * sizeof(uint32_t));
   if (row_stride == 1) {
     // k strided, rows contiguous (a transposed operand): 16 rows at a time, two k per step
     // become one pair per row, scattered to the 16 rows.
@@ -123,7 +122,7 @@ void pack_tile_rows(uint32_t* rows, int64_t ld, const float* src, int64_t row_st
                            _mm512_set1_epi32(16));
     for (int64_t i0 = 0; i0 < count; i0 += 16) {
       const int64_t n = count - i0 < 16 ? count - i0 : 16;
-      const __mmask16 live = n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
+      const __mmask16 live = tail_mask(n);
       for (int64_t p = 0; p < (kc + 1) / 2; ++p) {
         const float* k0 = src + i0 + 2 * p * col_stride;
         const __m512 even = _mm512_maskz_loadu_ps(live, k0);
