@@ -109,7 +109,10 @@ std::span<const float> BatchDecoder::decode(std::span<const int> slots,
     if (pos >= n_ctx_) fail("context length exceeded: slot ", s, " holds ", pos, " tokens");
     rows_[i] = {caches_[static_cast<size_t>(s)].layers(), pos};
   }
-  const LinearContext ctx{compute_, options_.mode, options_.lora};
+  // A slot's tokens must not depend on which other slots decode beside it.
+  Compute decode_compute = compute_;
+  decode_compute.batch_invariant_rows = true;
+  const LinearContext ctx{decode_compute, options_.mode, options_.lora};
   forward_rows(model_, tokens, std::span<const SequenceRow>(rows_).first(slots.size()), scratch_,
                logits_.data(), ctx);
   for (size_t i = 0; i < slots.size(); ++i)

@@ -14,6 +14,10 @@ namespace toy {
 struct Compute {
   ThreadPool& pool;
   const cpu::Backend& cpu;
+  // Each output row of a product must get the same bits whatever other rows share the call
+  // (a server's decode step, whose batch depends on the load: greedy text must not). The
+  // matmul then skips kernels whose rounding differs between few rows and many (AMX tiles).
+  bool batch_invariant_rows = false;
 
   int size() const { return pool.size(); }
   void run(const std::function<void(int, int)>& fn) const { pool.run(fn); }

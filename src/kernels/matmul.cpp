@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <vector>
@@ -163,14 +164,47 @@ void matmul_float_path(float* y, const float* x, const Tensor& w, int64_t T, con
   });
 }
 
+// Many activation rows on a CPU with AMX-INT8: each thread packs 16 weight rows at a time
+// into a tile panel and multiplies every activation row by it.
+void int_path_on_tiles(float* y, const quant::PackedActRow* acts, const Tensor& w, int64_t T,
+                       const quant::IntDotTraits& traits, const Compute& cx) {
+  const int64_t n_in = w.ne[0], n_out = w.rows(), np = quant::packed_length(n_in);
+  cx.run([&](int thread, int n_threads) {
+    const Range r = split(T, n_out, thread, n_threads, cpu::kTileInt8Rows);
+    if (r.t0 >= r.t1 || r.o0 >= r.o1) return;
+    const size_t row_bytes = quant::packed_weight_row_bytes(n_in);
+    uint8_t* memory =
+        thread_scratch().get(cpu::kTileInt8Rows * row_bytes + cpu::tile_int8_panel_bytes(np));
+    uint8_t* panel = memory + cpu::kTileInt8Rows * row_bytes;
+    quant::PackedWeightRow rows[cpu::kTileInt8Rows];
+    for (int64_t i = 0; i < cpu::kTileInt8Rows; ++i)
+      rows[i] = quant::packed_weight_row_at(memory + i * row_bytes, n_in);
+    for (int64_t o = r.o0; o < r.o1; o += cpu::kTileInt8Rows) {
+      const int64_t count = std::min(cpu::kTileInt8Rows, r.o1 - o);
+      for (int64_t i = 0; i < count; ++i)
+        cx.cpu.pack_weight_row(w.type, w.row(o + i), n_in, rows[i]);
+      cx.cpu.pack_tile_int8(panel, rows, count, np, traits);
+      cx.cpu.gemm_tile_int8(y + r.t0 * n_out + o, n_out, acts + r.t0, r.t1 - r.t0, panel, count, np,
+                            traits);
+    }
+  });
+}
+
 void matmul_int_path(float* y, const float* x, const Tensor& w, int64_t T, const Compute& cx) {
   const int64_t n_in = w.ne[0], n_out = w.rows();
   const int64_t np = quant::packed_length(n_in);
   const quant::IntDotTraits traits = quant::int_dot_traits(w.type);
+  // Prefill-sized products run on AMX tiles where the CPU has them, unless each row must
+  // round as it would alone (the decode kernels below do not use tiles).
+  const bool tiles = cx.cpu.gemm_tile_int8 && T > kStreamingT && !cx.batch_invariant_rows &&
+                     traits.scale_run >= 32;
 
-  // Quantize every activation row once, in parallel.
+  // Quantize every activation row once, in parallel. The tile kernel reads whole 16-row
+  // tiles: the rows past T are zeros.
   const size_t act_bytes = quant::packed_act_row_bytes(n_in);
-  uint8_t* act_memory = shared_scratch().get(static_cast<size_t>(T) * act_bytes);
+  const int64_t padded_T = tiles ? (T + 15) / 16 * 16 : T;
+  uint8_t* act_memory = shared_scratch().get(static_cast<size_t>(padded_T) * act_bytes);
+  std::memset(act_memory + T * act_bytes, 0, static_cast<size_t>(padded_T - T) * act_bytes);
   auto* acts = reinterpret_cast<quant::PackedActRow*>(
       row_list_scratch().get(static_cast<size_t>(T) * sizeof(quant::PackedActRow)));
   for (int64_t t = 0; t < T; ++t)
@@ -179,6 +213,10 @@ void matmul_int_path(float* y, const float* x, const Tensor& w, int64_t T, const
     for (int64_t t = begin; t < end; ++t)
       cx.cpu.pack_activation_row(w.type, x + t * n_in, n_in, acts[t]);
   });
+  if (tiles) {
+    int_path_on_tiles(y, acts, w, T, traits, cx);
+    return;
+  }
 
   cx.run([&](int thread, int n_threads) {
     const Range r = split(T, n_out, thread, n_threads, 16);

@@ -245,25 +245,25 @@ bool int_dot_supported(DType type) {
 IntDotTraits int_dot_traits(DType type) {
   switch (type) {
     case DType::Q4_0:
-      return {ActQuant::Q8_0, 8, false};
+      return {ActQuant::Q8_0, 8, false, 32};
     case DType::Q4_1:
-      return {ActQuant::Q8_1, 0, true};
+      return {ActQuant::Q8_1, 0, true, 32};
     case DType::Q5_0:
-      return {ActQuant::Q8_0, 16, false};
+      return {ActQuant::Q8_0, 16, false, 32};
     case DType::Q5_1:
-      return {ActQuant::Q8_1, 0, true};
+      return {ActQuant::Q8_1, 0, true, 32};
     case DType::Q8_0:
-      return {ActQuant::Q8_0, 128, false};
+      return {ActQuant::Q8_0, 128, false, 32};
     case DType::Q2_K:
-      return {ActQuant::Q8_K, 0, true};
+      return {ActQuant::Q8_K, 0, true, 16};
     case DType::Q3_K:
-      return {ActQuant::Q8_K, 4, false};
+      return {ActQuant::Q8_K, 4, false, 16};
     case DType::Q4_K:
-      return {ActQuant::Q8_K, 0, true};
+      return {ActQuant::Q8_K, 0, true, 32};
     case DType::Q5_K:
-      return {ActQuant::Q8_K, 0, true};
+      return {ActQuant::Q8_K, 0, true, 32};
     case DType::Q6_K:
-      return {ActQuant::Q8_K, 32, false};
+      return {ActQuant::Q8_K, 32, false, 16};
     default:
       TOY_CHECK(false, "no integer dot product for ", dtype_name(type));
   }

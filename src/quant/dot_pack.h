@@ -45,6 +45,7 @@ struct IntDotTraits {
   ActQuant act;
   int zero_point;  // z above
   bool has_mins;   // needs the per-16 min correction
+  int scale_run;   // consecutive elements that share one weight scale and min (16 or 32)
 };
 
 // True for the weight types the integer path handles.

@@ -140,18 +140,44 @@ TEST_P(MatmulOn, LargeBatchesCrossTileAndBlockBoundaries) {
   }
 }
 
+// Every integer weight type at batch sizes that leave partial 16-row tiles (the AMX path
+// where the table has it) and a row count that leaves a partial panel, 1 and 2 threads.
+TEST_P(MatmulOn, IntegerProductsOfPrefillSizedBatches) {
+  uint32_t seed = 500;
+  for (DType type : kAllTypes) {
+    if (!quant::int_dot_supported(type)) continue;
+    const int64_t n_in = dtype_info(type).block_size == 256 ? 512 : 160;
+    const Weight w = make_weight(type, n_in, 29, seed++);
+    for (int64_t T : {5, 16, 37}) {
+      const std::vector<float> x = random_floats(T * n_in, seed++);
+      std::vector<float> ref(static_cast<size_t>(T * 29));
+      matmul_fast_reference(ref.data(), x.data(), w.tensor, T);
+      for (int threads : {1, 2}) {
+        ThreadPool pool(threads);
+        const Compute cx{pool, cpu()};
+        std::vector<float> y(ref.size(), NAN);
+        matmul(y.data(), x.data(), w.tensor, T, cx, MatmulMode::Fast);
+        expect_close(y, ref, w.tensor, x, T, 2e-6,
+                     std::string(dtype_name(type)) + " T=" + std::to_string(T));
+      }
+    }
+  }
+}
+
 // A server decodes a sequence's row beside whatever rows other requests bring: the row's
 // output must not depend on how many rows share the call (or greedy text would change with
-// the load). Decode-sized batches, inference mode, every type, bit for bit.
+// the load). The decoder asks for that (batch_invariant_rows); decode-sized batches and
+// beyond, inference mode, every type, bit for bit.
 TEST_P(MatmulOn, EachRowIsTheSameWhateverTheBatchSize) {
   ThreadPool pool(2);
-  const Compute cx{pool, cpu()};
+  Compute cx{pool, cpu()};
+  cx.batch_invariant_rows = true;
   uint32_t seed = 300;
   for (DType type : kAllTypes) {
     for (int64_t n_in : input_sizes(type)) {
       const int64_t n_out = 29;
       const Weight w = make_weight(type, n_in, n_out, seed++);
-      constexpr int64_t kMaxRows = 8;
+      constexpr int64_t kMaxRows = 20;
       const std::vector<float> x = random_floats(kMaxRows * n_in, seed++);
       std::vector<float> alone(static_cast<size_t>(kMaxRows * n_out));
       for (int64_t t = 0; t < kMaxRows; ++t)

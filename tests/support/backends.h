@@ -14,13 +14,23 @@
 
 namespace toy::testing_support {
 
+// Where the CPU has AMX, the avx512 table with tiles (which the engine picks) and the one
+// without (what every other AVX-512 CPU runs).
 inline std::vector<const cpu::Backend*> runnable_backends() {
-  return cpu::runnable_backends(cpu::host_features());
+  const cpu::Features& f = cpu::host_features();
+  std::vector<const cpu::Backend*> backends = cpu::runnable_backends(f);
+  if (f.amx_bf16 || f.amx_int8)
+    backends.push_back(cpu::avx512_backend(f.avx512vnni, f.avx512bf16, false, false));
+  return backends;
+}
+
+inline bool uses_amx(const cpu::Backend& backend) {
+  return backend.gemm_tile_bf16 || backend.gemm_tile_int8;
 }
 
 // For INSTANTIATE_TEST_SUITE_P(..., ::testing::ValuesIn(runnable_backends()), backend_name).
 inline std::string backend_name(const ::testing::TestParamInfo<const cpu::Backend*>& info) {
-  return info.param->name;
+  return std::string(info.param->name) + (uses_amx(*info.param) ? "_amx" : "");
 }
 
 }  // namespace toy::testing_support

@@ -5,6 +5,7 @@
 
 #include "kernels/compute.h"
 #include "kernels/cpu/features.h"
+#include "support/backends.h"
 
 #include <cmath>
 #include <cstring>
@@ -384,11 +385,9 @@ TEST(Gemm, Bf16InputsMatchTheReferenceOfRoundedInputsOnEveryBackend) {
     for (float& x : v) x = quant::bf16_to_f32(quant::f32_to_bf16(x));
     return v;
   };
-  const cpu::Features& f = cpu::host_features();
-  std::vector<const cpu::Backend*> backends = cpu::runnable_backends(f);
-  // With AMX the avx512 table runs its tiles; its BF16 dot products are tested here too.
-  if (f.amx_bf16) backends.push_back(cpu::avx512_backend(f.avx512vnni, f.avx512bf16, false));
-  for (const cpu::Backend* backend : backends) {
+  // With AMX the avx512 table runs its tiles; the table without them (its BF16 dot
+  // products) is in the list too.
+  for (const cpu::Backend* backend : testing_support::runnable_backends()) {
     for (int threads : {1, 2}) {
       ThreadPool pool(threads);
       const Compute cx{pool, *backend};

@@ -58,6 +58,22 @@ struct Backend {
   bool (*gemm_blocks)(float* y, int64_t ldy, const quant::PackedActRow* x, int64_t T, const void* w,
                       size_t w_stride, int64_t n_rows, int64_t n, DType type);
 
+  // Optional (nullptr: none; set where the CPU has AMX-INT8): the integer GEMM on tile
+  // registers, for many activation rows (prefill). pack_tile_int8 turns kTileInt8Rows packed
+  // weight rows (the first `count` real, the rest read as zero) of np packed elements into a
+  // panel of tile_int8_panel_bytes(np) bytes; it returns false, writing nothing, for a type
+  // whose weight scale changes within 32 elements (traits.scale_run < 32).
+  bool (*pack_tile_int8)(uint8_t* panel, const quant::PackedWeightRow* w, int64_t count, int64_t np,
+                         const quant::IntDotTraits& traits);
+  // y[t * ldy + o] = dot(x[t], w[o]) for t < T, o < n_valid, w from a pack_tile_int8 panel.
+  // Each run of 32 products is summed exactly in integers, scaled and added in F32 in the
+  // order of k (ggml's vec_dot order), so a row's result does not depend on T, though its
+  // rounding differs from gemm_int8's. x's rows lie at one stride (x[i].q = x[0].q + i·s
+  // bytes, the same s for scale and sum) and the memory of 16·⌈T/16⌉ rows is readable.
+  void (*gemm_tile_int8)(float* y, int64_t ldy, const quant::PackedActRow* x, int64_t T,
+                         const uint8_t* panel, int64_t n_valid, int64_t np,
+                         const quant::IntDotTraits& traits);
+
   // Optional (nullptr: none): y[0..n) = the row of `type` blocks dequantized, bit for bit
   // as quant::dequantize_row. Returns false for a type it does not handle (the caller then
   // uses quant::dequantize_row).
@@ -121,13 +137,23 @@ inline constexpr int64_t kGemmNR = 32;
 inline constexpr int64_t kTileRows = 32;
 inline constexpr int64_t kTilePairs = 16;
 
+// gemm_tile_int8's weight panel: kTileInt8Rows rows; per run of 32 elements, the B tile (8 rows
+// of 16 × 4 signed codes), 16 scales and the mins of the two halves (16 each).
+inline constexpr int64_t kTileInt8Rows = 16;
+inline constexpr size_t kTileInt8RunBytes = 512 + 3 * 64;
+inline size_t tile_int8_panel_bytes(int64_t np) {
+  return static_cast<size_t>(np / 32) * kTileInt8RunBytes;
+}
+
 // The tables, one per backend compiled into this binary (nullptr where the
 // architecture has none). generic is always present.
 const Backend& generic_backend();
 const Backend* avx2_backend();
 // Without VNNI the int8 GEMM is AVX2's; without AVX512_BF16 there is no gemm_micro_bf16;
-// gemm_tile_bf16 only with `amx` (AMX-BF16 usable: see Features::amx_bf16).
-const Backend* avx512_backend(bool vnni, bool bf16 = false, bool amx = false);
+// gemm_tile_bf16 only with `amx_bf16`, gemm_tile_int8 only with `amx_int8` (AMX usable: see
+// Features).
+const Backend* avx512_backend(bool vnni, bool bf16 = false, bool amx_bf16 = false,
+                              bool amx_int8 = false);
 const Backend* neon_backend();
 
 }  // namespace cpu

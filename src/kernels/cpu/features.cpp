@@ -19,19 +19,23 @@ namespace toy::cpu {
 namespace {
 
 #if defined(__x86_64__)
-// AMX-BF16: the CPU has it (CPUID.(7,0):EDX bits 22 AMX-BF16, 24 AMX-TILE), the OS saves
-// the tile state (XCR0 bits 17 and 18), and Linux grants this process the tile data
-// (without that permission the first tile instruction raises SIGILL).
-bool detect_amx_bf16() {
+// AMX: the CPU has the tiles (CPUID.(7,0):EDX bit 24 AMX-TILE; bit 22 AMX-BF16, bit 25
+// AMX-INT8), the OS saves the tile state (XCR0 bits 17 and 18), and Linux grants this
+// process the tile data (without that permission the first tile instruction raises SIGILL).
+struct Amx {
+  bool bf16 = false, int8 = false;
+};
+Amx detect_amx() {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
-  if (!(edx & (1u << 22)) || !(edx & (1u << 24))) return false;
-  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !(ecx & (1u << 27))) return false;  // OSXSAVE
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) || !(edx & (1u << 24))) return {};
+  const Amx present{(edx & (1u << 22)) != 0, (edx & (1u << 25)) != 0};
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !(ecx & (1u << 27))) return {};  // OSXSAVE
   unsigned xcr0_lo = 0, xcr0_hi = 0;
   __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
-  if ((xcr0_lo & (3u << 17)) != (3u << 17)) return false;
+  if ((xcr0_lo & (3u << 17)) != (3u << 17)) return {};
   constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
-  return ::syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  if (::syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0) return {};
+  return present;
 }
 #endif
 
@@ -52,7 +56,11 @@ Features detect() {
   f.avx512bf16 = __builtin_cpu_supports("avx512bf16");
 #if defined(__x86_64__)
   const char* amx = std::getenv("TOY_AMX");
-  f.amx_bf16 = f.avx512bf16 && !(amx && std::strcmp(amx, "0") == 0) && detect_amx_bf16();
+  if (f.avx512bf16 && f.avx512vnni && !(amx && std::strcmp(amx, "0") == 0)) {
+    const Amx tiles = detect_amx();
+    f.amx_bf16 = tiles.bf16;
+    f.amx_int8 = tiles.int8;
+  }
 #endif
 #elif defined(__aarch64__)
   f.neon = true;  // Advanced SIMD is mandatory in ARMv8-A
@@ -90,6 +98,7 @@ std::string Features::describe() const {
   add(avx512vnni, "avx512vnni");
   add(avx512bf16, "avx512bf16");
   add(amx_bf16, "amx-bf16");
+  add(amx_int8, "amx-int8");
   add(neon, "neon");
   add(dotprod, "dotprod");
   add(fp16, "fp16");
@@ -105,8 +114,8 @@ const Features& host_features() {
 std::vector<const Backend*> runnable_backends(const Features& f) {
   std::vector<const Backend*> out{&generic_backend()};
   if (f.has_avx2() && avx2_backend()) out.push_back(avx2_backend());
-  if (f.has_avx512() && avx512_backend(f.avx512vnni, f.avx512bf16, f.amx_bf16))
-    out.push_back(avx512_backend(f.avx512vnni, f.avx512bf16, f.amx_bf16));
+  if (f.has_avx512() && avx512_backend(f.avx512vnni, f.avx512bf16, f.amx_bf16, f.amx_int8))
+    out.push_back(avx512_backend(f.avx512vnni, f.avx512bf16, f.amx_bf16, f.amx_int8));
   if (f.has_neon() && neon_backend()) out.push_back(neon_backend());
   return out;
 }
@@ -138,7 +147,7 @@ const Backend& host_backend() {
 const Backend* avx2_backend() {
   return nullptr;
 }
-const Backend* avx512_backend(bool, bool, bool) {
+const Backend* avx512_backend(bool, bool, bool, bool) {
   return nullptr;
 }
 #endif

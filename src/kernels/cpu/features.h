@@ -14,9 +14,9 @@ struct Features {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512dq = false, avx512vl = false;
   bool avx512vnni = false, avx512bf16 = false;
-  // AMX tiles with BF16 products (Sapphire Rapids and later), enabled by the OS and granted
-  // to this process (arch_prctl ARCH_REQ_XCOMP_PERM); TOY_AMX=0 leaves them unused.
-  bool amx_bf16 = false;
+  // AMX tiles with BF16 / INT8 products (Sapphire Rapids and later), enabled by the OS and
+  // granted to this process (arch_prctl ARCH_REQ_XCOMP_PERM); TOY_AMX=0 leaves them unused.
+  bool amx_bf16 = false, amx_int8 = false;
   // ARM64
   bool neon = false, dotprod = false, fp16 = false, i8mm = false;
 

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "kernels/cpu/avx512/simd.h"
+#include "kernels/cpu/avx512/tiles.h"
 #include "kernels/cpu/backend.h"
 
 namespace toy::cpu::avx512 {
@@ -21,34 +22,43 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-// Tiles 0-3: C (rows 0-15 / 16-31 × columns 0-15 / 16-31); 4, 5: A rows 0-15, 16-31;
-// 6, 7: B columns 0-15, 16-31. Every tile is 16 rows of 64 bytes.
-TileConfig make_config() {
+TileConfig make_config(TileShapes shapes) {
   TileConfig config;
-  for (int t = 0; t < 8; ++t) {
-    config.bytes_per_row[t] = 64;
-    config.rows[t] = 16;
+  if (shapes == TileShapes::Bf16Gemm) {
+    // Tiles 0-3: C (rows 0-15 / 16-31 × columns 0-15 / 16-31); 4, 5: A rows 0-15, 16-31;
+    // 6, 7: B columns 0-15, 16-31.
+    for (int t = 0; t < 8; ++t) {
+      config.bytes_per_row[t] = 64;
+      config.rows[t] = 16;
+    }
+    return config;
+  }
+  for (int t = 0; t < 6; ++t) {
+    config.bytes_per_row[t] = t == 2 || t == 3 ? 32 : 64;
+    config.rows[t] = t >= 4 ? 8 : 16;
   }
   return config;
 }
 
-// The tile configuration is per thread (saved and restored with the thread's state), and
-// nothing else in toy configures tiles: loading it once per thread suffices.
+// The configuration this thread has loaded, if any (nothing else in toy configures tiles).
 thread_local bool tls_configured = false;
-
-void configure_tiles() {
-  if (tls_configured) return;
-  static const TileConfig config = make_config();
-  _tile_loadconfig(&config);
-  tls_configured = true;
-}
+thread_local TileShapes tls_shapes = TileShapes::Bf16Gemm;
 
 }  // namespace
+
+void use_tile_shapes(TileShapes shapes) {
+  if (tls_configured && tls_shapes == shapes) return;
+  static const TileConfig bf16 = make_config(TileShapes::Bf16Gemm);
+  static const TileConfig int8 = make_config(TileShapes::Int8Gemm);
+  _tile_loadconfig(shapes == TileShapes::Bf16Gemm ? &bf16 : &int8);
+  tls_configured = true;
+  tls_shapes = shapes;
+}
 
 void gemm_tile_bf16(int64_t kp, const uint32_t* a, int64_t lda, const uint32_t* b, float* c,
                     int64_t ldc, int64_t m_valid, int64_t n_valid, bool overwrite) {
   static_assert(kTileRows == 32 && kTilePairs == 16 && kGemmNR == 32);
-  configure_tiles();
+  use_tile_shapes(TileShapes::Bf16Gemm);
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);

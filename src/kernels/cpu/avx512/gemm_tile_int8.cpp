@@ -1,0 +1,144 @@
+// The integer inference GEMM on AMX-INT8 tiles (cpu/backend.h, gemm_tile_int8): for a block
+// of 16 activation rows × 16 weight rows, each run of 32 elements (one weight scale) is one
+// tdpbssd of a 16 × 32 A tile (the activation codes, read in place) by a 32 × 16 B tile (the
+// weight codes, u − z as signed bytes), whose exact int32 sums are then scaled by
+// x.scale · w.scale and added in F32, plus the min terms of types with mins. One tdpbssd
+// does 8192 multiply-adds; the scaling (three vector operations per row) is the real cost,
+// still several times less than vpdpbusd's, which converts and scales every 4 products.
+#include <immintrin.h>
+
+#include "kernels/cpu/avx512/simd.h"
+#include "kernels/cpu/avx512/tiles.h"
+#include "kernels/cpu/backend.h"
+
+namespace toy::cpu::avx512 {
+namespace {
+
+using quant::IntDotTraits;
+using quant::PackedActRow;
+using quant::PackedWeightRow;
+
+constexpr int64_t kRun = 32;  // elements per tdpbssd (one weight scale)
+
+// The parts of a panel's run (backend.h: kTileInt8RunBytes).
+struct Run {
+  const uint8_t* codes;  // 8 rows × 64 bytes: codes of k = 4i..4i+3 for column j at [i][4j]
+  const float* scale;    // (16)
+  const float* min_lo;   // (16) min coefficient of elements 0-15 of the run
+  const float* min_hi;   // (16) of elements 16-31
+};
+
+inline Run run_at(const uint8_t* panel, int64_t r) {
+  const uint8_t* base = panel + r * static_cast<int64_t>(kTileInt8RunBytes);
+  const auto* floats = reinterpret_cast<const float*>(base + 512);
+  return {base, floats, floats + 16, floats + 32};
+}
+
+// Starts run r's product on tile set S (C = S, A = 2 + S, B = 4 + S) and stores the int32
+// sums into c once it is done. GCC's tile intrinsics paste their operands into the assembly
+// text, so the tile numbers must be literals: one function per set.
+#define TOY_TILE_RUN(NAME, C, A, B)                                                     \
+  inline void NAME(int32_t* c, const int8_t* q, int64_t q_stride, const uint8_t* panel, \
+                   int64_t r) {                                                         \
+    _tile_zero(C);                                                                      \
+    _tile_loadd(A, q + r * kRun, q_stride);                                             \
+    _tile_loadd(B, panel + r * static_cast<int64_t>(kTileInt8RunBytes), 64);            \
+    _tile_dpbssd(C, A, B);                                                              \
+    _tile_stored(C, c, 64);                                                             \
+  }
+TOY_TILE_RUN(issue_on_set0, 0, 2, 4)
+TOY_TILE_RUN(issue_on_set1, 1, 3, 5)
+#undef TOY_TILE_RUN
+
+// acc[m] += float(c[m]) · (w.scale · x.scale[m]) (+ the min terms) for the 16 rows m.
+template <bool kMins>
+inline void scale_into(__m512 acc[16], const int32_t* c, const Run& run, const uint8_t* x_scale,
+                       const uint8_t* x_sum, int64_t stride, int64_t r) {
+  const __m512 w_scale = _mm512_loadu_ps(run.scale);
+  __m512 min_lo, min_hi;
+  if constexpr (kMins) {
+    min_lo = _mm512_loadu_ps(run.min_lo);
+    min_hi = _mm512_loadu_ps(run.min_hi);
+  }
+#pragma GCC unroll 16
+  for (int m = 0; m < 16; ++m) {
+    // A run is 8 lanes of the packed row; x.scale has one entry per lane, x.sum per 16.
+    const float xs = reinterpret_cast<const float*>(x_scale + m * stride)[r * 8];
+    const __m512 sums = _mm512_cvtepi32_ps(_mm512_load_si512(c + 16 * m));
+    acc[m] = _mm512_fmadd_ps(sums, _mm512_mul_ps(w_scale, _mm512_set1_ps(xs)), acc[m]);
+    if constexpr (kMins) {
+      const float* xsum = reinterpret_cast<const float*>(x_sum + m * stride) + r * 2;
+      acc[m] = _mm512_fmadd_ps(min_lo, _mm512_set1_ps(xsum[0]), acc[m]);
+      acc[m] = _mm512_fmadd_ps(min_hi, _mm512_set1_ps(xsum[1]), acc[m]);
+    }
+  }
+}
+
+template <bool kMins>
+void gemm(float* y, int64_t ldy, const PackedActRow* x, int64_t T, const uint8_t* panel,
+          int64_t n_valid, int64_t np) {
+  use_tile_shapes(TileShapes::Int8Gemm);
+  const int64_t runs = np / kRun;  // even: np is a multiple of 64
+  // Bytes between activation rows (one row: read 16 times, harmlessly).
+  const int64_t stride = T > 1 ? x[1].q - x[0].q : 0;
+  const __mmask16 columns = tail_mask(n_valid);
+  alignas(64) int32_t c[2][16 * 16];
+  for (int64_t t0 = 0; t0 < T; t0 += 16) {
+    const int8_t* q = x[0].q + t0 * stride;
+    const auto* x_scale = reinterpret_cast<const uint8_t*>(x[0].scale) + t0 * stride;
+    const auto* x_sum = reinterpret_cast<const uint8_t*>(x[0].sum) + t0 * stride;
+    __m512 acc[16];
+    for (auto& a : acc) a = _mm512_setzero_ps();
+    // Run r + 1's tile product is under way while run r's sums are scaled.
+    issue_on_set0(c[0], q, stride, panel, 0);
+    for (int64_t r = 0; r < runs; r += 2) {
+      issue_on_set1(c[1], q, stride, panel, r + 1);
+      scale_into<kMins>(acc, c[0], run_at(panel, r), x_scale, x_sum, stride, r);
+      if (r + 2 < runs) issue_on_set0(c[0], q, stride, panel, r + 2);
+      scale_into<kMins>(acc, c[1], run_at(panel, r + 1), x_scale, x_sum, stride, r + 1);
+    }
+    const int64_t rows = T - t0 < 16 ? T - t0 : 16;
+    for (int64_t m = 0; m < rows; ++m) _mm512_mask_storeu_ps(y + (t0 + m) * ldy, columns, acc[m]);
+  }
+}
+
+}  // namespace
+
+bool pack_tile_int8(uint8_t* panel, const PackedWeightRow* w, int64_t count, int64_t np,
+                    const IntDotTraits& traits) {
+  if (traits.scale_run < kRun) return false;
+  // u − z lies in [-128, 127] for every type (z = 128 only for Q8_0's u = q + 128), so the
+  // byte subtraction's wrap-around gives the signed code.
+  const __m256i zero_point = _mm256_set1_epi8(static_cast<char>(traits.zero_point));
+  // Dword i of a row's run (its codes 4i..4i+3) goes to B tile row i.
+  const __m256i tile_rows = _mm256_setr_epi32(0, 64, 128, 192, 256, 320, 384, 448);
+  for (int64_t r = 0; r < np / kRun; ++r) {
+    uint8_t* base = panel + r * static_cast<int64_t>(kTileInt8RunBytes);
+    auto* scale = reinterpret_cast<float*>(base + 512);
+    float* min_lo = scale + 16;
+    float* min_hi = scale + 32;
+    for (int64_t j = 0; j < kTileInt8Rows; ++j) {
+      const bool real = j < count;
+      const __m256i codes =
+          real ? _mm256_sub_epi8(
+                     _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[j].u + r * kRun)),
+                     zero_point)
+               : _mm256_setzero_si256();
+      _mm256_i32scatter_epi32(base + 4 * j, tile_rows, codes, 1);
+      scale[j] = real ? w[j].scale[r * 8] : 0.0f;
+      min_lo[j] = real && traits.has_mins ? w[j].min[r * 2] : 0.0f;
+      min_hi[j] = real && traits.has_mins ? w[j].min[r * 2 + 1] : 0.0f;
+    }
+  }
+  return true;
+}
+
+void gemm_tile_int8(float* y, int64_t ldy, const PackedActRow* x, int64_t T, const uint8_t* panel,
+                    int64_t n_valid, int64_t np, const IntDotTraits& traits) {
+  if (traits.has_mins)
+    gemm<true>(y, ldy, x, T, panel, n_valid, np);
+  else
+    gemm<false>(y, ldy, x, T, panel, n_valid, np);
+}
+
+}  // namespace toy::cpu::avx512
