@@ -199,16 +199,29 @@ void matmul_int_path(float* y, const float* x, const Tensor& w, int64_t T, const
   const bool tiles = cx.cpu.gemm_tile_int8 && T > kStreamingT && !cx.batch_invariant_rows &&
                      traits.scale_run >= 32;
 
-  // Quantize every activation row once, in parallel. The tile kernel reads whole 16-row
-  // tiles: the rows past T are zeros.
+  // Quantize every activation row once, in parallel. The tile kernel reads the codes of
+  // 16 rows at a time: they are stored as one matrix (whose rows past T are zeros), the
+  // scales and sums beside it.
   const size_t act_bytes = quant::packed_act_row_bytes(n_in);
   const int64_t padded_T = tiles ? (T + 15) / 16 * 16 : T;
   uint8_t* act_memory = shared_scratch().get(static_cast<size_t>(padded_T) * act_bytes);
-  std::memset(act_memory + T * act_bytes, 0, static_cast<size_t>(padded_T - T) * act_bytes);
   auto* acts = reinterpret_cast<quant::PackedActRow*>(
       row_list_scratch().get(static_cast<size_t>(T) * sizeof(quant::PackedActRow)));
-  for (int64_t t = 0; t < T; ++t)
-    acts[t] = quant::packed_act_row_at(act_memory + t * act_bytes, n_in);
+  if (tiles) {
+    auto* q = reinterpret_cast<int8_t*>(act_memory);
+    auto* scale = reinterpret_cast<float*>(act_memory + padded_T * np);
+    auto* start = reinterpret_cast<int32_t*>(scale + padded_T * np / 4);
+    auto* sum = reinterpret_cast<float*>(start + padded_T * np / 4);
+    const size_t pad = static_cast<size_t>(padded_T - T);
+    std::memset(q + T * np, 0, pad * np);
+    std::memset(scale + T * np / 4, 0, pad * np);  // np / 4 floats per row
+    std::memset(sum + T * np / 16, 0, pad * np / 4);
+    for (int64_t t = 0; t < T; ++t)
+      acts[t] = {q + t * np, scale + t * np / 4, start + t * np / 4, sum + t * np / 16};
+  } else {
+    for (int64_t t = 0; t < T; ++t)
+      acts[t] = quant::packed_act_row_at(act_memory + t * act_bytes, n_in);
+  }
   for_rows(cx, T, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t)
       cx.cpu.pack_activation_row(w.type, x + t * n_in, n_in, acts[t]);
@@ -308,6 +321,11 @@ void matmul(float* y, const float* x, const Tensor& w, int64_t T, const Compute&
          inputs);
   } else if (is_training_mode(mode) && T > kStreamingT && quant::can_dequantize(w.type)) {
     matmul_train_blocks(y, x, w, T, cx, inputs);
+  } else if (mode == MatmulMode::Fast && w.type == DType::BF16 && cx.cpu.gemm_tile_bf16 &&
+             T > kStreamingT && !cx.batch_invariant_rows) {
+    // BF16 weights take activations rounded to BF16 and sum exact products in F32: what the
+    // training GEMM's BF16 inputs are, which runs on AMX tiles here.
+    matmul_train_blocks(y, x, w, T, cx, GemmInputs::BF16);
   } else if (mode == MatmulMode::Fast && quant::int_dot_supported(w.type)) {
     matmul_int_path(y, x, w, T, cx);
   } else {

@@ -34,9 +34,9 @@ inline Run run_at(const uint8_t* panel, int64_t r) {
   return {base, floats, floats + 16, floats + 32};
 }
 
-// Starts run r's product on tile set S (C = S, A = 2 + S, B = 4 + S) and stores the int32
-// sums into c once it is done. GCC's tile intrinsics paste their operands into the assembly
-// text, so the tile numbers must be literals: one function per set.
+// Run r's product on tile set S (C = S, A = 2 + S, B = 4 + S), its int32 sums stored into c.
+// GCC's tile intrinsics paste their operands into the assembly text, so the tile numbers
+// must be literals: one function per set.
 #define TOY_TILE_RUN(NAME, C, A, B)                                                     \
   inline void NAME(int32_t* c, const int8_t* q, int64_t q_stride, const uint8_t* panel, \
                    int64_t r) {                                                         \
@@ -46,31 +46,52 @@ inline Run run_at(const uint8_t* panel, int64_t r) {
     _tile_dpbssd(C, A, B);                                                              \
     _tile_stored(C, c, 64);                                                             \
   }
-TOY_TILE_RUN(issue_on_set0, 0, 2, 4)
-TOY_TILE_RUN(issue_on_set1, 1, 3, 5)
+TOY_TILE_RUN(run_on_set0, 0, 2, 4)
+TOY_TILE_RUN(run_on_set1, 1, 3, 5)
 #undef TOY_TILE_RUN
 
-// acc[m] += float(c[m]) · (w.scale · x.scale[m]) (+ the min terms) for the 16 rows m.
-template <bool kMins>
-inline void scale_into(__m512 acc[16], const int32_t* c, const Run& run, const uint8_t* x_scale,
-                       const uint8_t* x_sum, int64_t stride, int64_t r) {
-  const __m512 w_scale = _mm512_loadu_ps(run.scale);
-  __m512 min_lo, min_hi;
-  if constexpr (kMins) {
-    min_lo = _mm512_loadu_ps(run.min_lo);
-    min_hi = _mm512_loadu_ps(run.min_hi);
+// Runs whose int32 sums are stored before they are scaled. Scaling right after each product
+// would wait for the tile unit's latency every time; a group of products is issued back to
+// back, and the group after it (into the other buffer) proceeds while this one is scaled.
+constexpr int64_t kGroup = 4;
+using GroupSums = int32_t[kGroup][16 * 16];
+
+// The products of runs [r0, r0 + n) of one 16-row tile of A, alternating the two tile sets
+// so that consecutive products do not wait for each other.
+inline void products(GroupSums& sums, const int8_t* q, int64_t stride, const uint8_t* panel,
+                     int64_t r0, int64_t n) {
+  int64_t i = 0;
+  for (; i + 2 <= n; i += 2) {
+    run_on_set0(sums[i], q, stride, panel, r0 + i);
+    run_on_set1(sums[i + 1], q, stride, panel, r0 + i + 1);
   }
-#pragma GCC unroll 16
+  if (i < n) run_on_set0(sums[i], q, stride, panel, r0 + i);
+}
+
+// acc[m] += float(sums of run r)[m] · (w.scale · x.scale[m]) (+ the min terms), for the 16
+// rows m and the runs r0 .. r0 + n in order.
+template <bool kMins>
+inline void scale_into(float* acc, const GroupSums& sums, const uint8_t* panel,
+                       const float* x_scale, const float* x_sum, int64_t stride, int64_t r0,
+                       int64_t n) {
+  __m512 w_scale[kGroup];
+  for (int64_t i = 0; i < n; ++i) w_scale[i] = _mm512_loadu_ps(run_at(panel, r0 + i).scale);
   for (int m = 0; m < 16; ++m) {
     // A run is 8 lanes of the packed row; x.scale has one entry per lane, x.sum per 16.
-    const float xs = reinterpret_cast<const float*>(x_scale + m * stride)[r * 8];
-    const __m512 sums = _mm512_cvtepi32_ps(_mm512_load_si512(c + 16 * m));
-    acc[m] = _mm512_fmadd_ps(sums, _mm512_mul_ps(w_scale, _mm512_set1_ps(xs)), acc[m]);
-    if constexpr (kMins) {
-      const float* xsum = reinterpret_cast<const float*>(x_sum + m * stride) + r * 2;
-      acc[m] = _mm512_fmadd_ps(min_lo, _mm512_set1_ps(xsum[0]), acc[m]);
-      acc[m] = _mm512_fmadd_ps(min_hi, _mm512_set1_ps(xsum[1]), acc[m]);
+    const float* xs = x_scale + m * stride + r0 * 8;
+    const float* xsum = x_sum + m * stride / 4 + r0 * 2;
+    __m512 a = _mm512_load_ps(acc + 16 * m);
+#pragma GCC unroll 8
+    for (int64_t i = 0; i < n; ++i) {
+      const __m512 c = _mm512_cvtepi32_ps(_mm512_load_si512(sums[i] + 16 * m));
+      a = _mm512_fmadd_ps(c, _mm512_mul_ps(w_scale[i], _mm512_set1_ps(xs[i * 8])), a);
+      if constexpr (kMins) {
+        const Run run = run_at(panel, r0 + i);
+        a = _mm512_fmadd_ps(_mm512_loadu_ps(run.min_lo), _mm512_set1_ps(xsum[i * 2]), a);
+        a = _mm512_fmadd_ps(_mm512_loadu_ps(run.min_hi), _mm512_set1_ps(xsum[i * 2 + 1]), a);
+      }
     }
+    _mm512_store_ps(acc + 16 * m, a);
   }
 }
 
@@ -78,27 +99,28 @@ template <bool kMins>
 void gemm(float* y, int64_t ldy, const PackedActRow* x, int64_t T, const uint8_t* panel,
           int64_t n_valid, int64_t np) {
   use_tile_shapes(TileShapes::Int8Gemm);
-  const int64_t runs = np / kRun;  // even: np is a multiple of 64
-  // Bytes between activation rows (one row: read 16 times, harmlessly).
+  const int64_t runs = np / kRun;
+  // Codes (bytes) between activation rows, and floats between their scales (4 times those
+  // between their sums). One row is read 16 times, harmlessly.
   const int64_t stride = T > 1 ? x[1].q - x[0].q : 0;
+  const int64_t scale_stride = T > 1 ? x[1].scale - x[0].scale : 0;
   const __mmask16 columns = tail_mask(n_valid);
-  alignas(64) int32_t c[2][16 * 16];
+  alignas(64) GroupSums sums[2];
+  alignas(64) float acc[16 * 16];
   for (int64_t t0 = 0; t0 < T; t0 += 16) {
     const int8_t* q = x[0].q + t0 * stride;
-    const auto* x_scale = reinterpret_cast<const uint8_t*>(x[0].scale) + t0 * stride;
-    const auto* x_sum = reinterpret_cast<const uint8_t*>(x[0].sum) + t0 * stride;
-    __m512 acc[16];
-    for (auto& a : acc) a = _mm512_setzero_ps();
-    // Run r + 1's tile product is under way while run r's sums are scaled.
-    issue_on_set0(c[0], q, stride, panel, 0);
-    for (int64_t r = 0; r < runs; r += 2) {
-      issue_on_set1(c[1], q, stride, panel, r + 1);
-      scale_into<kMins>(acc, c[0], run_at(panel, r), x_scale, x_sum, stride, r);
-      if (r + 2 < runs) issue_on_set0(c[0], q, stride, panel, r + 2);
-      scale_into<kMins>(acc, c[1], run_at(panel, r + 1), x_scale, x_sum, stride, r + 1);
+    const float* x_scale = x[0].scale + t0 * scale_stride;
+    const float* x_sum = x[0].sum + t0 * scale_stride / 4;
+    for (int m = 0; m < 16; ++m) _mm512_store_ps(acc + 16 * m, _mm512_setzero_ps());
+    int buffer = 0;
+    for (int64_t r0 = 0; r0 < runs; r0 += kGroup, buffer ^= 1) {
+      const int64_t n = runs - r0 < kGroup ? runs - r0 : kGroup;
+      products(sums[buffer], q, stride, panel, r0, n);
+      scale_into<kMins>(acc, sums[buffer], panel, x_scale, x_sum, scale_stride, r0, n);
     }
     const int64_t rows = T - t0 < 16 ? T - t0 : 16;
-    for (int64_t m = 0; m < rows; ++m) _mm512_mask_storeu_ps(y + (t0 + m) * ldy, columns, acc[m]);
+    for (int64_t m = 0; m < rows; ++m)
+      _mm512_mask_storeu_ps(y + (t0 + m) * ldy, columns, _mm512_load_ps(acc + 16 * m));
   }
 }
 
