@@ -203,7 +203,9 @@ void matmul_int_path(float* y, const float* x, const Tensor& w, int64_t T, const
   // 16 rows at a time: they are stored as one matrix (whose rows past T are zeros), the
   // scales and sums beside it.
   const size_t act_bytes = quant::packed_act_row_bytes(n_in);
-  const int64_t padded_T = tiles ? (T + 15) / 16 * 16 : T;
+  // A thread's rows may start anywhere (split by rows), so its last tile can reach 15 rows
+  // past T.
+  const int64_t padded_T = tiles ? T + 15 : T;
   uint8_t* act_memory = shared_scratch().get(static_cast<size_t>(padded_T) * act_bytes);
   auto* acts = reinterpret_cast<quant::PackedActRow*>(
       row_list_scratch().get(static_cast<size_t>(T) * sizeof(quant::PackedActRow)));
