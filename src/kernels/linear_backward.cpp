@@ -5,6 +5,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/aligned_vector.h"
 #include "core/error.h"
 #include "quant/fp16.h"
 
@@ -18,9 +19,10 @@ constexpr int64_t kNR = cpu::kGemmNR;
 constexpr int64_t kKC = 256;
 constexpr int64_t kMC = 128;
 
-// Pack buffers reused across calls (training calls gemm thousands of times).
-thread_local std::vector<float> tls_pack_a, tls_pack_b;
-thread_local std::vector<uint32_t> tls_pairs_a, tls_pairs_b;
+// Pack buffers reused across calls (training calls gemm thousands of times), on cache-line
+// boundaries like the panels within them.
+thread_local AlignedVector<float> tls_pack_a, tls_pack_b;
+thread_local AlignedVector<uint32_t> tls_pairs_a, tls_pairs_b;
 
 // F32 → BF16 bits, round to nearest even, without quant::f32_to_bf16's NaN branch so the
 // loops below vectorize (a NaN in training has already made the loss NaN).
