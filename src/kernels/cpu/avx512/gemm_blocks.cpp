@@ -1,4 +1,4 @@
-// AVX-512 VNNI products straight on stored Q8_0 / Q4_0 / Q5_0 weight blocks, for a
+// AVX-512 VNNI products straight on stored Q8_0 / Q4_0 / Q5_0 / Q4_1 / Q5_1 weight blocks, for a
 // few activation rows (decode): no packed copy of the weights is written, so each
 // weight byte is read once from memory.
 //
@@ -14,7 +14,9 @@
 //   scale = w.scale · x.scale              one F32 product per lane
 //   acc   = fma(float(dot), scale, acc)    16 lanes, chunks in order
 // and y = hsum(acc). An odd block count leaves the last chunk's upper half as the
-// packed row's padding: u = 0 and scale = 0 there (x's padding is 0 too).
+// packed row's padding: u = 0 and scale = 0 there (x's padding is 0 too). Q4_1 / Q5_1
+// (x = d·q + m) then add the packed path's min correction, Σ over groups of 16 of
+// m · x.sum, summed the same way (16 groups per vector, then the rest one by one).
 #include <cstring>
 #include <type_traits>
 
@@ -35,6 +37,13 @@ constexpr int64_t kPrefetchBytes = 384;
 // longer, decoded Q8_0 at 116 tokens/s with the near prefetch alone and 160 with this one
 // too (the near one moved to 2-4 KiB instead gave the same 160).
 constexpr int64_t kFarPrefetchBytes = 3072;
+
+template <typename Block>
+constexpr bool kHasQh =
+    std::is_same_v<Block, quant::BlockQ5_0> || std::is_same_v<Block, quant::BlockQ5_1>;
+template <typename Block>
+constexpr bool kHasMin =
+    std::is_same_v<Block, quant::BlockQ4_1> || std::is_same_v<Block, quant::BlockQ5_1>;
 
 // The packed row's unsigned codes of blocks b[0] and, when kPair, b[1] (zero otherwise,
 // the packed row's padding).
@@ -63,7 +72,7 @@ inline __m512i codes(const Block* b) {
       v = _mm512_zextsi256_si512(lo);
     }
     v = _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4), _mm512_set1_epi8(0x0F));
-    if constexpr (std::is_same_v<Block, quant::BlockQ5_0>) {
+    if constexpr (kHasQh<Block>) {
       // Bit j of qh is bit 4 of element j's code: one mask bit per byte of the chunk.
       uint32_t h0, h1 = 0;
       std::memcpy(&h0, b[0].qh, 4);
@@ -82,6 +91,32 @@ inline __m512 lane_scales(const Block* b) {
   const short d1 = kPair ? static_cast<short>(b[1].d) : 0;
   return _mm512_cvtph_ps(
       _mm256_set_m128i(_mm_set1_epi16(d1), _mm_set1_epi16(static_cast<short>(b[0].d))));
+}
+
+// Σ_g min[g] · x_sum[g] over the packed row's groups of 16 (np / 16 of them; a block's m is
+// the min of both its groups, the padding's is 0), as gemm_int8's min correction sums it.
+template <typename Block>
+inline float min_term(const Block* blocks, int64_t nb, const float* x_sum) {
+  const int64_t groups = (nb + 1) / 2 * 4;
+  const auto* m0 = reinterpret_cast<const char*>(&blocks[0].m);
+  // Group i of 16 reads the dword at its block's m: m in the low half (the rest masked off).
+  const __m512i group_block =
+      _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1);
+  __m512 acc = _mm512_setzero_ps();
+  int64_t g = 0;
+  for (; g + 16 <= groups; g += 16) {
+    const __m512i block = _mm512_add_epi32(group_block, _mm512_set1_epi32(static_cast<int>(g / 2)));
+    // Groups past the row's last block are padding (min 0); they are not read.
+    const __mmask16 real = _mm512_cmplt_epi32_mask(block, _mm512_set1_epi32(static_cast<int>(nb)));
+    const __m512i words = _mm512_mask_i32gather_epi32(
+        _mm512_setzero_si512(), real,
+        _mm512_mullo_epi32(block, _mm512_set1_epi32(static_cast<int>(sizeof(Block)))), m0, 1);
+    const __m512 mins = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words));
+    acc = _mm512_fmadd_ps(mins, _mm512_loadu_ps(x_sum + g), acc);
+  }
+  float sum = hsum(acc);
+  for (; g < groups; ++g) sum += (g / 2 < nb ? _cvtsh_ss(blocks[g / 2].m) : 0.0f) * x_sum[g];
+  return sum;
 }
 
 // One 64-element chunk c of a weight row against T activation rows.
@@ -121,7 +156,11 @@ void rows_of(float* y, int64_t ldy, const PackedActRow* x, const uint8_t* w, siz
       chunk<Block, true, T>(acc, x, blocks, c);
     }
     if (nb % 2) chunk<Block, false, T>(acc, x, blocks, pairs);
-    for (int t = 0; t < T; ++t) y[t * ldy + o] = hsum(acc[t]);
+    for (int t = 0; t < T; ++t) {
+      float v = hsum(acc[t]);
+      if constexpr (kHasMin<Block>) v += min_term(blocks, nb, x[t].sum);
+      y[t * ldy + o] = v;
+    }
   }
 }
 
@@ -156,6 +195,12 @@ bool gemm_blocks(float* y, int64_t ldy, const PackedActRow* x, int64_t T, const 
       return true;
     case DType::Q5_0:
       dispatch<quant::BlockQ5_0>(y, ldy, x, T, wb, w_stride, n_rows, nb);
+      return true;
+    case DType::Q4_1:
+      dispatch<quant::BlockQ4_1>(y, ldy, x, T, wb, w_stride, n_rows, nb);
+      return true;
+    case DType::Q5_1:
+      dispatch<quant::BlockQ5_1>(y, ldy, x, T, wb, w_stride, n_rows, nb);
       return true;
     default:
       return false;
