@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <regex>
 #include <thread>
 
 #include "core/error.h"
@@ -60,19 +61,6 @@ const char* reason_of(int status) {
   }
 }
 
-// The methods a known path answers (for 405's Allow header); empty for unknown paths.
-std::string allowed_methods(const std::string& path) {
-  std::string p = path;
-  if (p.starts_with("/v1/")) p = p.substr(3);
-  if (p == "/" || p == "/health" || p == "/metrics" || p == "/models" ||
-      (p.starts_with("/models/") && p.size() > 8))
-    return "GET, HEAD, OPTIONS";
-  if (p == "/chat/completions" || p == "/completions" ||
-      (path == p && (p == "/tokenize" || p == "/detokenize")))
-    return "POST, OPTIONS";
-  return "";
-}
-
 }  // namespace
 
 bool constant_time_equals(std::string_view given, std::string_view expected) {
@@ -107,6 +95,31 @@ struct HttpServer::Impl {
     ~InFlight() { n.fetch_sub(1); }
     std::atomic<int64_t>& n;
   };
+
+  // Every route registers through get() / post(), which also record its pattern and
+  // method: a known path asked with another method gets 405 and the Allow header from the
+  // same table (allowed_methods). Filled before the server starts, then only read.
+  struct Route {
+    std::regex pattern;
+    bool post;
+  };
+  std::vector<Route> route_table;
+  void get(const std::string& pattern, httplib::Server::Handler handler) {
+    route_table.push_back({std::regex(pattern), false});
+    http.Get(pattern, std::move(handler));
+  }
+  void post(const std::string& pattern, httplib::Server::HandlerWithContentReader handler) {
+    route_table.push_back({std::regex(pattern), true});
+    http.Post(pattern, std::move(handler));
+  }
+  // The methods a known path answers (405's Allow header); empty for unknown paths.
+  std::string allowed_methods(const std::string& path) const {
+    bool gets = false, posts = false;
+    for (const Route& route : route_table)
+      if (std::regex_match(path, route.pattern)) (route.post ? posts : gets) = true;
+    if (!gets && !posts) return "";
+    return std::string(gets ? "GET, HEAD, " : "") + (posts ? "POST, " : "") + "OPTIONS";
+  }
 
   void routes();
   void check_key(const httplib::Request& req) const;
@@ -350,58 +363,56 @@ void HttpServer::Impl::models(const httplib::Request&, httplib::Response& res,
 void HttpServer::Impl::routes() {
   using httplib::Request;
   using httplib::Response;
-  http.Get("/", [](const Request&, Response& res) {
+  get("/", [](const Request&, Response& res) {
     const std::string_view page = chat_page_html();
     res.set_content(page.data(), page.size(), "text/html; charset=utf-8");
   });
-  http.Get("/health", [this](const Request&, Response& res) {
+  get("/health", [this](const Request&, Response& res) {
     if (draining.load())
       send_json(res, 503, {{"status", "shutting down"}});
     else
       send_json(res, 200, {{"status", "ok"}});
   });
-  http.Get("/metrics", api(true, [this](const Request&, Response& res) {
-             res.set_content(metrics.prometheus(), "text/plain; version=0.0.4");
-           }));
+  get("/metrics", api(true, [this](const Request&, Response& res) {
+        res.set_content(metrics.prometheus(), "text/plain; version=0.0.4");
+      }));
   for (const std::string prefix : {"/v1", ""}) {
-    http.Post(prefix + "/chat/completions",
-              api_post(true, [this](const Request& req, const std::string& body, Response& res) {
-                completion(body, req, res, true);
-              }));
-    http.Post(prefix + "/completions",
-              api_post(true, [this](const Request& req, const std::string& body, Response& res) {
-                completion(body, req, res, false);
-              }));
-    http.Get(prefix + "/models",
-             api(true, [this](const Request& req, Response& res) { models(req, res, ""); }));
-    http.Get(prefix + R"(/models/(.+))", api(true, [this](const Request& req, Response& res) {
-               models(req, res, req.matches[1]);
-             }));
+    post(prefix + "/chat/completions",
+         api_post(true, [this](const Request& req, const std::string& body, Response& res) {
+           completion(body, req, res, true);
+         }));
+    post(prefix + "/completions",
+         api_post(true, [this](const Request& req, const std::string& body, Response& res) {
+           completion(body, req, res, false);
+         }));
+    get(prefix + "/models",
+        api(true, [this](const Request& req, Response& res) { models(req, res, ""); }));
+    get(prefix + R"(/models/(.+))",
+        api(true, [this](const Request& req, Response& res) { models(req, res, req.matches[1]); }));
   }
-  http.Post("/tokenize",
-            api_post(true, [this](const Request&, const std::string& body, Response& res) {
-              const TokenizeRequest r = parse_tokenize_request(parse_json_object(body));
-              const std::vector<int32_t> ids = tok.tokenize(
-                  r.content, {.add_special = r.add_special, .parse_special = r.parse_special});
-              json tokens = json::array();
-              for (int32_t id : ids) {
-                if (r.with_pieces)
-                  tokens.push_back({{"id", id}, {"piece", std::string(tok.piece(id, true))}});
-                else
-                  tokens.push_back(id);
-              }
-              send_json(res, 200, {{"tokens", tokens}});
-            }));
-  http.Post("/detokenize",
-            api_post(true, [this](const Request&, const std::string& body, Response& res) {
-              const std::vector<int32_t> ids = parse_detokenize_request(parse_json_object(body));
-              for (int32_t id : ids)
-                if (id >= config.n_vocab)
-                  bad_request(
-                      str("token id ", id, " is outside the vocabulary [0, ", config.n_vocab, ")"),
-                      "tokens");
-              send_json(res, 200, {{"content", tok.detokenize(ids)}});
-            }));
+  post("/tokenize", api_post(true, [this](const Request&, const std::string& body, Response& res) {
+         const TokenizeRequest r = parse_tokenize_request(parse_json_object(body));
+         const std::vector<int32_t> ids = tok.tokenize(
+             r.content, {.add_special = r.add_special, .parse_special = r.parse_special});
+         json tokens = json::array();
+         for (int32_t id : ids) {
+           if (r.with_pieces)
+             tokens.push_back({{"id", id}, {"piece", std::string(tok.piece(id, true))}});
+           else
+             tokens.push_back(id);
+         }
+         send_json(res, 200, {{"tokens", tokens}});
+       }));
+  post("/detokenize",
+       api_post(true, [this](const Request&, const std::string& body, Response& res) {
+         const std::vector<int32_t> ids = parse_detokenize_request(parse_json_object(body));
+         for (int32_t id : ids)
+           if (id >= config.n_vocab)
+             bad_request(
+                 str("token id ", id, " is outside the vocabulary [0, ", config.n_vocab, ")"),
+                 "tokens");
+         send_json(res, 200, {{"content", tok.detokenize(ids)}});
+       }));
   // CORS preflight, so browser clients on other origins can call the API.
   http.Options(".*", [](const Request&, Response& res) {
     res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
@@ -413,7 +424,7 @@ void HttpServer::Impl::routes() {
   // Statuses cpp-httplib sets itself (unknown path, body over the limit, a request it
   // cannot parse) get OpenAI's error object too.
   http.set_error_handler(
-      httplib::Server::HandlerWithResponse([](const Request& req, Response& res) {
+      httplib::Server::HandlerWithResponse([this](const Request& req, Response& res) {
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
         std::string message = reason_of(res.status);
         if (res.status == 404) {
