@@ -23,6 +23,7 @@ int run_version(int argc, char** argv) {
     std::printf(" (no VNNI: int8 kernels from avx2)");
   if (backend.gemm_micro_bf16) std::printf(" (BF16 dot products)");
   if (backend.gemm_tile_bf16) std::printf(" (AMX tiles for the BF16 training GEMM)");
+  if (backend.gemm_tile_int8) std::printf(" (AMX tiles for the integer prefill products)");
   std::printf("\n");
   return 0;
 }
