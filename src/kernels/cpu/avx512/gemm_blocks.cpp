@@ -1,5 +1,5 @@
-// AVX-512 VNNI products straight on stored Q8_0 / Q4_0 / Q5_0 / Q4_1 / Q5_1 weight blocks, for a
-// few activation rows (decode): no packed copy of the weights is written, so each
+// AVX-512 VNNI products straight on stored Q8_0 / Q4_0 / Q5_0 / Q4_1 / Q5_1 / Q4_K / Q6_K weight
+// blocks, for a few activation rows (decode): no packed copy of the weights is written, so each
 // weight byte is read once from memory.
 //
 // The arithmetic is the packed GEMM's (gemm_int8.cpp) step for step, so an
@@ -179,6 +179,151 @@ void dispatch(float* y, int64_t ldy, const PackedActRow* x, int64_t T, const uin
   }
 }
 
+// Q4_K: a super-block of 256 is 4 chunks of 64 (the low nibbles of qs[32c..32c+32), then
+// their high nibbles: sub-blocks 2c and 2c+1), lane scales d·sc of the two sub-blocks, and
+// the min correction's 16 groups −dmin·m, one vector per super-block against x.sum (the
+// packed path's groups of 16 vectors coincide with the super-blocks, so its sums match).
+template <int T>
+void rows_q4_k(float* y, int64_t ldy, const PackedActRow* x, const uint8_t* w, size_t w_stride,
+               int64_t n_rows, int64_t n_super) {
+  const __m256i low = _mm256_set1_epi8(0xF);
+  for (int64_t o = 0; o < n_rows; ++o) {
+    const auto* blocks = reinterpret_cast<const quant::BlockQ4_K*>(w + o * w_stride);
+    __m512 acc[T], acc_min[T];
+    for (int t = 0; t < T; ++t) acc[t] = acc_min[t] = _mm512_setzero_ps();
+    for (int64_t s = 0; s < n_super; ++s) {
+      const quant::BlockQ4_K& b = blocks[s];
+      const char* near = reinterpret_cast<const char*>(&b) + kPrefetchBytes;
+      const char* far = reinterpret_cast<const char*>(&b) + kFarPrefetchBytes;
+      for (int line = 0; line < 3; ++line) {
+        _mm_prefetch(near + 64 * line, _MM_HINT_T0);
+        _mm_prefetch(far + 64 * line, _MM_HINT_T1);
+      }
+      const float d = _cvtsh_ss(b.d), dmin = _cvtsh_ss(b.dmin);
+      float sc[8];
+      alignas(64) float mins[16];
+      for (int j = 0; j < 8; ++j) {
+        // ggml's get_scale_min_k4.
+        uint8_t scale, m;
+        if (j < 4) {
+          scale = b.scales[j] & 63;
+          m = b.scales[j + 4] & 63;
+        } else {
+          scale = static_cast<uint8_t>((b.scales[j + 4] & 0xF) | ((b.scales[j - 4] >> 6) << 4));
+          m = static_cast<uint8_t>((b.scales[j + 4] >> 4) | ((b.scales[j] >> 6) << 4));
+        }
+        sc[j] = d * static_cast<float>(scale);
+        mins[2 * j] = mins[2 * j + 1] = -dmin * static_cast<float>(m);
+      }
+      for (int c = 0; c < 4; ++c) {
+        const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * c));
+        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(bytes, low)),
+                                             _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low), 1);
+        const __m512 ws =
+            _mm512_insertf32x8(_mm512_set1_ps(sc[2 * c]), _mm256_set1_ps(sc[2 * c + 1]), 1);
+        const int64_t chunk = 4 * s + c;
+        for (int t = 0; t < T; ++t) {
+          const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u,
+                                                  _mm512_loadu_si512(x[t].q + 64 * chunk));
+          const __m512 scale = _mm512_mul_ps(ws, _mm512_loadu_ps(x[t].scale + 16 * chunk));
+          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[t]);
+        }
+      }
+      const __m512 min_vec = _mm512_load_ps(mins);
+      for (int t = 0; t < T; ++t)
+        acc_min[t] = _mm512_fmadd_ps(min_vec, _mm512_loadu_ps(x[t].sum + 16 * s), acc_min[t]);
+    }
+    for (int t = 0; t < T; ++t) {
+      float v = hsum(acc[t]);
+      v += hsum(acc_min[t]);
+      y[t * ldy + o] = v;
+    }
+  }
+}
+
+// Q6_K (zero point 32, a scale per 16 elements): chunk c of a super-block is the packed row's
+// codes of half c / 2 (ql's low nibbles for an even c, high for an odd one, with two bits of
+// qh each), 4 scales d·sc of its groups of 16 on 4 lanes each, and x.start's −32·Σq as the
+// vpdpbusd start, as the packed path does.
+template <int T>
+void rows_q6_k(float* y, int64_t ldy, const PackedActRow* x, const uint8_t* w, size_t w_stride,
+               int64_t n_rows, int64_t n_super) {
+  const __m256i low = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3);
+  const __m512i quad = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  for (int64_t o = 0; o < n_rows; ++o) {
+    const auto* blocks = reinterpret_cast<const quant::BlockQ6_K*>(w + o * w_stride);
+    __m512 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t s = 0; s < n_super; ++s) {
+      const quant::BlockQ6_K& b = blocks[s];
+      const char* near = reinterpret_cast<const char*>(&b) + kPrefetchBytes;
+      const char* far = reinterpret_cast<const char*>(&b) + kFarPrefetchBytes;
+      for (int line = 0; line < 4; ++line) {
+        _mm_prefetch(near + 64 * line, _MM_HINT_T0);
+        _mm_prefetch(far + 64 * line, _MM_HINT_T1);
+      }
+      const float d = _cvtsh_ss(b.d);
+      alignas(16) float group_scale[16];
+      for (int g = 0; g < 16; ++g) group_scale[g] = d * static_cast<float>(b.scales[g]);
+      for (int half = 0; half < 2; ++half) {
+        const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * half));
+        const __m256i ql1 =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * half + 32));
+        const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * half));
+        auto top = [&](int k) {  // bits 2k..2k+1 of each qh byte, moved to bits 4..5
+          return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * k), two), 4);
+        };
+        for (int odd = 0; odd < 2; ++odd) {
+          const __m256i a = odd ? _mm256_srli_epi16(ql0, 4) : ql0;
+          const __m256i bq = odd ? _mm256_srli_epi16(ql1, 4) : ql1;
+          const __m256i first = _mm256_or_si256(_mm256_and_si256(a, low), top(2 * odd));
+          const __m256i second = _mm256_or_si256(_mm256_and_si256(bq, low), top(2 * odd + 1));
+          const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(first), second, 1);
+          const int c = 2 * half + odd;
+          const __m512 ws =
+              _mm512_permutexvar_ps(quad, _mm512_castps128_ps512(_mm_load_ps(group_scale + 4 * c)));
+          const int64_t chunk = 4 * s + c;
+          for (int t = 0; t < T; ++t) {
+            const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(x[t].start + 16 * chunk), u,
+                                                    _mm512_loadu_si512(x[t].q + 64 * chunk));
+            const __m512 scale = _mm512_mul_ps(ws, _mm512_loadu_ps(x[t].scale + 16 * chunk));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[t]);
+          }
+        }
+      }
+    }
+    for (int t = 0; t < T; ++t) y[t * ldy + o] = hsum(acc[t]);
+  }
+}
+
+void dispatch_q6_k(float* y, int64_t ldy, const PackedActRow* x, int64_t T, const uint8_t* w,
+                   size_t w_stride, int64_t n_rows, int64_t n_super) {
+  switch (T) {
+    case 1:
+      return rows_q6_k<1>(y, ldy, x, w, w_stride, n_rows, n_super);
+    case 2:
+      return rows_q6_k<2>(y, ldy, x, w, w_stride, n_rows, n_super);
+    case 3:
+      return rows_q6_k<3>(y, ldy, x, w, w_stride, n_rows, n_super);
+    default:
+      return rows_q6_k<4>(y, ldy, x, w, w_stride, n_rows, n_super);
+  }
+}
+
+void dispatch_q4_k(float* y, int64_t ldy, const PackedActRow* x, int64_t T, const uint8_t* w,
+                   size_t w_stride, int64_t n_rows, int64_t n_super) {
+  switch (T) {
+    case 1:
+      return rows_q4_k<1>(y, ldy, x, w, w_stride, n_rows, n_super);
+    case 2:
+      return rows_q4_k<2>(y, ldy, x, w, w_stride, n_rows, n_super);
+    case 3:
+      return rows_q4_k<3>(y, ldy, x, w, w_stride, n_rows, n_super);
+    default:
+      return rows_q4_k<4>(y, ldy, x, w, w_stride, n_rows, n_super);
+  }
+}
+
 }  // namespace
 
 bool gemm_blocks(float* y, int64_t ldy, const PackedActRow* x, int64_t T, const void* w,
@@ -198,6 +343,12 @@ bool gemm_blocks(float* y, int64_t ldy, const PackedActRow* x, int64_t T, const 
       return true;
     case DType::Q4_1:
       dispatch<quant::BlockQ4_1>(y, ldy, x, T, wb, w_stride, n_rows, nb);
+      return true;
+    case DType::Q4_K:
+      dispatch_q4_k(y, ldy, x, T, wb, w_stride, n_rows, n / 256);
+      return true;
+    case DType::Q6_K:
+      dispatch_q6_k(y, ldy, x, T, wb, w_stride, n_rows, n / 256);
       return true;
     case DType::Q5_1:
       dispatch<quant::BlockQ5_1>(y, ldy, x, T, wb, w_stride, n_rows, nb);
