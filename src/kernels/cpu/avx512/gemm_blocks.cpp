@@ -164,18 +164,19 @@ void rows_of(float* y, int64_t ldy, const PackedActRow* x, const uint8_t* w, siz
   }
 }
 
-template <typename Block>
-void dispatch(float* y, int64_t ldy, const PackedActRow* x, int64_t T, const uint8_t* w,
-              size_t w_stride, int64_t n_rows, int64_t nb) {
+// Calls rows(std::integral_constant<int, T>) for T activation rows (1..kMaxT), so each
+// kernel keeps its accumulators in registers for its row count.
+template <typename Rows>
+void with_row_count(int64_t T, Rows&& rows) {
   switch (T) {
     case 1:
-      return rows_of<Block, 1>(y, ldy, x, w, w_stride, n_rows, nb);
+      return rows(std::integral_constant<int, 1>{});
     case 2:
-      return rows_of<Block, 2>(y, ldy, x, w, w_stride, n_rows, nb);
+      return rows(std::integral_constant<int, 2>{});
     case 3:
-      return rows_of<Block, 3>(y, ldy, x, w, w_stride, n_rows, nb);
+      return rows(std::integral_constant<int, 3>{});
     default:
-      return rows_of<Block, 4>(y, ldy, x, w, w_stride, n_rows, nb);
+      return rows(std::integral_constant<int, 4>{});
   }
 }
 
@@ -203,15 +204,8 @@ void rows_q4_k(float* y, int64_t ldy, const PackedActRow* x, const uint8_t* w, s
       float sc[8];
       alignas(64) float mins[16];
       for (int j = 0; j < 8; ++j) {
-        // ggml's get_scale_min_k4.
         uint8_t scale, m;
-        if (j < 4) {
-          scale = b.scales[j] & 63;
-          m = b.scales[j + 4] & 63;
-        } else {
-          scale = static_cast<uint8_t>((b.scales[j + 4] & 0xF) | ((b.scales[j - 4] >> 6) << 4));
-          m = static_cast<uint8_t>((b.scales[j + 4] >> 4) | ((b.scales[j] >> 6) << 4));
-        }
+        k4_scale_min(b.scales, j, &scale, &m);
         sc[j] = d * static_cast<float>(scale);
         mins[2 * j] = mins[2 * j + 1] = -dmin * static_cast<float>(m);
       }
@@ -296,34 +290,6 @@ void rows_q6_k(float* y, int64_t ldy, const PackedActRow* x, const uint8_t* w, s
   }
 }
 
-void dispatch_q6_k(float* y, int64_t ldy, const PackedActRow* x, int64_t T, const uint8_t* w,
-                   size_t w_stride, int64_t n_rows, int64_t n_super) {
-  switch (T) {
-    case 1:
-      return rows_q6_k<1>(y, ldy, x, w, w_stride, n_rows, n_super);
-    case 2:
-      return rows_q6_k<2>(y, ldy, x, w, w_stride, n_rows, n_super);
-    case 3:
-      return rows_q6_k<3>(y, ldy, x, w, w_stride, n_rows, n_super);
-    default:
-      return rows_q6_k<4>(y, ldy, x, w, w_stride, n_rows, n_super);
-  }
-}
-
-void dispatch_q4_k(float* y, int64_t ldy, const PackedActRow* x, int64_t T, const uint8_t* w,
-                   size_t w_stride, int64_t n_rows, int64_t n_super) {
-  switch (T) {
-    case 1:
-      return rows_q4_k<1>(y, ldy, x, w, w_stride, n_rows, n_super);
-    case 2:
-      return rows_q4_k<2>(y, ldy, x, w, w_stride, n_rows, n_super);
-    case 3:
-      return rows_q4_k<3>(y, ldy, x, w, w_stride, n_rows, n_super);
-    default:
-      return rows_q4_k<4>(y, ldy, x, w, w_stride, n_rows, n_super);
-  }
-}
-
 }  // namespace
 
 bool gemm_blocks(float* y, int64_t ldy, const PackedActRow* x, int64_t T, const void* w,
@@ -333,25 +299,39 @@ bool gemm_blocks(float* y, int64_t ldy, const PackedActRow* x, int64_t T, const 
   const int64_t nb = n / 32;
   switch (type) {
     case DType::Q8_0:
-      dispatch<quant::BlockQ8_0>(y, ldy, x, T, wb, w_stride, n_rows, nb);
+      with_row_count(T, [&](auto rows) {
+        rows_of<quant::BlockQ8_0, decltype(rows)::value>(y, ldy, x, wb, w_stride, n_rows, nb);
+      });
       return true;
     case DType::Q4_0:
-      dispatch<quant::BlockQ4_0>(y, ldy, x, T, wb, w_stride, n_rows, nb);
+      with_row_count(T, [&](auto rows) {
+        rows_of<quant::BlockQ4_0, decltype(rows)::value>(y, ldy, x, wb, w_stride, n_rows, nb);
+      });
       return true;
     case DType::Q5_0:
-      dispatch<quant::BlockQ5_0>(y, ldy, x, T, wb, w_stride, n_rows, nb);
+      with_row_count(T, [&](auto rows) {
+        rows_of<quant::BlockQ5_0, decltype(rows)::value>(y, ldy, x, wb, w_stride, n_rows, nb);
+      });
       return true;
     case DType::Q4_1:
-      dispatch<quant::BlockQ4_1>(y, ldy, x, T, wb, w_stride, n_rows, nb);
+      with_row_count(T, [&](auto rows) {
+        rows_of<quant::BlockQ4_1, decltype(rows)::value>(y, ldy, x, wb, w_stride, n_rows, nb);
+      });
       return true;
     case DType::Q4_K:
-      dispatch_q4_k(y, ldy, x, T, wb, w_stride, n_rows, n / 256);
+      with_row_count(T, [&](auto rows) {
+        rows_q4_k<decltype(rows)::value>(y, ldy, x, wb, w_stride, n_rows, n / 256);
+      });
       return true;
     case DType::Q6_K:
-      dispatch_q6_k(y, ldy, x, T, wb, w_stride, n_rows, n / 256);
+      with_row_count(T, [&](auto rows) {
+        rows_q6_k<decltype(rows)::value>(y, ldy, x, wb, w_stride, n_rows, n / 256);
+      });
       return true;
     case DType::Q5_1:
-      dispatch<quant::BlockQ5_1>(y, ldy, x, T, wb, w_stride, n_rows, nb);
+      with_row_count(T, [&](auto rows) {
+        rows_of<quant::BlockQ5_1, decltype(rows)::value>(y, ldy, x, wb, w_stride, n_rows, nb);
+      });
       return true;
     default:
       return false;

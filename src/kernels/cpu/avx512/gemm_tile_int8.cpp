@@ -20,18 +20,18 @@ using quant::PackedWeightRow;
 
 constexpr int64_t kRun = 32;  // elements per tdpbssd (one weight scale)
 
-// The parts of a panel's run (backend.h: kTileInt8RunBytes).
+// The floats of a panel's run (backend.h: kTileInt8RunBytes), after its B tile of 8 rows ×
+// 64 bytes (codes of k = 4i..4i+3 for column j at [i][4j]), which the tile loads read.
 struct Run {
-  const uint8_t* codes;  // 8 rows × 64 bytes: codes of k = 4i..4i+3 for column j at [i][4j]
-  const float* scale;    // (16)
-  const float* min_lo;   // (16) min coefficient of elements 0-15 of the run
-  const float* min_hi;   // (16) of elements 16-31
+  const float* scale;   // (16)
+  const float* min_lo;  // (16) min coefficient of elements 0-15 of the run
+  const float* min_hi;  // (16) of elements 16-31
 };
 
 inline Run run_at(const uint8_t* panel, int64_t r) {
-  const uint8_t* base = panel + r * static_cast<int64_t>(kTileInt8RunBytes);
-  const auto* floats = reinterpret_cast<const float*>(base + 512);
-  return {base, floats, floats + 16, floats + 32};
+  const auto* floats =
+      reinterpret_cast<const float*>(panel + r * static_cast<int64_t>(kTileInt8RunBytes) + 512);
+  return {floats, floats + 16, floats + 32};
 }
 
 // Run r's product on tile set S (C = S, A = 2 + S, B = 4 + S), its int32 sums stored into c.

@@ -64,20 +64,12 @@ void pack_q8_0(const quant::BlockQ8_0* b, int64_t nb, const PackedWeightRow& out
 
 // quant::fill_q4_k_scales with F16C and whole-vector stores (the portable one, with its
 // software half conversion and element loops, took more time than the codes in decode):
-// sub-block j's 6-bit scale and min (ggml's get_scale_min_k4, written out here so no inline
-// function is shared with baseline code), d·sc on its 8 lanes and −dmin·m on its 2 groups.
+// d·sc of sub-block j on its 8 lanes and −dmin·m on its 2 groups.
 inline void q4_k_scales(const quant::BlockQ4_K& b, int64_t first, const PackedWeightRow& out) {
   const float d = half_to_float(b.d), dmin = half_to_float(b.dmin);
-  const uint8_t* packed = b.scales;
   for (int j = 0; j < 8; ++j) {
     uint8_t sc, m;
-    if (j < 4) {
-      sc = packed[j] & 63;
-      m = packed[j + 4] & 63;
-    } else {
-      sc = static_cast<uint8_t>((packed[j + 4] & 0xF) | ((packed[j - 4] >> 6) << 4));
-      m = static_cast<uint8_t>((packed[j + 4] >> 4) | ((packed[j] >> 6) << 4));
-    }
+    k4_scale_min(b.scales, j, &sc, &m);
     _mm256_storeu_ps(out.scale + first / 4 + 8 * j, _mm256_set1_ps(d * static_cast<float>(sc)));
     const float min = -dmin * static_cast<float>(m);
     out.min[first / 16 + 2 * j] = min;
