@@ -1,4 +1,4 @@
-// AVX2 elementwise loops: exp, F16 widening, SwiGLU backward.
+// AVX2 elementwise loops: exp, F16 widening, SwiGLU and its backward.
 #include "kernels/cpu/avx2/simd.h"
 #include "kernels/cpu/backend.h"
 
@@ -54,41 +54,6 @@ void swiglu_backward(float* dg, float* du, const float* dh, const float* g, cons
     const __m256 dsilu = _mm256_fmadd_ps(silu, _mm256_sub_ps(one, sigmoid), sigmoid);
     _mm256_maskstore_ps(
         dg + i, m, _mm256_fmadd_ps(_mm256_mul_ps(dhi, ui), dsilu, _mm256_maskload_ps(dg + i, m)));
-  }
-}
-
-// The kGemmMR × kGemmNR = 8 × 32 tile in four passes of 4 rows × 16 columns
-// (8 ymm accumulators; AVX2 has 16 registers, too few for the whole tile).
-void gemm_micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t m_valid,
-                int64_t n_valid, bool overwrite) {
-  constexpr int kRows = 4, kMR = static_cast<int>(kGemmMR);
-  for (int r0 = 0; r0 < kMR; r0 += kRows) {
-    if (r0 >= m_valid) break;
-    for (int c0 = 0; c0 < kGemmNR; c0 += 16) {
-      if (c0 >= n_valid) break;
-      __m256 acc[kRows][2];
-      for (int i = 0; i < kRows; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-      for (int64_t k = 0; k < kc; ++k) {
-        const __m256 b0 = _mm256_loadu_ps(b + k * kGemmNR + c0);
-        const __m256 b1 = _mm256_loadu_ps(b + k * kGemmNR + c0 + 8);
-        for (int i = 0; i < kRows; ++i) {
-          const __m256 ai = _mm256_broadcast_ss(a + k * kMR + r0 + i);
-          acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
-          acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
-        }
-      }
-      const __m256i m0 = tail_mask(n_valid - c0), m1 = tail_mask(n_valid - c0 - 8);
-      for (int i = 0; i < kRows && r0 + i < m_valid; ++i) {
-        float* row = c + (r0 + i) * ldc + c0;
-        __m256 lo = acc[i][0], hi = acc[i][1];
-        if (!overwrite) {
-          lo = _mm256_add_ps(_mm256_maskload_ps(row, m0), lo);
-          hi = _mm256_add_ps(_mm256_maskload_ps(row + 8, m1), hi);
-        }
-        _mm256_maskstore_ps(row, m0, lo);
-        _mm256_maskstore_ps(row + 8, m1, hi);
-      }
-    }
   }
 }
 
