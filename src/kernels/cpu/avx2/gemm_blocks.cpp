@@ -13,6 +13,7 @@
 
 #include "kernels/cpu/avx2/simd.h"
 #include "kernels/cpu/backend.h"
+#include "kernels/cpu/k_quant_scales.h"
 #include "quant/blocks.h"
 
 namespace toy::cpu::avx2 {
@@ -137,18 +138,6 @@ void rows_of(float* y, int64_t ldy, const PackedActRow* x, const uint8_t* w, siz
   }
 }
 
-// Sub-block j's 6-bit scale and min of a Q4_K super-block's 12 packed bytes (ggml's
-// get_scale_min_k4).
-inline void k4_scale_min(const uint8_t packed[12], int j, uint8_t* scale, uint8_t* min) {
-  if (j < 4) {
-    *scale = packed[j] & 63;
-    *min = packed[j + 4] & 63;
-  } else {
-    *scale = static_cast<uint8_t>((packed[j + 4] & 0xF) | ((packed[j - 4] >> 6) << 4));
-    *min = static_cast<uint8_t>((packed[j + 4] >> 4) | ((packed[j] >> 6) << 4));
-  }
-}
-
 // Q4_K: sub-block j of 32 is chunk 8s + j of the packed row (low nibbles of qs[32c..32c+32)
 // for j = 2c, their high nibbles for j = 2c + 1), lane scale d·sc[j]; the min correction's
 // 16 groups −dmin·m per super-block are two of gemm_int8's 8-group steps.
@@ -164,15 +153,9 @@ void rows_q4_k(float* y, int64_t ldy, const PackedActRow* x, const uint8_t* w, s
       const quant::BlockQ4_K& b = blocks[s];
       const char* ahead = reinterpret_cast<const char*>(&b) + kPrefetchBytes;
       for (int line = 0; line < 3; ++line) _mm_prefetch(ahead + 64 * line, _MM_HINT_T0);
-      const float d = _cvtsh_ss(b.d), dmin = _cvtsh_ss(b.dmin);
       float sc[8];
       alignas(32) float mins[16];
-      for (int j = 0; j < 8; ++j) {
-        uint8_t scale, m;
-        k4_scale_min(b.scales, j, &scale, &m);
-        sc[j] = d * static_cast<float>(scale);
-        mins[2 * j] = mins[2 * j + 1] = -dmin * static_cast<float>(m);
-      }
+      q4_k_scales(b, _cvtsh_ss(b.d), _cvtsh_ss(b.dmin), sc, mins);
       for (int c = 0; c < 4; ++c) {
         const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * c));
         const __m256i lo = _mm256_and_si256(bytes, low);
@@ -216,9 +199,8 @@ void rows_q6_k(float* y, int64_t ldy, const PackedActRow* x, const uint8_t* w, s
       const quant::BlockQ6_K& b = blocks[s];
       const char* ahead = reinterpret_cast<const char*>(&b) + kPrefetchBytes;
       for (int line = 0; line < 4; ++line) _mm_prefetch(ahead + 64 * line, _MM_HINT_T0);
-      const float d = _cvtsh_ss(b.d);
       float group_scale[16];
-      for (int g = 0; g < 16; ++g) group_scale[g] = d * static_cast<float>(b.scales[g]);
+      q6_k_scales(b, _cvtsh_ss(b.d), group_scale);
       for (int half = 0; half < 2; ++half) {
         const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * half));
         const __m256i ql1 =

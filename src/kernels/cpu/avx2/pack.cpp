@@ -5,6 +5,7 @@
 
 #include "kernels/cpu/avx2/simd.h"
 #include "kernels/cpu/backend.h"
+#include "kernels/cpu/k_quant_scales.h"
 #include "quant/blocks.h"
 
 namespace toy::cpu::avx2 {
@@ -75,7 +76,12 @@ void pack_q4_k(const quant::BlockQ4_K* b, int64_t nb, const PackedWeightRow& out
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 64 * c + 32),
                           _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask));
     }
-    quant::fill_q4_k_scales(b[i].d, b[i].dmin, b[i].scales, i * 256, out);
+    // quant::fill_q4_k_scales's values, with F16C and whole-vector stores: d·sc of
+    // sub-block j on its 8 lanes and −dmin·m on its 2 groups.
+    float sc[8], mins[16];
+    q4_k_scales(b[i], half_to_float(b[i].d), half_to_float(b[i].dmin), sc, mins);
+    for (int j = 0; j < 8; ++j) _mm256_storeu_ps(out.scale + i * 64 + 8 * j, _mm256_set1_ps(sc[j]));
+    std::memcpy(out.min + i * 16, mins, sizeof(mins));
   }
 }
 
@@ -107,9 +113,10 @@ void pack_q6_k(const quant::BlockQ6_K* b, int64_t nb, const PackedWeightRow& out
           reinterpret_cast<__m256i*>(e + 96),
           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low_mask), top(3)));
     }
+    float group_scale[16];
+    q6_k_scales(b[i], d, group_scale);
     for (int g = 0; g < 16; ++g)
-      _mm_storeu_ps(out.scale + i * 64 + g * 4,
-                    _mm_set1_ps(d * static_cast<float>(b[i].scales[g])));
+      _mm_storeu_ps(out.scale + i * 64 + g * 4, _mm_set1_ps(group_scale[g]));
   }
 }
 

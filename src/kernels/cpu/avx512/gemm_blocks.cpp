@@ -22,6 +22,7 @@
 
 #include "kernels/cpu/avx512/simd.h"
 #include "kernels/cpu/backend.h"
+#include "kernels/cpu/k_quant_scales.h"
 #include "quant/blocks.h"
 
 namespace toy::cpu::avx512 {
@@ -200,15 +201,9 @@ void rows_q4_k(float* y, int64_t ldy, const PackedActRow* x, const uint8_t* w, s
         _mm_prefetch(near + 64 * line, _MM_HINT_T0);
         _mm_prefetch(far + 64 * line, _MM_HINT_T1);
       }
-      const float d = _cvtsh_ss(b.d), dmin = _cvtsh_ss(b.dmin);
       float sc[8];
       alignas(64) float mins[16];
-      for (int j = 0; j < 8; ++j) {
-        uint8_t scale, m;
-        k4_scale_min(b.scales, j, &scale, &m);
-        sc[j] = d * static_cast<float>(scale);
-        mins[2 * j] = mins[2 * j + 1] = -dmin * static_cast<float>(m);
-      }
+      q4_k_scales(b, _cvtsh_ss(b.d), _cvtsh_ss(b.dmin), sc, mins);
       for (int c = 0; c < 4; ++c) {
         const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * c));
         const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(bytes, low)),
@@ -256,9 +251,8 @@ void rows_q6_k(float* y, int64_t ldy, const PackedActRow* x, const uint8_t* w, s
         _mm_prefetch(near + 64 * line, _MM_HINT_T0);
         _mm_prefetch(far + 64 * line, _MM_HINT_T1);
       }
-      const float d = _cvtsh_ss(b.d);
       alignas(16) float group_scale[16];
-      for (int g = 0; g < 16; ++g) group_scale[g] = d * static_cast<float>(b.scales[g]);
+      q6_k_scales(b, _cvtsh_ss(b.d), group_scale);
       for (int half = 0; half < 2; ++half) {
         const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * half));
         const __m256i ql1 =

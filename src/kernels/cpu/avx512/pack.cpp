@@ -5,6 +5,7 @@
 
 #include "kernels/cpu/avx512/simd.h"
 #include "kernels/cpu/backend.h"
+#include "kernels/cpu/k_quant_scales.h"
 #include "quant/blocks.h"
 
 namespace toy::cpu::avx512 {
@@ -65,16 +66,13 @@ void pack_q8_0(const quant::BlockQ8_0* b, int64_t nb, const PackedWeightRow& out
 // quant::fill_q4_k_scales with F16C and whole-vector stores (the portable one, with its
 // software half conversion and element loops, took more time than the codes in decode):
 // d·sc of sub-block j on its 8 lanes and −dmin·m on its 2 groups.
-inline void q4_k_scales(const quant::BlockQ4_K& b, int64_t first, const PackedWeightRow& out) {
-  const float d = half_to_float(b.d), dmin = half_to_float(b.dmin);
-  for (int j = 0; j < 8; ++j) {
-    uint8_t sc, m;
-    k4_scale_min(b.scales, j, &sc, &m);
-    _mm256_storeu_ps(out.scale + first / 4 + 8 * j, _mm256_set1_ps(d * static_cast<float>(sc)));
-    const float min = -dmin * static_cast<float>(m);
-    out.min[first / 16 + 2 * j] = min;
-    out.min[first / 16 + 2 * j + 1] = min;
-  }
+inline void store_q4_k_scales(const quant::BlockQ4_K& b, int64_t first,
+                              const PackedWeightRow& out) {
+  float sc[8], mins[16];
+  q4_k_scales(b, half_to_float(b.d), half_to_float(b.dmin), sc, mins);
+  for (int j = 0; j < 8; ++j)
+    _mm256_storeu_ps(out.scale + first / 4 + 8 * j, _mm256_set1_ps(sc[j]));
+  std::memcpy(out.min + first / 16, mins, sizeof(mins));
 }
 
 void pack_q4_k(const quant::BlockQ4_K* b, int64_t nb, const PackedWeightRow& out) {
@@ -88,7 +86,7 @@ void pack_q4_k(const quant::BlockQ4_K* b, int64_t nb, const PackedWeightRow& out
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 64 * c + 32),
                           _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask));
     }
-    q4_k_scales(b[i], i * 256, out);
+    store_q4_k_scales(b[i], i * 256, out);
   }
 }
 

@@ -65,16 +65,4 @@ inline __m512 exp_ps(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-// Sub-block j's 6-bit scale and min of a Q4_K / Q5_K super-block's 12 packed bytes (ggml's
-// get_scale_min_k4, written out here so no inline function is shared with baseline code).
-inline void k4_scale_min(const uint8_t packed[12], int j, uint8_t* scale, uint8_t* min) {
-  if (j < 4) {
-    *scale = packed[j] & 63;
-    *min = packed[j + 4] & 63;
-  } else {
-    *scale = static_cast<uint8_t>((packed[j + 4] & 0xF) | ((packed[j - 4] >> 6) << 4));
-    *min = static_cast<uint8_t>((packed[j + 4] >> 4) | ((packed[j] >> 6) << 4));
-  }
-}
-
 }  // namespace toy::cpu::avx512
