@@ -14,6 +14,8 @@
 #include "kernels/cpu/avx2/simd.h"
 #include "kernels/cpu/backend.h"
 #include "kernels/cpu/k_quant_scales.h"
+#include "kernels/cpu/row_count.h"
+#include "kernels/cpu/x86_q6_k_codes.h"
 #include "quant/blocks.h"
 
 namespace toy::cpu::avx2 {
@@ -190,7 +192,6 @@ void rows_q4_k(float* y, int64_t ldy, const PackedActRow* x, const uint8_t* w, s
 template <int T>
 void rows_q6_k(float* y, int64_t ldy, const PackedActRow* x, const uint8_t* w, size_t w_stride,
                int64_t n_rows, int64_t n_super) {
-  const __m256i low = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3);
   for (int64_t o = 0; o < n_rows; ++o) {
     const auto* blocks = reinterpret_cast<const quant::BlockQ6_K*>(w + o * w_stride);
     __m256 acc[T];
@@ -207,11 +208,7 @@ void rows_q6_k(float* y, int64_t ldy, const PackedActRow* x, const uint8_t* w, s
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * half + 32));
         const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * half));
         for (int k = 0; k < 4; ++k) {
-          const __m256i ql = (k & 1) ? ql1 : ql0;
-          const __m256i nib = k < 2 ? ql : _mm256_srli_epi16(ql, 4);
-          const __m256i top =
-              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * k), two), 4);
-          const __m256i u = _mm256_or_si256(_mm256_and_si256(nib, low), top);
+          const __m256i u = q6_k_codes(ql0, ql1, h, k);
           const int g = 8 * half + 2 * k;
           const __m256 ws =
               _mm256_set_m128(_mm_set1_ps(group_scale[g + 1]), _mm_set1_ps(group_scale[g]));
@@ -226,22 +223,6 @@ void rows_q6_k(float* y, int64_t ldy, const PackedActRow* x, const uint8_t* w, s
       }
     }
     for (int t = 0; t < T; ++t) y[t * ldy + o] = hsum(acc[t]);
-  }
-}
-
-// Calls rows(std::integral_constant<int, T>) for T activation rows (1..kMaxRows), so each
-// kernel keeps its accumulators in registers for its row count.
-template <typename Rows>
-void with_row_count(int64_t T, Rows&& rows) {
-  switch (T) {
-    case 1:
-      return rows(std::integral_constant<int, 1>{});
-    case 2:
-      return rows(std::integral_constant<int, 2>{});
-    case 3:
-      return rows(std::integral_constant<int, 3>{});
-    default:
-      return rows(std::integral_constant<int, 4>{});
   }
 }
 

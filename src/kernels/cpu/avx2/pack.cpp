@@ -6,6 +6,7 @@
 #include "kernels/cpu/avx2/simd.h"
 #include "kernels/cpu/backend.h"
 #include "kernels/cpu/k_quant_scales.h"
+#include "kernels/cpu/x86_q6_k_codes.h"
 #include "quant/blocks.h"
 
 namespace toy::cpu::avx2 {
@@ -95,23 +96,11 @@ void pack_q6_k(const quant::BlockQ6_K* b, int64_t nb, const PackedWeightRow& out
       const uint8_t* ql = b[i].ql + 64 * half;
       const uint8_t* qh = b[i].qh + 32 * half;
       uint8_t* e = u + 128 * half;
-      const __m256i low_mask = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3);
       const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
       const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
       const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh));
-      auto top = [&](int k) {  // bits 2k..2k+1 of each qh byte, moved to bits 4..5
-        return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * k), two), 4);
-      };
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(e),
-                          _mm256_or_si256(_mm256_and_si256(ql0, low_mask), top(0)));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + 32),
-                          _mm256_or_si256(_mm256_and_si256(ql1, low_mask), top(1)));
-      _mm256_storeu_si256(
-          reinterpret_cast<__m256i*>(e + 64),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low_mask), top(2)));
-      _mm256_storeu_si256(
-          reinterpret_cast<__m256i*>(e + 96),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low_mask), top(3)));
+      for (int k = 0; k < 4; ++k)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + 32 * k), q6_k_codes(ql0, ql1, h, k));
     }
     float group_scale[16];
     q6_k_scales(b[i], d, group_scale);

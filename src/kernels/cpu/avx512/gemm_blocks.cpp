@@ -23,6 +23,8 @@
 #include "kernels/cpu/avx512/simd.h"
 #include "kernels/cpu/backend.h"
 #include "kernels/cpu/k_quant_scales.h"
+#include "kernels/cpu/row_count.h"
+#include "kernels/cpu/x86_q6_k_codes.h"
 #include "quant/blocks.h"
 
 namespace toy::cpu::avx512 {
@@ -165,22 +167,6 @@ void rows_of(float* y, int64_t ldy, const PackedActRow* x, const uint8_t* w, siz
   }
 }
 
-// Calls rows(std::integral_constant<int, T>) for T activation rows (1..kMaxT), so each
-// kernel keeps its accumulators in registers for its row count.
-template <typename Rows>
-void with_row_count(int64_t T, Rows&& rows) {
-  switch (T) {
-    case 1:
-      return rows(std::integral_constant<int, 1>{});
-    case 2:
-      return rows(std::integral_constant<int, 2>{});
-    case 3:
-      return rows(std::integral_constant<int, 3>{});
-    default:
-      return rows(std::integral_constant<int, 4>{});
-  }
-}
-
 // Q4_K: a super-block of 256 is 4 chunks of 64 (the low nibbles of qs[32c..32c+32), then
 // their high nibbles: sub-blocks 2c and 2c+1), lane scales d·sc of the two sub-blocks, and
 // the min correction's 16 groups −dmin·m, one vector per super-block against x.sum (the
@@ -237,7 +223,6 @@ void rows_q4_k(float* y, int64_t ldy, const PackedActRow* x, const uint8_t* w, s
 template <int T>
 void rows_q6_k(float* y, int64_t ldy, const PackedActRow* x, const uint8_t* w, size_t w_stride,
                int64_t n_rows, int64_t n_super) {
-  const __m256i low = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3);
   const __m512i quad = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
   for (int64_t o = 0; o < n_rows; ++o) {
     const auto* blocks = reinterpret_cast<const quant::BlockQ6_K*>(w + o * w_stride);
@@ -258,14 +243,9 @@ void rows_q6_k(float* y, int64_t ldy, const PackedActRow* x, const uint8_t* w, s
         const __m256i ql1 =
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * half + 32));
         const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * half));
-        auto top = [&](int k) {  // bits 2k..2k+1 of each qh byte, moved to bits 4..5
-          return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * k), two), 4);
-        };
         for (int odd = 0; odd < 2; ++odd) {
-          const __m256i a = odd ? _mm256_srli_epi16(ql0, 4) : ql0;
-          const __m256i bq = odd ? _mm256_srli_epi16(ql1, 4) : ql1;
-          const __m256i first = _mm256_or_si256(_mm256_and_si256(a, low), top(2 * odd));
-          const __m256i second = _mm256_or_si256(_mm256_and_si256(bq, low), top(2 * odd + 1));
+          const __m256i first = q6_k_codes(ql0, ql1, h, 2 * odd);
+          const __m256i second = q6_k_codes(ql0, ql1, h, 2 * odd + 1);
           const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(first), second, 1);
           const int c = 2 * half + odd;
           const __m512 ws =
