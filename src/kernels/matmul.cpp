@@ -280,6 +280,15 @@ void matmul_train_blocks(float* y, const float* x, const Tensor& w, int64_t T, c
   });
 }
 
+// y = x · Wᵀ on the packed GEMM, for a W stored as F32 (used in place).
+void gemm_f32_weight(float* y, const float* x, const Tensor& w, int64_t T, const Compute& cx,
+                     GemmInputs inputs) {
+  // y(t, o) = Σ_i x(t, i) · W(o, i): B(i, o) = W[o*row + i].
+  const int64_t n_in = w.ne[0], row = static_cast<int64_t>(w.nb[1] / sizeof(float));
+  gemm(y, w.rows(), {x, n_in, 1}, {w.ptr<const float>(), 1, row}, T, w.rows(), n_in, false, cx,
+       inputs);
+}
+
 void check_weight(const Tensor& w, const char* what) {
   TOY_CHECK(w.contiguous(), what, ": weight must be contiguous, shape ", w.shape_string());
   TOY_CHECK(w.ne[0] % dtype_info(w.type).block_size == 0, what, ": n_in ", w.ne[0],
@@ -317,12 +326,14 @@ void matmul(float* y, const float* x, const Tensor& w, int64_t T, const Compute&
   if (T <= 0 || w.rows() == 0) return;
   const GemmInputs inputs = gemm_inputs(mode);
   if (is_training_mode(mode) && w.type == DType::F32) {
-    // y(t, o) = Σ_i x(t, i) · W(o, i): B(i, o) = W[o*row + i].
-    const int64_t n_in = w.ne[0], row = static_cast<int64_t>(w.nb[1] / sizeof(float));
-    gemm(y, w.rows(), {x, n_in, 1}, {w.ptr<const float>(), 1, row}, T, w.rows(), n_in, false, cx,
-         inputs);
+    gemm_f32_weight(y, x, w, T, cx, inputs);
   } else if (is_training_mode(mode) && T > kStreamingT && quant::can_dequantize(w.type)) {
     matmul_train_blocks(y, x, w, T, cx, inputs);
+  } else if (mode == MatmulMode::Fast && w.type == DType::F32 && cx.cpu.packed_f32_min_rows > 0 &&
+             T >= cx.cpu.packed_f32_min_rows && !cx.batch_invariant_rows) {
+    // Prefill on F32 weights where the backend's packed GEMM beats its inference tiles: the
+    // same products, summed over k in order instead of in 8 lanes.
+    gemm_f32_weight(y, x, w, T, cx, GemmInputs::F32);
   } else if (mode == MatmulMode::Fast && w.type == DType::BF16 && cx.cpu.gemm_tile_bf16 &&
              T > kStreamingT && !cx.batch_invariant_rows) {
     // BF16 weights take activations rounded to BF16 and sum exact products in F32: what the

@@ -40,6 +40,11 @@ struct Backend {
                      int64_t K);
   // dst[i] = x[i] rounded to F16 / BF16 (ties to even), kept as F32. type != F32.
   void (*round_to_16bit)(float* dst, const float* x, int64_t n, FloatWeight type);
+  // From this many activation rows up (0: never), an inference product with F32 weights
+  // runs on the packed training GEMM (gemm_micro below) instead of gemm_float's tiles:
+  // where it measured faster on this backend's CPUs. Below it, packing the whole weight
+  // costs more than the faster kernel saves.
+  int64_t packed_f32_min_rows;
 
   // ---- integer matmul on packed rows (quant/dot_pack.h) ----
   // Same bits as quant::pack_weight_row / quant::pack_activation_row.

@@ -155,6 +155,7 @@ const Backend kGeneric = {
     .gemm_float = gemm_float,
     .widen_rows = widen_rows,
     .round_to_16bit = round_to_16bit,
+    .packed_f32_min_rows = 0,  // the reference path: the scalar tiles
     .pack_weight_row = quant::pack_weight_row,
     .pack_activation_row = quant::pack_activation_row,
     .gemm_int8 = gemm_int8,

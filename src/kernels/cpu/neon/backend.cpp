@@ -14,6 +14,7 @@ const Backend kNeon = {
     .gemm_float = neon::gemm_float,
     .widen_rows = neon::widen_rows,
     .round_to_16bit = neon::round_to_16bit,
+    .packed_f32_min_rows = 0,  // not measured on ARM hardware
     .pack_weight_row = neon::pack_weight_row,
     .pack_activation_row = neon::pack_activation_row,
     .gemm_int8 = neon::gemm_int8,
